@@ -1,0 +1,45 @@
+"""geoseg: large rasters in, seamless georeferenced class maps and polygons out.
+
+The public API::
+
+    import geoseg
+    bundle = geoseg.load_bundle("landcover-nlcd8")
+    results = geoseg.predict("scene.tif", bundle, "results/")
+    geoseg.vectorize("results/scene_classes.tif", "scene.gpkg")
+"""
+
+from __future__ import annotations
+
+import logging
+
+__version__ = "0.1.0"
+
+from geoseg.bundle import ModelBundle, load_bundle, shipped_bundles  # noqa: E402
+from geoseg.chips import BlockPlan, ChipGrid  # noqa: E402
+from geoseg.errors import (  # noqa: E402
+    BundleError,
+    ChipGridError,
+    GeosegError,
+    InputError,
+    OutputError,
+    RasterReadError,
+    SceneError,
+)
+from geoseg.predict import PredictResult, predict  # noqa: E402
+from geoseg.scene import Scene, open_scene  # noqa: E402
+
+
+def vectorize(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """Polygonize a class raster (see :func:`geoseg.vectorize.vectorize`)."""
+    from geoseg.vectorize import vectorize as _vectorize
+
+    return _vectorize(*args, **kwargs)
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "BlockPlan", "BundleError", "ChipGrid", "ChipGridError", "GeosegError", "InputError",
+    "ModelBundle", "OutputError", "PredictResult", "RasterReadError", "Scene", "SceneError",
+    "__version__", "load_bundle", "open_scene", "predict", "shipped_bundles", "vectorize",
+]

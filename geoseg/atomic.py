@@ -1,0 +1,48 @@
+"""Atomic outputs: write under a temporary name, rename when complete.
+
+An interrupted run can leave only files whose names contain ``.geoseg-tmp``;
+it never leaves a file with a final name that looks finished but is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+TMP_MARK = ".geoseg-tmp-"
+
+
+def temp_name(path: Path) -> Path:
+    """A unique temporary sibling of ``path`` that keeps its suffix."""
+    token = f"{os.getpid()}-{secrets.token_hex(3)}"
+    return path.with_name(f".{path.stem}{TMP_MARK}{token}{path.suffix}")
+
+
+def remove_quietly(path: str | os.PathLike[str]) -> None:
+    """Delete a file and the sidecars GDAL/SQLite may have made beside it."""
+    for p in (str(path), f"{path}.aux.xml", f"{path}-journal", f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.remove(p)
+
+
+def clean_stale(path: Path) -> None:
+    """Remove temporaries an earlier, interrupted run left for ``path``."""
+    pattern = str(path.with_name(f".{glob.escape(path.stem)}{TMP_MARK}*{path.suffix}"))
+    for p in glob.glob(pattern):
+        remove_quietly(p)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it to ``path``, else delete it."""
+    tmp = temp_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise

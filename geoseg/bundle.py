@@ -1,0 +1,331 @@
+"""Model bundles: one self-describing file, weights plus metadata, never pickle.
+
+A bundle is a `safetensors <https://huggingface.co/docs/safetensors>`_ file. Its
+header's ``__metadata__["geoseg"]`` holds JSON metadata (architecture, encoder,
+input bands, normalization, class scheme, chip size, resolution, provenance,
+model card); its tensors are the model weights, or, for an ONNX bundle, the
+ONNX bytes as one ``uint8`` tensor named ``onnx``. The metadata carries a
+SHA-256 over itself and every tensor, checked on load, so a corrupted or
+edited bundle is refused instead of producing silent garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geoseg.errors import BundleError
+from geoseg.normalize import validate_normalization
+from geoseg.schemes import ClassInfo, parse_classes
+
+FORMAT = "geoseg-bundle"
+FORMAT_VERSION = 1
+ONNX_TENSOR = "onnx"
+BUNDLE_SUFFIX = ".bundle"
+
+
+def shipped_bundles() -> dict[str, Path]:
+    """Bundles shipped inside the package, by name."""
+    root = resources.files("geoseg") / "bundles"
+    return {
+        Path(str(p)).stem: Path(str(p))
+        for p in root.iterdir()
+        if str(p).endswith(BUNDLE_SUFFIX)
+    }
+
+
+def _digest(meta: Mapping[str, Any], tensors: Mapping[str, NDArray[Any]]) -> str:
+    h = hashlib.sha256()
+    body = {k: v for k, v in meta.items() if k != "sha256"}
+    h.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}|{arr.dtype.str}|{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    if meta.get("format") != FORMAT:
+        raise BundleError("not a geoseg bundle (metadata 'format' missing)")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format {meta.get('format_version')} is newer than this geoseg "
+            f"understands ({FORMAT_VERSION}); upgrade geoseg"
+        )
+    out = dict(meta)
+    for key in ("name", "kind", "bands", "classes", "normalization", "chip", "overlap"):
+        if key not in out:
+            raise BundleError(f"bundle metadata lacks '{key}'")
+    if out["kind"] not in ("torch", "onnx"):
+        raise BundleError(f"bundle kind must be 'torch' or 'onnx', got {out['kind']!r}")
+    bands = out["bands"]
+    if not isinstance(bands, list) or not bands or not all(isinstance(b, str) for b in bands):
+        raise BundleError("bundle 'bands' must be a non-empty list of band names")
+    out["normalization"] = validate_normalization(out["normalization"], len(bands))
+    parse_classes(out["classes"])
+    chip, overlap = int(out["chip"]), int(out["overlap"])
+    if chip < 1 or not 0 <= overlap < chip:
+        raise BundleError(f"bundle chip {chip} / overlap {overlap} are not a valid chip grid")
+    if out["kind"] == "torch" and not out.get("architecture"):
+        raise BundleError("a torch bundle needs an 'architecture'")
+    return out
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A model and everything needed to run it on a scene.
+
+    Create one with :meth:`create`, write it with :meth:`save`, read one with
+    :func:`load_bundle`.
+    """
+
+    meta: dict[str, Any]
+    tensors: dict[str, NDArray[Any]] = field(repr=False)
+
+    # -- metadata views -------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Bundle name."""
+        return str(self.meta["name"])
+
+    @property
+    def kind(self) -> str:
+        """``torch`` or ``onnx``."""
+        return str(self.meta["kind"])
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """Input band names, in model order."""
+        return tuple(self.meta["bands"])
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        """Class scheme, in model output order."""
+        return parse_classes(self.meta["classes"])
+
+    @property
+    def sha256(self) -> str:
+        """Content hash over metadata and weights."""
+        return str(self.meta.get("sha256") or _digest(self.meta, self.tensors))
+
+    @property
+    def chip(self) -> int:
+        """Preferred chip size."""
+        return int(self.meta["chip"])
+
+    @property
+    def overlap(self) -> int:
+        """Preferred overlap."""
+        return int(self.meta["overlap"])
+
+    # -- construction ----------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        *,
+        name: str,
+        bands: Sequence[str],
+        classes: Sequence[ClassInfo | Mapping[str, Any]],
+        normalization: Mapping[str, Any],
+        model: Any = None,
+        architecture: str | None = None,
+        encoder: str | None = None,
+        arch_params: Mapping[str, Any] | None = None,
+        state_dict: Mapping[str, Any] | None = None,
+        onnx: bytes | None = None,
+        chip: int = 512,
+        overlap: int = 64,
+        resolution_m: float | None = None,
+        input_units: str = "",
+        description: str = "",
+        card: str = "",
+        provenance: Mapping[str, Any] | None = None,
+    ) -> ModelBundle:
+        """Create a bundle from a torch model/state dict or ONNX bytes.
+
+        Exactly one of ``model``/``state_dict`` (with ``architecture``) or
+        ``onnx`` is given. With neither, a torch bundle with freshly initialized
+        weights is created (useful for tests and benchmarks).
+
+        Examples
+        --------
+        >>> b = ModelBundle.create(name="demo", architecture="Pointwise",
+        ...     bands=["red", "nir"], classes=[{"id": 0, "name": "land", "color": "#aa8844"},
+        ...     {"id": 1, "name": "water", "color": "#1f78b4"}],
+        ...     normalization={"type": "percentile"})
+        >>> b.kind, b.bands
+        ('torch', ('red', 'nir'))
+        """
+        infos = parse_classes(c.to_dict() if isinstance(c, ClassInfo) else c for c in classes)
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "description": description,
+            "kind": "onnx" if onnx is not None else "torch",
+            "architecture": architecture,
+            "encoder": encoder,
+            "arch_params": dict(arch_params or {}),
+            "bands": list(bands),
+            "input_units": input_units,
+            "normalization": dict(normalization),
+            "classes": [c.to_dict() for c in infos],
+            "chip": int(chip),
+            "overlap": int(overlap),
+            "resolution_m": resolution_m,
+            "provenance": dict(provenance or {}),
+            "card": card,
+        }
+        meta = _validate_meta(meta)
+        tensors: dict[str, NDArray[Any]]
+        if onnx is not None:
+            tensors = {ONNX_TENSOR: np.frombuffer(onnx, dtype=np.uint8).copy()}
+        else:
+            from geoseg.models import build_model
+
+            if model is None:
+                model = build_model(
+                    str(architecture), encoder=encoder, in_channels=len(bands),
+                    classes=len(infos), params=arch_params,
+                )
+                if state_dict is not None:
+                    _load_state(model, state_dict, name)
+            tensors = {
+                k: v.detach().cpu().contiguous().numpy().copy()
+                for k, v in model.state_dict().items()
+            }
+        meta["sha256"] = _digest(meta, tensors)
+        bundle = cls(meta=meta, tensors=tensors)
+        if onnx is not None:
+            from geoseg.predictor import check_onnx_bundle
+
+            check_onnx_bundle(bundle)
+        return bundle
+
+    def with_meta(self, **changes: Any) -> ModelBundle:
+        """A copy with metadata fields replaced (hash recomputed)."""
+        meta = _validate_meta({**self.meta, **changes})
+        meta["sha256"] = _digest(meta, self.tensors)
+        return ModelBundle(meta=meta, tensors=self.tensors)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the bundle atomically (temporary name, then rename)."""
+        from safetensors.numpy import save_file
+
+        from geoseg.atomic import atomic_path
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            save_file(self.tensors, str(tmp), metadata={"geoseg": json.dumps(self.meta)})
+        return path
+
+    def build_model(self) -> Any:
+        """The torch model with its weights loaded (eval mode, CPU)."""
+        if self.kind != "torch":
+            raise BundleError(f"bundle '{self.name}' wraps ONNX, not a torch model")
+        from geoseg.models import build_model
+
+        model = build_model(
+            self.meta["architecture"], encoder=self.meta.get("encoder"),
+            in_channels=len(self.bands), classes=len(self.classes),
+            params=self.meta.get("arch_params"),
+        )
+        _load_state(model, self.tensors, self.name)
+        return model
+
+    def card_text(self) -> str:
+        """A human-readable summary plus the model card."""
+        m = self.meta
+        lines = [
+            f"bundle      {m['name']}  ({m['kind']}"
+            + (f": {m.get('architecture')} / {m.get('encoder')}" if m["kind"] == "torch" else "")
+            + ")",
+            f"sha256      {self.sha256}",
+            f"bands       {', '.join(self.bands)}" + (f"  [{m['input_units']}]" if m.get("input_units") else ""),
+            f"normalize   {json.dumps(m['normalization'])}",
+            f"chip        {m['chip']} px, overlap {m['overlap']} px"
+            + (f", trained at {m['resolution_m']} m" if m.get("resolution_m") else ""),
+            "classes     " + ", ".join(f"{c.id}={c.name}" for c in self.classes),
+        ]
+        if m.get("description"):
+            lines.append(f"about       {m['description']}")
+        if m.get("card"):
+            lines += ["", str(m["card"]).rstrip()]
+        return "\n".join(lines)
+
+
+def _load_state(model: Any, tensors: Mapping[str, Any], name: str) -> None:
+    import torch
+
+    state = {k: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise BundleError(
+            f"weights of bundle '{name}' do not fit its architecture: "
+            f"{str(err).splitlines()[0]}"
+        ) from err
+
+
+def load_bundle(path_or_name: str | os.PathLike[str]) -> ModelBundle:
+    """Load a bundle by file path or by the name of a shipped bundle.
+
+    Raises
+    ------
+    BundleError
+        Unknown name, unreadable or corrupt file, or a failed hash check.
+
+    Examples
+    --------
+    >>> load_bundle("landcover-nlcd8").bands
+    ('blue', 'green', 'red', 'nir')
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.numpy import load_file
+
+    text = os.fspath(path_or_name)
+    path = Path(text)
+    if not path.exists():
+        shipped = shipped_bundles()
+        if text in shipped:
+            path = shipped[text]
+        else:
+            raise BundleError(
+                f"no bundle file '{text}' and no shipped bundle of that name; shipped: "
+                f"{', '.join(sorted(shipped)) or 'none'}"
+            )
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            raw = (f.metadata() or {}).get("geoseg")
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise BundleError(
+            f"{path} is not a readable bundle ({str(err).splitlines()[0]}); "
+            "it may be truncated or corrupt — re-download or re-create it"
+        ) from err
+    if not raw:
+        raise BundleError(f"{path} is a safetensors file without geoseg metadata; create a "
+                          "bundle with `geoseg bundle create`")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{path} has unreadable metadata; re-create the bundle") from err
+    meta = _validate_meta(meta)
+    expected = meta.get("sha256")
+    actual = _digest(meta, tensors)
+    if expected != actual:
+        raise BundleError(
+            f"{path} fails its integrity check (sha256 {actual[:12]}… != recorded "
+            f"{str(expected)[:12]}…): the file was modified or damaged; re-download or re-create it"
+        )
+    return ModelBundle(meta=meta, tensors=tensors)

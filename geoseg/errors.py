@@ -1,0 +1,45 @@
+"""The error tree: every error a user can cause is a :class:`GeosegError`.
+
+Each leaf also inherits the builtin it refines (as rasterio does), so callers
+that already catch ``ValueError`` or ``OSError`` keep working. The CLI turns a
+``GeosegError`` into one line and exit code 2; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GeosegError(Exception):
+    """Base of every error geoseg raises on purpose."""
+
+
+class InputError(GeosegError, ValueError):
+    """Bad user input or options; the message says what to do."""
+
+
+class SceneError(InputError):
+    """A scene cannot be used as given (bands, CRS, nodata, size)."""
+
+
+class ChipGridError(InputError):
+    """Chip, overlap or block sizes that do not make a valid grid."""
+
+
+class RasterReadError(GeosegError, OSError):
+    """A raster is missing, unreadable or corrupt."""
+
+
+class BundleError(GeosegError, ValueError):
+    """A model bundle is missing, invalid, tampered with or mismatched."""
+
+
+class OutputError(GeosegError, OSError):
+    """Outputs cannot be written (exists, not writable, disk full)."""
+
+
+class VectorizeError(InputError):
+    """A class raster cannot be vectorized as asked."""
+
+
+class MissingDependencyError(GeosegError, ImportError):
+    """An optional dependency is needed for this feature."""

@@ -1,0 +1,137 @@
+"""Input normalization shared by training and inference.
+
+Training and inference must never disagree about preprocessing, so both build
+a :class:`Normalizer` from the bundle's ``normalization`` metadata and call it.
+Two kinds exist:
+
+``fixed``
+    ``(x * scale + offset - mean) / std`` per band, with constants stored in
+    the bundle: right when every scene has the same units (e.g. Landsat DN).
+``percentile``
+    Per scene and band, ``(x - p_low) / (p_high - p_low)`` clipped to ``[0, 1]``
+    (then ``mean``/``std`` if given), with the percentiles measured once per
+    scene on a decimated read of its valid pixels: right when models must work
+    across sensors and units. The measured values go into the run record, and
+    every block uses the same values, so tiling cannot change them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geoseg.errors import BundleError, SceneError
+
+STATS_MAX_PIXELS = 1 << 20
+"""Pixels read (decimated) to measure per-scene percentiles."""
+
+
+@dataclass(frozen=True, slots=True)
+class Normalizer:
+    """Per-band affine map ``x -> (x - sub) * mul`` with an optional clip."""
+
+    sub: tuple[float, ...]
+    mul: tuple[float, ...]
+    clip: tuple[float, float] | None = None
+    post_sub: tuple[float, ...] | None = None
+    post_mul: tuple[float, ...] | None = None
+
+    def __call__(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Normalize ``(..., bands, rows, cols)`` float32 in place and return it."""
+        shape = (len(self.sub), 1, 1)
+        x -= np.asarray(self.sub, dtype=np.float32).reshape(shape)
+        x *= np.asarray(self.mul, dtype=np.float32).reshape(shape)
+        if self.clip is not None:
+            np.clip(x, self.clip[0], self.clip[1], out=x)
+        if self.post_sub is not None and self.post_mul is not None:
+            x -= np.asarray(self.post_sub, dtype=np.float32).reshape(shape)
+            x *= np.asarray(self.post_mul, dtype=np.float32).reshape(shape)
+        return x
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved constants, for the run record."""
+        return {"sub": list(self.sub), "mul": list(self.mul), "clip": self.clip}
+
+
+def validate_normalization(spec: Mapping[str, Any], n_bands: int) -> dict[str, Any]:
+    """Check a bundle's ``normalization`` mapping and return it cleaned."""
+    kind = spec.get("type")
+    out: dict[str, Any] = {"type": kind}
+    if kind == "fixed":
+        for key in ("mean", "std"):
+            vals = spec.get(key)
+            if not isinstance(vals, Sequence) or len(vals) != n_bands:
+                raise BundleError(f"normalization '{key}' needs {n_bands} numbers, got {vals!r}")
+            out[key] = [float(v) for v in vals]
+        if any(s <= 0 for s in out["std"]):
+            raise BundleError(f"normalization std must be positive, got {out['std']}")
+        out["scale"] = float(spec.get("scale", 1.0))
+        out["offset"] = float(spec.get("offset", 0.0))
+    elif kind == "percentile":
+        low, high = float(spec.get("low", 2.0)), float(spec.get("high", 98.0))
+        if not 0 <= low < high <= 100:
+            raise BundleError(f"percentile normalization needs 0 <= low < high <= 100, got {low}, {high}")
+        out.update(low=low, high=high)
+        for key in ("mean", "std"):
+            if key in spec:
+                vals = spec[key]
+                if not isinstance(vals, Sequence) or len(vals) != n_bands:
+                    raise BundleError(f"normalization '{key}' needs {n_bands} numbers")
+                out[key] = [float(v) for v in vals]
+    else:
+        raise BundleError(f"normalization type must be 'fixed' or 'percentile', got {kind!r}")
+    return out
+
+
+def scene_percentiles(
+    scene: Any, low: float, high: float, *, max_pixels: int = STATS_MAX_PIXELS
+) -> list[tuple[float, float]]:
+    """Per-band ``(p_low, p_high)`` of a scene's valid pixels from a decimated read.
+
+    Raises
+    ------
+    SceneError
+        The scene has no valid pixel.
+    """
+    import rasterio
+
+    rows, cols = scene.shape
+    f = max(1.0, (rows * cols / max_pixels) ** 0.5)
+    out_shape = (max(1, int(rows / f)), max(1, int(cols / f)))
+    with rasterio.open(scene.path) as ds:
+        data = ds.read(list(scene.bands), out_shape=(len(scene.bands), *out_shape)).astype(np.float64)
+        valid = np.isfinite(data).all(axis=0)
+        if scene.has_mask:
+            masks = ds.read_masks(list(scene.bands), out_shape=(len(scene.bands), *out_shape))
+            valid &= masks.all(axis=0)
+    if not valid.any():
+        raise SceneError(f"{scene.path} has no valid pixel (all nodata); nothing to predict")
+    result = []
+    for band in data:
+        lo, hi = np.percentile(band[valid], [low, high])
+        result.append((float(lo), float(hi)))
+    return result
+
+
+def build_normalizer(
+    spec: Mapping[str, Any], *, stats: list[tuple[float, float]] | None = None
+) -> Normalizer:
+    """Build the normalizer of a validated spec (``stats`` for ``percentile``)."""
+    kind: Literal["fixed", "percentile"] = spec["type"]
+    if kind == "fixed":
+        scale, offset = spec["scale"], spec["offset"]
+        # (x*scale + offset - mean)/std == (x - (mean - offset)/scale) * (scale/std)
+        sub = tuple((m - offset) / scale for m in spec["mean"])
+        mul = tuple(scale / s for s in spec["std"])
+        return Normalizer(sub=sub, mul=mul)
+    if stats is None:
+        raise BundleError("percentile normalization needs per-scene statistics")
+    sub = tuple(lo for lo, _ in stats)
+    mul = tuple(1.0 / (hi - lo) if hi > lo else 1.0 for lo, hi in stats)
+    post_sub = tuple(spec["mean"]) if "mean" in spec else None
+    post_mul = tuple(1.0 / s for s in spec["std"]) if "std" in spec else None
+    return Normalizer(sub=sub, mul=mul, clip=(0.0, 1.0), post_sub=post_sub, post_mul=post_mul)

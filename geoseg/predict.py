@@ -1,0 +1,437 @@
+"""``predict``: scenes in, class COGs (+ confidence, polygons, run record) out.
+
+Everything a user can get wrong is checked for every scene before the first
+chip is inferred, so a bad call fails fast and writes nothing. Outputs are
+built under temporary names and published together at the end of each scene,
+the run record last.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg.atomic import clean_stale, remove_quietly, temp_name
+from geoseg.blend import BLENDS, finalize, fixed_point_scale
+from geoseg.bundle import ModelBundle, load_bundle
+from geoseg.chips import BlockPlan, ChipGrid
+from geoseg.engine.local import LocalEngine
+from geoseg.engine.task import BlockResult, PredictJob, merge_partial
+from geoseg.errors import InputError, OutputError, SceneError
+from geoseg.normalize import build_normalizer, scene_percentiles
+from geoseg.predictor import get_predictor, resolve_device
+from geoseg.scene import Scene, open_scene
+from geoseg.writer import RasterSink, output_error
+
+DEFAULT_BLOCK = 1024
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Options of a predict run (CLI flags map one to one)."""
+
+    chip: int | None = None
+    overlap: int | None = None
+    block: int = DEFAULT_BLOCK
+    batch_size: int = 4
+    blend: str = "smooth"
+    bands: tuple[int | str, ...] | None = None
+    device: str = "auto"
+    confidence: bool = False
+    vector: bool = True
+    overwrite: bool = False
+    allow_no_crs: bool = False
+    allow_mixed_crs: bool = False
+    pad: bool = True
+    threads: int | None = None
+    vector_format: str = "gpkg"
+
+    def __post_init__(self) -> None:
+        if self.blend not in BLENDS:
+            raise InputError(f"--blend must be one of {', '.join(BLENDS)}, got '{self.blend}'")
+        for name in ("batch_size", "block"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {self.threads}")
+
+
+@dataclass
+class PredictResult:
+    """What one scene's run produced (also written as ``<stem>_run.json``)."""
+
+    scene: str
+    outputs: dict[str, str]
+    record: dict[str, Any] = field(repr=False)
+
+
+def expand_scenes(scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Paths and globs to a sorted list of scene paths (errors if one matches nothing)."""
+    items = [scenes] if isinstance(scenes, str | os.PathLike) else list(scenes)
+    out: list[str] = []
+    for item in items:
+        text = os.fspath(item)
+        if glob.has_magic(text) and "://" not in text:
+            hits = sorted(glob.glob(text, recursive=True))
+            if not hits:
+                raise InputError(f"no scene matches '{text}'; check the pattern")
+            out += hits
+        else:
+            out.append(text)
+    if not out:
+        raise InputError("no scene given; pass one or more raster paths or a glob")
+    return out
+
+
+def _match_bands(path: str, bundle: ModelBundle, bands: Sequence[int | str] | None,
+                 allow_no_crs: bool) -> Scene:
+    want = bundle.bands
+    if bands is not None:
+        scene = open_scene(path, bands=bands, allow_no_crs=allow_no_crs)
+        if len(scene.bands) != len(want):
+            raise SceneError(
+                f"--bands selects {len(scene.bands)} bands of {path} but bundle "
+                f"'{bundle.name}' expects {len(want)} ({', '.join(want)})"
+            )
+        return scene
+    scene = open_scene(path, allow_no_crs=allow_no_crs)
+    names = [n.lower() for n in scene.band_names]
+    if all(b.lower() in names for b in want):
+        return open_scene(path, bands=list(want), allow_no_crs=allow_no_crs)
+    if len(scene.bands) == len(want):
+        return scene
+    raise SceneError(
+        f"{path} has {len(scene.bands)} bands ({', '.join(scene.band_names)}) but bundle "
+        f"'{bundle.name}' expects {len(want)} ({', '.join(want)}); pass --bands to select them"
+    )
+
+
+def _output_paths(out_dir: Path, stem: str, opts: PredictOptions) -> dict[str, Path]:
+    paths = {"classes": out_dir / f"{stem}_classes.tif", "run": out_dir / f"{stem}_run.json"}
+    if opts.confidence:
+        paths["confidence"] = out_dir / f"{stem}_confidence.tif"
+    if opts.vector:
+        paths["vector"] = out_dir / f"{stem}_classes.{opts.vector_format}"
+    return paths
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = temp_name(out_dir / "write-probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(
+            f"output folder {out_dir} is not writable ({err.strerror or err}); "
+            "choose another --out or fix its permissions"
+        ) from err
+
+
+def _preflight(paths: list[str], bundle: ModelBundle, out_dir: Path,
+               opts: PredictOptions) -> list[Scene]:
+    scenes = [_match_bands(p, bundle, opts.bands, opts.allow_no_crs) for p in paths]
+    stems = [s.stem for s in scenes]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise InputError(
+            f"several scenes share the name {dup[0]!r}, so their outputs would collide; "
+            "run them into different --out folders"
+        )
+    crss = {str(s.crs) for s in scenes}
+    if len(crss) > 1 and not opts.allow_mixed_crs:
+        first = scenes[0]
+        other = next(s for s in scenes if str(s.crs) != str(first.crs))
+        raise InputError(
+            f"scenes are in different CRSs ({first.stem}: {first.crs}, {other.stem}: {other.crs}); "
+            "run them separately or pass --allow-mixed-crs"
+        )
+    chip = opts.chip or bundle.chip
+    overlap = opts.overlap if opts.overlap is not None else min(bundle.overlap, chip - 1)
+    for s in scenes:
+        ChipGrid(s.shape, chip, overlap, pad=opts.pad)
+    _check_out_dir(out_dir)
+    if not opts.overwrite:
+        for s in scenes:
+            for p in _output_paths(out_dir, s.stem, opts).values():
+                if p.exists():
+                    raise OutputError(f"{p} exists; pass --overwrite to replace it")
+    return scenes
+
+
+def predict(
+    scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    bundle: ModelBundle | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    engine: Any = None,
+    **options: Any,
+) -> list[PredictResult]:
+    """Predict class maps for one or more scenes.
+
+    Parameters
+    ----------
+    scenes
+        Paths or globs of GDAL-readable rasters.
+    bundle
+        A :class:`ModelBundle`, a bundle path or a shipped bundle name.
+    out_dir
+        Output folder (created if missing).
+    progress
+        ``progress(chips_done, chips_total)`` called after each block.
+    engine
+        An engine with ``run(job, blocks, predictor, on_result)``; default
+        :class:`~geoseg.engine.local.LocalEngine`.
+    **options
+        Fields of :class:`PredictOptions` (``chip``, ``overlap``, ``block``,
+        ``batch_size``, ``blend``, ``bands``, ``device``, ``confidence``,
+        ``vector``, ``overwrite`` …).
+
+    Returns
+    -------
+    list of PredictResult
+        One per scene, in input order.
+
+    Raises
+    ------
+    GeosegError
+        Any problem with the inputs, the bundle or the output folder; raised
+        before any output with a final name is written.
+
+    Examples
+    --------
+    >>> results = predict("data/zion/landsat8_2015-08-18_b2345.tif", "landcover-nlcd8",
+    ...                   "results", overwrite=True)  # doctest: +SKIP
+    """
+    opts = PredictOptions(**{k: (tuple(v) if k == "bands" and v is not None else v)
+                             for k, v in options.items()})
+    if not isinstance(bundle, ModelBundle):
+        bundle = load_bundle(bundle)
+    paths = expand_scenes(scenes)
+    out = Path(out_dir)
+    scene_objs = _preflight(paths, bundle, out, opts)
+    device = resolve_device(opts.device)
+    engine = engine or LocalEngine(threads=opts.threads)
+    return [
+        predict_scene(s, bundle, out, opts=opts, device=device, engine=engine, progress=progress)
+        for s in scene_objs
+    ]
+
+
+def _normalizer(scene: Scene, bundle: ModelBundle) -> tuple[Any, Any]:
+    spec = bundle.meta["normalization"]
+    stats = None
+    if spec["type"] == "percentile":
+        stats = scene_percentiles(scene, spec["low"], spec["high"])
+    return build_normalizer(spec, stats=stats), stats
+
+
+class _Collector:
+    """Writes finished cells and merges shared ones, on the engine's calling thread."""
+
+    def __init__(self, plan: BlockPlan, job: PredictJob, sinks: dict[str, RasterSink],
+                 progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.expected = {c.key: c.expected for c in plan.cells()}
+        self.job = job
+        self.sinks = sinks
+        self.store: dict[tuple[int, int], list[Any]] = {}
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.inferred = 0
+        self.skipped = 0
+        self.blocks = 0
+        self.seconds: dict[str, float] = {}
+        self.write_s = 0.0
+
+    def __call__(self, res: BlockResult) -> None:
+        t0 = time.perf_counter()
+        for cell in res.finals:
+            self._write(cell.window, cell.classes, cell.confidence)
+        for part in res.partials:
+            merged = merge_partial(self.store, part, self.expected[part.key])
+            if merged is not None:
+                window, sums, weights = merged
+                cls, conf = finalize(sums, weights, self.job.class_ids,
+                                     confidence=self.job.confidence)
+                self._write(window, cls, conf)
+        self.write_s += time.perf_counter() - t0
+        self.blocks += 1
+        self.inferred += res.chips_inferred
+        self.skipped += res.chips_skipped_nodata
+        for k, v in res.seconds.items():
+            self.seconds[k] = self.seconds.get(k, 0.0) + v
+        self.done += res.chips_inferred + res.chips_skipped_nodata
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def _write(self, window: Any, cls: Any, conf: Any) -> None:
+        self.sinks["classes"].write(window, cls)
+        if conf is not None and "confidence" in self.sinks:
+            self.sinks["confidence"].write(window, conf)
+
+
+def _versions() -> dict[str, str]:
+    import rasterio
+    import torch
+
+    from geoseg import __version__
+
+    return {
+        "geoseg": __version__, "python": platform.python_version(), "numpy": np.__version__,
+        "torch": torch.__version__, "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+    }
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def predict_scene(
+    scene: Scene,
+    bundle: ModelBundle,
+    out_dir: Path,
+    *,
+    opts: PredictOptions,
+    device: str,
+    engine: Any,
+    progress: Callable[[int, int], None] | None = None,
+) -> PredictResult:
+    """Predict one opened scene (see :func:`predict`)."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    paths = _output_paths(out_dir, scene.stem, opts)
+    for p in paths.values():
+        clean_stale(p)
+    chip = opts.chip or bundle.chip
+    overlap = opts.overlap if opts.overlap is not None else min(bundle.overlap, chip - 1)
+    grid = ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
+    plan = BlockPlan(grid, opts.block)
+    normalizer, stats = _normalizer(scene, bundle)
+    timings["stats"] = time.perf_counter() - t_start
+    classes = bundle.classes
+    job = PredictJob.build(
+        scene, grid, blend=opts.blend, batch_size=opts.batch_size, normalizer=normalizer,
+        scale=fixed_point_scale(grid), class_ids=np.array([c.id for c in classes], dtype=np.uint8),
+        confidence=opts.confidence,
+    )
+    t = time.perf_counter()
+    predictor = get_predictor(bundle, device)
+    timings["load_model"] = time.perf_counter() - t
+
+    sinks: dict[str, RasterSink] = {}
+    staged: dict[str, Path] = {}
+    try:
+        sinks["classes"] = RasterSink(
+            paths["classes"], shape=scene.shape, crs=scene.crs, transform=scene.transform,
+            classes=classes, description="class",
+            tags={"GEOSEG_BUNDLE": bundle.name, "GEOSEG_BUNDLE_SHA256": bundle.sha256},
+        )
+        if opts.confidence:
+            sinks["confidence"] = RasterSink(
+                paths["confidence"], shape=scene.shape, crs=scene.crs,
+                transform=scene.transform, classes=None,
+                description="confidence of the top class, percent",
+            )
+        collector = _Collector(plan, job, sinks, progress, len(grid))
+        t = time.perf_counter()
+        engine.run(job, plan.blocks(), predictor, collector)
+        timings["inference"] = time.perf_counter() - t
+        if collector.inferred == 0:
+            raise SceneError(
+                f"{scene.path} has no valid pixel (every chip is nodata); nothing to predict — "
+                "check its nodata value or --bands"
+            )
+        if collector.store:
+            raise RuntimeError(f"merge incomplete: {len(collector.store)} cells pending")
+        t = time.perf_counter()
+        for key, sink in sinks.items():
+            staged[key] = sink.finish()
+        timings["cog"] = time.perf_counter() - t
+        if opts.vector:
+            from geoseg.vectorize import vectorize
+
+            t = time.perf_counter()
+            staged["vector"] = temp_name(paths["vector"])
+            vectorize(staged["classes"], staged["vector"], layer=scene.stem, classes=classes,
+                      overwrite=True)
+            timings["vectorize"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t_start
+        record = _record(scene, bundle, opts, grid, plan, collector, stats, normalizer,
+                         device, engine, timings, paths)
+        staged["run"] = temp_name(paths["run"])
+        staged["run"].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        _publish(staged, paths, sinks)
+    except BaseException as err:
+        for sink in sinks.values():
+            sink.abort()
+        for p in staged.values():
+            remove_quietly(p)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise output_error(paths["classes"], err) from err
+        raise
+    return PredictResult(scene=scene.path, outputs={k: str(v) for k, v in paths.items()},
+                         record=record)
+
+
+def _publish(staged: dict[str, Path], paths: dict[str, Path],
+             sinks: dict[str, RasterSink]) -> None:
+    """Rename staged outputs to their final names, the run record last."""
+    if paths["run"].exists():
+        paths["run"].unlink()  # an old record must not vouch for a mix of old and new files
+    for key in ("classes", "confidence", "vector"):
+        if key in staged:
+            if key in sinks:
+                sinks[key].publish(staged[key])
+            else:
+                os.replace(staged[key], paths[key])
+    os.replace(staged["run"], paths["run"])
+
+
+def _record(scene: Scene, bundle: ModelBundle, opts: PredictOptions, grid: ChipGrid,
+            plan: BlockPlan, col: _Collector, stats: Any, normalizer: Any, device: str,
+            engine: Any, timings: dict[str, float], paths: dict[str, Path]) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "geoseg_run": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": _versions(),
+        "command": sys.argv if sys.argv and "geoseg" in os.path.basename(sys.argv[0]) else None,
+        "scene": {
+            "path": os.path.abspath(scene.path) if "://" not in scene.path else scene.path,
+            "shape": list(scene.shape), "crs": str(scene.crs) if scene.crs else None,
+            "transform": list(scene.transform)[:6], "bands": list(scene.bands),
+            "band_names": list(scene.band_names), "dtype": scene.dtype,
+        },
+        "bundle": {"name": bundle.name, "sha256": bundle.sha256, "kind": bundle.kind,
+                   "architecture": bundle.meta.get("architecture"),
+                   "encoder": bundle.meta.get("encoder")},
+        "parameters": {**asdict(opts), "chip": grid.chip, "overlap": grid.overlap,
+                       "device": device, "engine": getattr(engine, "name", type(engine).__name__)},
+        "normalization": {"spec": bundle.meta["normalization"], "scene_stats": stats,
+                          "resolved": normalizer.to_dict()},
+        "chips_total": len(grid),
+        "chips_inferred": col.inferred,
+        "chips_skipped_nodata": col.skipped,
+        "blocks": col.blocks,
+        "block_seconds": {k: round(v, 3) for k, v in col.seconds.items()},
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "outputs": {k: str(v) for k, v in paths.items()},
+    }

@@ -1,0 +1,167 @@
+"""Batched forward passes: torch (CPU/CUDA) or ONNX Runtime, probabilities out.
+
+A :class:`Predictor` takes normalized float32 chips ``(n, bands, rows, cols)``
+and returns class probabilities ``(n, classes, rows, cols)`` as float32.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geoseg.bundle import ONNX_TENSOR, ModelBundle
+from geoseg.errors import BundleError, InputError, MissingDependencyError
+
+
+class Predictor(Protocol):
+    """Anything that maps normalized chips to class probabilities."""
+
+    n_classes: int
+    device: str
+
+    def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``(n, bands, r, c)`` normalized input -> ``(n, classes, r, c)`` probabilities."""
+        ...
+
+
+def resolve_device(device: str) -> str:
+    """Turn ``auto``/``cpu``/``cuda``/``cuda:i`` into a concrete device string.
+
+    Raises
+    ------
+    InputError
+        CUDA asked for but not available, or an unknown device name.
+    """
+    import torch
+
+    device = device.strip().lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device} asked for, but no CUDA GPU is available; use --device cpu")
+        if ":" in device:
+            idx = device.split(":", 1)[1]
+            if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
+                raise InputError(
+                    f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)"
+                )
+        return device
+    raise InputError(f"unknown --device '{device}'; use auto, cpu, cuda or cuda:N")
+
+
+class TorchPredictor:
+    """A torch model from a bundle, softmax applied, on one device."""
+
+    def __init__(self, bundle: ModelBundle, device: str = "cpu") -> None:
+        import torch
+
+        self.device = device
+        self.n_classes = len(bundle.classes)
+        self.model = bundle.build_model().to(device)
+        self._torch = torch
+
+    def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
+            y = torch.softmax(self.model(x), dim=1)
+            out: NDArray[np.float32] = y.float().cpu().numpy()
+        return out
+
+
+class OnnxPredictor:
+    """An ONNX model from a bundle, run with ONNX Runtime."""
+
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", threads: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise MissingDependencyError(
+                "ONNX bundles need onnxruntime: pip install onnxruntime"
+            ) from err
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
+        providers.append("CPUExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(
+                bundle.tensors[ONNX_TENSOR].tobytes(), sess_options=opts, providers=providers
+            )
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise BundleError(f"bundle '{bundle.name}': ONNX model does not load: {err}") from err
+        self.input_name = self.session.get_inputs()[0].name
+        self.n_classes = len(bundle.classes)
+        self.device = device
+        self.softmax = bool(bundle.meta.get("arch_params", {}).get("apply_softmax", True))
+
+    def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
+        (y,) = self.session.run(None, {self.input_name: np.ascontiguousarray(chips)})[:1]
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim != 4 or y.shape[1] != self.n_classes or y.shape[2:] != chips.shape[2:]:
+            raise BundleError(
+                f"ONNX model returned shape {tuple(y.shape)} for input {tuple(chips.shape)}; "
+                f"expected (n, {self.n_classes} classes, {chips.shape[2]}, {chips.shape[3]}) — "
+                "the model does not match the bundle's class scheme"
+            )
+        if self.softmax:
+            y = y - y.max(axis=1, keepdims=True)
+            np.exp(y, out=y)
+            y /= y.sum(axis=1, keepdims=True)
+        return y
+
+
+def check_onnx_bundle(bundle: ModelBundle) -> None:
+    """Run an ONNX bundle once on zeros to check its input and output shapes.
+
+    Raises
+    ------
+    BundleError
+        The model does not take ``len(bands)`` channels or does not return one
+        channel per class at input resolution.
+    """
+    p = OnnxPredictor(bundle)
+    inp = p.session.get_inputs()[0]
+    dims = list(inp.shape)
+    size = bundle.chip
+    for i, d in ((2, size), (3, size)):
+        if isinstance(dims[i], int):
+            size = dims[i]
+    n = dims[0] if isinstance(dims[0], int) else 1
+    c = dims[1]
+    if isinstance(c, int) and c != len(bundle.bands):
+        raise BundleError(
+            f"ONNX model takes {c} input channels but the bundle lists {len(bundle.bands)} bands "
+            f"({', '.join(bundle.bands)})"
+        )
+    p.predict(np.zeros((n, len(bundle.bands), size, size), dtype=np.float32))
+
+
+_cache: dict[tuple[str, str], Predictor] = {}
+_cache_lock = threading.Lock()
+
+
+def get_predictor(bundle: ModelBundle, device: str = "cpu") -> Predictor:
+    """The predictor for ``bundle`` on ``device``, built once per process."""
+    key = (bundle.sha256, device)
+    with _cache_lock:
+        pred = _cache.get(key)
+        if pred is None:
+            pred = (
+                OnnxPredictor(bundle, device) if bundle.kind == "onnx"
+                else TorchPredictor(bundle, device)
+            )
+            _cache[key] = pred
+        return pred
+
+
+def predictor_info(pred: Any) -> dict[str, Any]:
+    """What the run record says about a predictor."""
+    return {"class": type(pred).__name__, "device": pred.device}

@@ -1,0 +1,234 @@
+"""Open a raster as a :class:`Scene`: band selection, georeferencing, valid-pixel mask.
+
+A ``Scene`` is a small, picklable description of one input raster; pixels are
+read window by window with :meth:`Scene.read`, so nothing here holds a whole
+scene in memory. Each thread (or Dask worker) keeps its own dataset handle,
+because a GDAL dataset must not be shared between threads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window as RioWindow
+
+from geoseg.chips import Window
+from geoseg.errors import RasterReadError, SceneError
+
+SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+_local = threading.local()
+
+
+def _dataset(path: str) -> Any:
+    """This thread's open handle on ``path``."""
+    cache: dict[str, Any] = getattr(_local, "datasets", None) or {}
+    _local.datasets = cache
+    ds = cache.get(path)
+    if ds is None or ds.closed:
+        ds = cache[path] = rasterio.open(path)
+    return ds
+
+
+def close_datasets() -> None:
+    """Close this thread's cached dataset handles."""
+    for ds in getattr(_local, "datasets", {}).values():
+        ds.close()
+    _local.datasets = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """One input raster with the bands a model will see.
+
+    Shapes are ``(rows, cols)``. ``bands`` are 1-based indexes into the file;
+    ``band_names`` are their descriptions (or ``band<N>``).
+    """
+
+    path: str
+    shape: tuple[int, int]
+    dtype: str
+    crs: Any  # rasterio.crs.CRS | None
+    transform: Any  # affine.Affine
+    bands: tuple[int, ...]
+    band_names: tuple[str, ...]
+    nodata: float | None
+    has_mask: bool  # alpha band, internal mask or nodata value
+
+    @property
+    def stem(self) -> str:
+        """File name without directory and extension."""
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+    @property
+    def is_geographic(self) -> bool:
+        """Whether coordinates are in degrees."""
+        return bool(self.crs is not None and self.crs.is_geographic)
+
+    @property
+    def pixel_area(self) -> float:
+        """Area of one pixel in CRS units squared (|det| of the transform)."""
+        t = self.transform
+        return abs(t.a * t.e - t.b * t.d)
+
+    def read(
+        self, window: Window, *, fill: float = 0.0
+    ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """Read a window as float32 ``(bands, rows, cols)`` plus a valid mask.
+
+        The window may reach past the scene (for chips larger than the scene):
+        those pixels are ``fill`` and not valid. A pixel is valid when every
+        selected band is valid in GDAL's mask (nodata, alpha, mask band) and
+        finite.
+        """
+        r0, c0, h, w = window
+        rows, cols = self.shape
+        data = np.full((len(self.bands), h, w), fill, dtype=np.float32)
+        valid = np.zeros((h, w), dtype=bool)
+        rr0, cc0 = max(r0, 0), max(c0, 0)
+        rr1, cc1 = min(r0 + h, rows), min(c0 + w, cols)
+        if rr1 <= rr0 or cc1 <= cc0:
+            return data, valid
+        rio_window = RioWindow(cc0, rr0, cc1 - cc0, rr1 - rr0)  # type: ignore[no-untyped-call]
+        dst = (slice(None), slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
+        try:
+            ds = _dataset(self.path)
+            raw = ds.read(list(self.bands), window=rio_window)
+            inner_valid = np.isfinite(raw).all(axis=0) if raw.dtype.kind == "f" else None
+            if self.has_mask:
+                masks = ds.read_masks(list(self.bands), window=rio_window)
+                mvalid = masks.all(axis=0)
+                inner_valid = mvalid if inner_valid is None else inner_valid & mvalid
+        except RasterioIOError as err:
+            raise RasterReadError(
+                f"cannot read {self.path} at window {window}: {err}; the file may be "
+                "truncated or corrupt — re-download or re-export it"
+            ) from err
+        data[dst] = raw
+        valid[dst[1:]] = True if inner_valid is None else inner_valid
+        if inner_valid is not None:
+            data[dst][:, ~inner_valid] = fill
+        return data, valid
+
+
+def _band_name(ds: Any, idx: int) -> str:
+    desc = ds.descriptions[idx - 1]
+    return str(desc) if desc else f"band{idx}"
+
+
+def _resolve_bands(ds: Any, path: str, bands: Sequence[int | str] | None) -> tuple[int, ...]:
+    alpha = {i + 1 for i, ci in enumerate(ds.colorinterp) if ci == ColorInterp.alpha}
+    if bands is None:
+        return tuple(i for i in range(1, ds.count + 1) if i not in alpha)
+    names = {_band_name(ds, i).lower(): i for i in range(1, ds.count + 1)}
+    out = []
+    for b in bands:
+        if isinstance(b, int) or (isinstance(b, str) and b.strip().isdigit()):
+            idx = int(b)
+            if not 1 <= idx <= ds.count:
+                raise SceneError(
+                    f"band {idx} is out of range: {path} has {ds.count} bands (1..{ds.count}); "
+                    "fix --bands"
+                )
+            out.append(idx)
+        else:
+            key = str(b).strip().lower()
+            if key not in names:
+                raise SceneError(
+                    f"no band named '{b}' in {path}; its bands are "
+                    f"{', '.join(_band_name(ds, i) for i in range(1, ds.count + 1))}; fix --bands"
+                )
+            out.append(names[key])
+    return tuple(out)
+
+
+def _check_transform(transform: Any, path: str) -> None:
+    coeffs = (transform.a, transform.b, transform.c, transform.d, transform.e, transform.f)
+    if not all(math.isfinite(v) for v in coeffs) or abs(transform.determinant) == 0.0:
+        raise SceneError(
+            f"{path} has a degenerate geotransform {tuple(coeffs)}; fix its georeferencing "
+            "(gdal_edit.py -a_ullr or -a_gt)"
+        )
+
+
+def open_scene(
+    path: str | os.PathLike[str],
+    *,
+    bands: Sequence[int | str] | None = None,
+    allow_no_crs: bool = False,
+) -> Scene:
+    """Open a GDAL-readable raster as a :class:`Scene`.
+
+    Parameters
+    ----------
+    path
+        A GeoTIFF, COG, VRT or any path GDAL opens (``/vsicurl/...`` included).
+    bands
+        1-based band indexes or band descriptions, in the order the model
+        expects; default: every band that is not alpha.
+    allow_no_crs
+        Proceed with a raster that has no CRS (outputs will have none either).
+
+    Raises
+    ------
+    RasterReadError
+        The file is missing or not a raster GDAL can read.
+    SceneError
+        No CRS, unsupported data type, bad band selection, degenerate transform.
+
+    Examples
+    --------
+    >>> scene = open_scene("data/zion/landsat8_2015-08-18_b2345.tif")
+    >>> scene.shape, scene.band_names
+    ((1428, 1128), ('B2', 'B3', 'B4', 'B5'))
+    """
+    path = os.fspath(path)
+    if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
+        raise RasterReadError(f"scene {path} does not exist; check the path")
+    try:
+        ds = rasterio.open(path)
+    except RasterioIOError as err:
+        raise RasterReadError(
+            f"cannot open {path} as a raster ({str(err).splitlines()[0]}); "
+            "is it a GeoTIFF/COG/VRT, complete and not corrupt?"
+        ) from err
+    with ds:
+        if ds.count < 1 or ds.width < 1 or ds.height < 1:
+            raise SceneError(f"{path} has no pixels or no bands; pass a raster with image data")
+        if ds.crs is None and not allow_no_crs:
+            raise SceneError(
+                f"{path} has no CRS, so outputs could not be placed on a map; assign one "
+                "(gdal_edit.py -a_srs EPSG:xxxx) or pass --allow-no-crs"
+            )
+        _check_transform(ds.transform, path)
+        idx = _resolve_bands(ds, path, bands)
+        dtypes = {ds.dtypes[i - 1] for i in idx}
+        bad = dtypes - set(SUPPORTED_DTYPES)
+        if bad:
+            raise SceneError(
+                f"{path} has bands of type {', '.join(sorted(bad))}; geoseg reads "
+                f"{', '.join(SUPPORTED_DTYPES)} — convert with gdal_translate -ot"
+            )
+        flags = [ds.mask_flag_enums[i - 1] for i in idx]
+        has_mask = any(MaskFlags.all_valid not in f for f in flags)
+        return Scene(
+            path=path,
+            shape=(ds.height, ds.width),
+            dtype=ds.dtypes[idx[0] - 1],
+            crs=ds.crs,
+            transform=ds.transform,
+            bands=idx,
+            band_names=tuple(_band_name(ds, i) for i in idx),
+            nodata=ds.nodata,
+            has_mask=has_mask,
+        )

@@ -1,0 +1,171 @@
+"""Write class and confidence rasters as Cloud-Optimized GeoTIFFs, atomically.
+
+Cells arrive in any order, so pixels first go into a tiled, uncompressed
+temporary GeoTIFF (in-place window writes, no full-scene array); on commit GDAL's
+COG driver copies it into the final layout (tiled, DEFLATE, internal overviews
+with ``MODE`` resampling for classes) under another temporary name, which is
+renamed to the final name last. Class names travel three ways so every reader
+finds them: the GeoTIFF color table, band metadata inside the file, and GDAL
+category names plus a raster attribute table in the ``.aux.xml`` sidecar.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.errors import RasterioError
+from rasterio.windows import Window as RioWindow
+
+from geoseg.atomic import remove_quietly, temp_name
+from geoseg.chips import Window
+from geoseg.errors import OutputError
+from geoseg.schemes import NODATA_CLASS, ClassInfo
+
+COG_BLOCK = 512
+
+
+def output_error(path: Path, err: BaseException) -> OutputError:
+    """A clear error for a failed write (disk full, permissions, …)."""
+    text = str(err)
+    code = getattr(err, "errno", None)
+    full = code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or any(
+        s in text.lower() for s in ("no space", "file too large", "disk full", "quota")
+    )
+    if full:
+        return OutputError(
+            f"ran out of disk space while writing {path}; free space or choose another --out "
+            "(nothing with a final name was written)"
+        )
+    return OutputError(f"cannot write {path}: {text.splitlines()[0] if text else err!r}")
+
+
+def category_aux_xml(classes: tuple[ClassInfo, ...], description: str) -> str:
+    """PAM ``.aux.xml`` text with category names and a thematic RAT."""
+    by_id = {c.id: c for c in classes}
+    cats = "".join(
+        f"<Category>{escape(by_id[i].name) if i in by_id else ''}</Category>"
+        for i in range(max(by_id) + 1)
+    )
+    fields = [("value", 0, 5), ("class_name", 2, 2), ("red", 0, 6), ("green", 0, 7), ("blue", 0, 8)]
+    defs = "".join(
+        f'<FieldDefn index="{i}"><Name>{n}</Name><Type>{t}</Type><Usage>{u}</Usage></FieldDefn>'
+        for i, (n, t, u) in enumerate(fields)
+    )
+    rows = "".join(
+        f'<Row index="{k}"><F>{c.id}</F><F>{escape(c.name)}</F>'
+        + "".join(f"<F>{v}</F>" for v in c.rgb)
+        + "</Row>"
+        for k, c in enumerate(classes)
+    )
+    return (
+        '<PAMDataset><PAMRasterBand band="1">'
+        f"<Description>{escape(description)}</Description>"
+        f"<CategoryNames>{cats}</CategoryNames>"
+        f'<GDALRasterAttributeTable tableType="thematic">{defs}{rows}</GDALRasterAttributeTable>'
+        "</PAMRasterBand></PAMDataset>\n"
+    )
+
+
+class RasterSink:
+    """A single-band uint8 output built window by window, committed atomically."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        shape: tuple[int, int],
+        crs: Any,
+        transform: Any,
+        classes: tuple[ClassInfo, ...] | None,
+        description: str,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.path = path
+        self.classes = classes
+        self.description = description
+        self.tmp = temp_name(path.with_suffix(".stage.tif"))
+        self.resampling = "MODE" if classes is not None else "AVERAGE"
+        profile = {
+            "driver": "GTiff", "dtype": "uint8", "count": 1, "nodata": NODATA_CLASS,
+            "height": shape[0], "width": shape[1], "crs": crs, "transform": transform,
+            "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK,
+            "compress": "NONE", "sparse_ok": True, "BIGTIFF": "IF_SAFER",
+        }
+        try:
+            self.ds = rasterio.open(self.tmp, "w", **profile)
+            self.ds.set_band_description(1, description)
+            band_tags = dict(tags or {})
+            if classes is not None:
+                self.ds.write_colormap(1, _colormap(classes))
+                band_tags.update({f"CLASS_{c.id}": c.name for c in classes})
+                self.ds.update_tags(GEOSEG_CLASSES=json.dumps([c.to_dict() for c in classes]))
+            self.ds.update_tags(1, **band_tags)
+        except (RasterioError, OSError) as err:
+            remove_quietly(self.tmp)
+            raise output_error(path, err) from err
+
+    def write(self, window: Window, values: NDArray[np.uint8]) -> None:
+        """Write ``values`` at ``window`` (row_off, col_off, rows, cols)."""
+        r, c, h, w = window
+        try:
+            self.ds.write(values, 1, window=RioWindow(c, r, w, h))  # type: ignore[no-untyped-call]
+        except (RasterioError, OSError) as err:
+            self.abort()
+            raise output_error(self.path, err) from err
+
+    def finish(self) -> Path:
+        """Build the COG (and its ``.aux.xml``) under a temporary name; return it."""
+        from rasterio.shutil import copy as rio_copy
+
+        cog = temp_name(self.path)
+        try:
+            self.ds.close()
+            rio_copy(
+                str(self.tmp), str(cog), driver="COG", COMPRESS="DEFLATE",
+                BLOCKSIZE=COG_BLOCK, OVERVIEW_RESAMPLING=self.resampling,
+                BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
+            )
+            if self.classes is not None:
+                Path(f"{cog}.aux.xml").write_text(
+                    category_aux_xml(self.classes, self.description), encoding="utf-8"
+                )
+        except (RasterioError, OSError) as err:
+            remove_quietly(cog)
+            raise output_error(self.path, err) from err
+        finally:
+            remove_quietly(self.tmp)
+        return cog
+
+    def publish(self, staged: Path) -> Path:
+        """Rename a finished COG from :meth:`finish` (sidecar first) to the final name."""
+        aux = Path(f"{self.path}.aux.xml")
+        if Path(f"{staged}.aux.xml").exists():
+            os.replace(f"{staged}.aux.xml", aux)
+        elif aux.exists():
+            aux.unlink()
+        os.replace(staged, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file."""
+        if not self.ds.closed:
+            try:
+                self.ds.close()
+            except (RasterioError, OSError):
+                pass
+        remove_quietly(self.tmp)
+
+
+def _colormap(classes: tuple[ClassInfo, ...]) -> dict[int, tuple[int, int, int, int]]:
+    cmap = {i: (0, 0, 0, 0) for i in range(256)}
+    for c in classes:
+        cmap[c.id] = (*c.rgb, 255)
+    return cmap
