@@ -53,7 +53,7 @@ def core_bounds(starts: tuple[int, ...], chip: int, n: int) -> tuple[int, ...]:
     Examples
     --------
     >>> core_bounds((0, 448, 488), 512, 1000)
-    (0, 480, 494, 1000)
+    (0, 480, 724, 1000)
     """
     mids = [(starts[i + 1] + starts[i] + chip) // 2 for i in range(len(starts) - 1)]
     return (0, *mids, n)

@@ -98,16 +98,21 @@ def scene_percentiles(
         The scene has no valid pixel.
     """
     import rasterio
+    from rasterio.errors import RasterioIOError
+
+    from geoseg.scene import read_error
 
     rows, cols = scene.shape
     f = max(1.0, (rows * cols / max_pixels) ** 0.5)
-    out_shape = (max(1, int(rows / f)), max(1, int(cols / f)))
-    with rasterio.open(scene.path) as ds:
-        data = ds.read(list(scene.bands), out_shape=(len(scene.bands), *out_shape)).astype(np.float64)
-        valid = np.isfinite(data).all(axis=0)
-        if scene.has_mask:
-            masks = ds.read_masks(list(scene.bands), out_shape=(len(scene.bands), *out_shape))
-            valid &= masks.all(axis=0)
+    out_shape = (len(scene.bands), max(1, int(rows / f)), max(1, int(cols / f)))
+    try:
+        with rasterio.open(scene.path) as ds:
+            data = ds.read(list(scene.bands), out_shape=out_shape).astype(np.float64)
+            valid = np.isfinite(data).all(axis=0)
+            if scene.has_mask:
+                valid &= ds.read_masks(list(scene.bands), out_shape=out_shape).all(axis=0)
+    except RasterioIOError as err:
+        raise read_error(scene.path, err) from err
     if not valid.any():
         raise SceneError(f"{scene.path} has no valid pixel (all nodata); nothing to predict")
     result = []

@@ -111,6 +111,14 @@ def _match_bands(path: str, bundle: ModelBundle, bands: Sequence[int | str] | No
         return open_scene(path, bands=list(want), allow_no_crs=allow_no_crs)
     if len(scene.bands) == len(want):
         return scene
+    alpha = [i for i in range(1, scene.count + 1) if i not in scene.bands]
+    if alpha and scene.count == len(want):
+        raise SceneError(
+            f"{path} has {scene.count} bands but band {alpha[0]} is marked as alpha "
+            f"(transparency), leaving {len(scene.bands)} for a bundle that expects {len(want)} "
+            f"({', '.join(want)}); if band {alpha[0]} is data, pass "
+            f"--bands {','.join(str(i) for i in range(1, scene.count + 1))}"
+        )
     raise SceneError(
         f"{path} has {len(scene.bands)} bands ({', '.join(scene.band_names)}) but bundle "
         f"'{bundle.name}' expects {len(want)} ({', '.join(want)}); pass --bands to select them"
@@ -212,8 +220,11 @@ def predict(
 
     Examples
     --------
-    >>> results = predict("data/zion/landsat8_2015-08-18_b2345.tif", "landcover-nlcd8",
-    ...                   "results", overwrite=True)  # doctest: +SKIP
+    >>> import tempfile
+    >>> [res] = predict("data/zion/landsat8_2015-08-18_b2345.tif", "landcover-nlcd8",
+    ...                 tempfile.mkdtemp(), vector=False)
+    >>> res.record["chips_total"], res.record["scene"]["crs"]
+    (42, 'EPSG:32612')
     """
     opts = PredictOptions(**{k: (tuple(v) if k == "bands" and v is not None else v)
                              for k, v in options.items()})

@@ -64,6 +64,7 @@ class Scene:
     band_names: tuple[str, ...]
     nodata: float | None
     has_mask: bool  # alpha band, internal mask or nodata value
+    count: int = 0  # bands in the file
 
     @property
     def stem(self) -> str:
@@ -110,15 +111,20 @@ class Scene:
                 mvalid = masks.all(axis=0)
                 inner_valid = mvalid if inner_valid is None else inner_valid & mvalid
         except RasterioIOError as err:
-            raise RasterReadError(
-                f"cannot read {self.path} at window {window}: {err}; the file may be "
-                "truncated or corrupt — re-download or re-export it"
-            ) from err
+            raise read_error(self.path, err) from err
         data[dst] = raw
         valid[dst[1:]] = True if inner_valid is None else inner_valid
         if inner_valid is not None:
             data[dst][:, ~inner_valid] = fill
         return data, valid
+
+
+def read_error(path: str, err: BaseException) -> RasterReadError:
+    """The error for pixels GDAL could not read."""
+    return RasterReadError(
+        f"cannot read pixels of {path} ({str(err).splitlines()[0]}); the file may be "
+        "truncated or corrupt — re-download or re-export it"
+    )
 
 
 def _band_name(ds: Any, idx: int) -> str:
@@ -231,4 +237,5 @@ def open_scene(
             band_names=tuple(_band_name(ds, i) for i in idx),
             nodata=ds.nodata,
             has_mask=has_mask,
+            count=ds.count,
         )

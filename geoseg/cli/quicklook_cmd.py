@@ -1,0 +1,27 @@
+"""``geoseg quicklook``."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("classes", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", "out", required=True, help="PNG to write.")
+@click.option("--scene", default=None, help="Input scene to show beside the classes (true color).")
+@click.option("--bands", default=None, help="Scene bands for red,green,blue (1-based) [by name].")
+@click.option("--max-size", type=int, default=900, show_default=True, help="Longest edge of each panel.")
+@click.option("--title", default=None, help="Figure title [file name].")
+def quicklook(classes: str, out: str, scene: str | None, bands: str | None, max_size: int,
+              title: str | None) -> None:
+    """Render a class raster (and optionally its scene) to a PNG with a legend.
+
+    \b
+    Example:
+      geoseg quicklook results/zion_classes.tif --scene zion.tif -o zion.png
+    """
+    from geoseg.quicklook import quicklook as run_quicklook
+
+    rgb = tuple(int(b) for b in bands.split(",")) if bands else None
+    path = run_quicklook(classes, out, scene=scene, rgb_bands=rgb, max_size=max_size, title=title)
+    click.echo(f"wrote {path}", err=True)

@@ -1,0 +1,43 @@
+"""Export a torch bundle to ONNX, and wrap the result back into a bundle."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+from geoseg.atomic import atomic_path
+from geoseg.bundle import ModelBundle
+from geoseg.errors import BundleError
+
+
+def onnx_bytes(bundle: ModelBundle, *, opset: int = 17) -> bytes:
+    """The bundle's model as ONNX bytes; input ``x`` (n, bands, rows, cols), output logits."""
+    import torch
+
+    model = bundle.build_model()
+    dummy = torch.zeros(1, len(bundle.bands), bundle.chip, bundle.chip)
+    buf = io.BytesIO()
+    axes = {0: "n", 2: "rows", 3: "cols"}
+    try:
+        with warnings.catch_warnings():
+            # the TorchScript exporter warns about its own deprecation; it is the
+            # one that needs no onnxscript, so use it knowingly
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (dummy,), buf, input_names=["x"], output_names=["logits"],
+                dynamic_axes={"x": axes, "logits": axes}, opset_version=opset, dynamo=False,
+            )
+    except Exception as err:  # exporter failures come in many types
+        raise BundleError(f"cannot export bundle '{bundle.name}' to ONNX: {err}") from err
+    return buf.getvalue()
+
+
+def export_onnx(bundle: ModelBundle, out: str | os.PathLike[str], *, opset: int = 17) -> Path:
+    """Write the bundle's model to an ONNX file atomically."""
+    path = Path(out)
+    data = onnx_bytes(bundle, opset=opset)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path

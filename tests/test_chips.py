@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geoseg.chips import BlockPlan, ChipGrid, chip_starts, core_bounds
+from geoseg.errors import ChipGridError
+
+
+@given(n=st.integers(1, 3000), chip=st.integers(1, 600), overlap=st.integers(0, 599))
+def test_chip_starts_cover_axis(n: int, chip: int, overlap: int) -> None:
+    if overlap >= chip:
+        return
+    starts = chip_starts(n, chip, chip - overlap)
+    assert list(starts) == sorted(set(starts))
+    assert starts[0] == 0
+    if n >= chip:
+        assert starts[-1] + chip == n  # last chip ends on the scene edge
+        assert all(s + chip <= n for s in starts)
+        gaps = np.diff(starts)
+        assert (gaps <= chip - overlap).all() and (gaps > 0).all()
+    else:
+        assert starts == (0,)
+
+
+@given(n=st.integers(1, 2000), chip=st.integers(2, 300), overlap=st.integers(0, 299))
+def test_core_bounds_partition_axis(n: int, chip: int, overlap: int) -> None:
+    if overlap >= chip:
+        return
+    starts = chip_starts(n, chip, chip - overlap)
+    bounds = core_bounds(starts, chip, n)
+    assert bounds[0] == 0 and bounds[-1] == n
+    assert all(a <= b for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    for i, s in enumerate(starts):
+        lo, hi = bounds[i], bounds[i + 1]
+        assert s <= lo and hi <= s + chip  # a chip only keeps pixels it has
+        if i > 0:
+            assert lo - s >= overlap // 2
+        if i < len(starts) - 1:
+            assert s + chip - hi >= overlap // 2
+
+
+def _brute_contributors(grid: ChipGrid, block: int) -> np.ndarray:
+    rows, cols = grid.shape
+    owners = np.empty((rows, cols), dtype=object)
+    for r in range(rows):
+        for c in range(cols):
+            owners[r, c] = set()
+    for rs in grid.row_starts:
+        for cs in grid.col_starts:
+            owner = (rs // block, cs // block)
+            for r in range(rs, min(rs + grid.chip, rows)):
+                for c in range(cs, min(cs + grid.chip, cols)):
+                    owners[r, c].add(owner)
+    return owners
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 70), cols=st.integers(1, 70), chip=st.integers(4, 30),
+       overlap=st.integers(0, 12), block=st.integers(3, 80))
+def test_cells_partition_scene_with_right_contributors(rows: int, cols: int, chip: int,
+                                                        overlap: int, block: int) -> None:
+    if overlap >= chip:
+        return
+    grid = ChipGrid((rows, cols), chip, overlap)
+    plan = BlockPlan(grid, block)
+    seen = np.zeros((rows, cols), dtype=int)
+    truth = _brute_contributors(grid, block)
+    for cell in plan.cells():
+        r0, c0, h, w = cell.window
+        seen[r0:r0 + h, c0:c0 + w] += 1
+        for r in range(r0, r0 + h):
+            for c in range(c0, c0 + w):
+                assert truth[r, c] == set(cell.contributors)
+    assert (seen == 1).all()
+    blocks = list(plan.blocks())
+    owned = [(i, j) for b in blocks for i in b.row_chips for j in b.col_chips]
+    assert sorted(owned) == sorted((i, j) for i in range(len(grid.row_starts))
+                                   for j in range(len(grid.col_starts)))
+    for b in blocks:  # a block lists exactly the cells it contributes to
+        listed = {c.key for c in b.cells}
+        assert listed == {c.key for c in plan.cells() if b.index in c.contributors}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"shape": (100, 100), "chip": 64, "overlap": 64}, "overlap 64"),
+        ({"shape": (100, 100), "chip": 64, "overlap": -1}, "overlap -1"),
+        ({"shape": (0, 100), "chip": 64, "overlap": 8}, "empty"),
+        ({"shape": (50, 100), "chip": 64, "overlap": 8, "pad": False}, "larger than the scene"),
+        ({"shape": (50, 100), "chip": 0, "overlap": 0}, "positive"),
+    ],
+)
+def test_grid_rejects_bad_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(ChipGridError, match=match):
+        ChipGrid(**kwargs)
+
+
+def test_blocks_own_each_chip_once_for_any_block_size() -> None:
+    grid = ChipGrid((1001, 777), 128, 32)
+    for block in (64, 100, 256, 512, 4096):
+        blocks = list(BlockPlan(grid, block).blocks())
+        assert sum(b.n_chips for b in blocks) == len(grid)

@@ -1,0 +1,354 @@
+"""The spine's invariants: georeferencing, chips once, partition invariance, seams, nodata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+
+import geoseg
+from geoseg.chips import ChipGrid
+from geoseg.normalize import build_normalizer, scene_percentiles
+from tests.common import (
+    BAHAMAS,
+    PUCALLPA,
+    ZION,
+    make_bundle,
+    read,
+    scene_file,
+    structured,
+    write_raster,
+)
+
+
+@pytest.fixture(scope="module")
+def conv_bundle() -> geoseg.ModelBundle:
+    return make_bundle("ConvStack", chip=64, overlap=16)
+
+
+@pytest.fixture(scope="module")
+def unet_bundle() -> geoseg.ModelBundle:
+    return make_bundle("Unet", encoder="resnet18", chip=96, overlap=32,
+                       arch_params={"encoder_depth": 3, "decoder_channels": [16, 8, 8]})
+
+
+def _bundle_for(path: Path, arch: str = "ConvStack") -> geoseg.ModelBundle:
+    with rasterio.open(path) as ds:
+        n = ds.count
+    return make_bundle(arch, bands=n, chip=128, overlap=32)
+
+
+# -- 1. georeferencing -----------------------------------------------------------
+
+@pytest.mark.parametrize("path", [ZION, BAHAMAS, PUCALLPA], ids=["zion", "bahamas", "pucallpa"])
+def test_outputs_keep_exact_georeferencing(path: Path, tmp_path: Path) -> None:
+    [res] = geoseg.predict(path, _bundle_for(path), tmp_path, confidence=True, vector=False)
+    with rasterio.open(path) as src:
+        for key in ("classes", "confidence"):
+            with rasterio.open(res.outputs[key]) as out:
+                assert out.crs == src.crs
+                assert out.transform == src.transform  # exact, not almost
+                assert (out.width, out.height) == (src.width, src.height)
+                assert out.dtypes[0] == "uint8" and out.nodata == 255
+                assert out.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+                assert out.overviews(1) or max(out.shape) <= 512
+
+
+def test_rotated_geotransform_is_kept(tmp_path: Path, conv_bundle: geoseg.ModelBundle) -> None:
+    rotated = Affine.translation(300000, 4150000) * Affine.rotation(20) * Affine.scale(30, -30)
+    src = scene_file(tmp_path / "rot.tif", (150, 170), transform=rotated)
+    [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", vector=True)
+    with rasterio.open(res.outputs["classes"]) as out:
+        assert out.transform == rotated
+    import geopandas as gpd
+
+    gdf = gpd.read_file(res.outputs["vector"])
+    poly_area = gdf.geometry.area.sum()
+    valid = (read(res.outputs["classes"]) != 255).sum()
+    assert poly_area == pytest.approx(valid * 900.0, rel=1e-9)
+
+
+def test_class_raster_carries_palette_and_names(tmp_path: Path,
+                                                conv_bundle: geoseg.ModelBundle) -> None:
+    src = scene_file(tmp_path / "s.tif", (100, 90))
+    [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", vector=False)
+    with rasterio.open(res.outputs["classes"]) as ds:
+        cmap = ds.colormap(1)
+        assert cmap[1][:3] == (0x1F, 0x78, 0xB4) and cmap[5][:3] == (0xB1, 0x59, 0x28)
+        assert json.loads(ds.tags()["GEOSEG_CLASSES"])[1]["name"] == "forest"
+    import xml.etree.ElementTree as ET
+
+    aux = ET.parse(res.outputs["classes"] + ".aux.xml").getroot()
+    cats = [c.text or "" for c in aux.iter("Category")]
+    assert cats[1] == "water" and cats[2] == "forest" and cats[5] == "bare"
+    assert aux.find(".//GDALRasterAttributeTable") is not None
+
+
+def test_gdal_reads_category_names(tmp_path: Path, conv_bundle: geoseg.ModelBundle) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("gdalinfo") is None:
+        pytest.skip("gdalinfo (Debian gdal-bin) not installed; .ci/run installs it")
+    src = scene_file(tmp_path / "s.tif", (100, 90))
+    [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", vector=False)
+    info = json.loads(subprocess.run(["gdalinfo", "-json", res.outputs["classes"]],
+                                     capture_output=True, text=True, check=True).stdout)
+    band = info["bands"][0]
+    assert band["categories"][1] == "water" and band["categories"][5] == "bare"
+    assert band["colorInterpretation"] == "Palette"
+    assert "rat" in info
+    assert info["metadata"]["IMAGE_STRUCTURE"]["LAYOUT"] == "COG"
+
+
+# -- 2. each chip once --------------------------------------------------------------
+
+def _nonempty_chips(path: Path, chip: int, overlap: int) -> int:
+    scene = geoseg.open_scene(path)
+    grid = ChipGrid(scene.shape, chip, overlap)
+    _, valid = scene.read((0, 0, *scene.shape))
+    return sum(
+        bool(valid[r:r + chip, c:c + chip].any())
+        for r in grid.row_starts for c in grid.col_starts
+    )
+
+
+@pytest.mark.parametrize("block", [64, 100, 256, 4096])
+def test_each_nonempty_chip_inferred_once(tmp_path: Path, block: int,
+                                          conv_bundle: geoseg.ModelBundle) -> None:
+    data = (structured((260, 300), 4, seed=3) * 20000).astype("uint16")
+    data[:, :130, :150] = 0  # a nodata corner: whole chips there are empty
+    src = write_raster(tmp_path / "s.tif", data, nodata=0)
+    [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", block=block, vector=False)
+    rec = res.record
+    expected = _nonempty_chips(src, 64, 16)
+    assert rec["chips_inferred"] == expected
+    assert rec["chips_total"] == len(ChipGrid((260, 300), 64, 16))
+    assert rec["chips_skipped_nodata"] == rec["chips_total"] - expected > 0
+
+
+# -- 3. partition invariance ----------------------------------------------------------
+
+def test_partition_invariance_real_scene(tmp_path: Path, unet_bundle: geoseg.ModelBundle) -> None:
+    """Block sizes 256/512/2048 and batch sizes 1/8 give byte-identical classes."""
+    outs = {}
+    for block, batch in [(256, 1), (512, 8), (2048, 8), (2048, 1)]:
+        [res] = geoseg.predict(BAHAMAS, make_bundle("Unet", encoder="resnet18", bands=3, chip=96,
+                                                    overlap=32, arch_params={
+                                                        "encoder_depth": 3,
+                                                        "decoder_channels": [16, 8, 8]}),
+                               tmp_path / f"{block}-{batch}", block=block, batch_size=batch,
+                               confidence=True, vector=False)
+        outs[(block, batch)] = (read(res.outputs["classes"]), read(res.outputs["confidence"]))
+    ref_cls, ref_conf = outs[(2048, 1)]
+    assert len(np.unique(ref_cls)) >= 3  # the model does make several classes
+    for key, (cls, conf) in outs.items():
+        assert np.array_equal(cls, ref_cls), key
+        assert np.abs(conf.astype(int) - ref_conf).max() <= 1, key
+
+
+@pytest.mark.parametrize("blend", ["smooth", "crop"])
+def test_partition_invariance_thread_counts(tmp_path: Path, blend: str,
+                                            conv_bundle: geoseg.ModelBundle) -> None:
+    src = scene_file(tmp_path / "s.tif", (333, 270), seed=5)
+    outs = []
+    for block, threads in [(50, 1), (70, 2), (1000, 3)]:
+        [res] = geoseg.predict(src, conv_bundle, tmp_path / f"{block}", block=block,
+                               threads=threads, blend=blend, vector=False, confidence=True)
+        outs.append((read(res.outputs["classes"]), read(res.outputs["confidence"])))
+    for cls, conf in outs[1:]:
+        assert np.array_equal(cls, outs[0][0])
+        assert np.array_equal(conf, outs[0][1])
+
+
+# -- 4. seams --------------------------------------------------------------------------
+
+def _whole_image_probs(path: Path, bundle: geoseg.ModelBundle) -> np.ndarray:
+    scene = geoseg.open_scene(path)
+    spec = bundle.meta["normalization"]
+    norm = build_normalizer(spec, stats=scene_percentiles(scene, spec["low"], spec["high"]))
+    data, _ = scene.read((0, 0, *scene.shape))
+    x = torch.from_numpy(norm(data)[None])
+    with torch.inference_mode():
+        return torch.softmax(bundle.build_model()(x), dim=1)[0].numpy()
+
+
+@pytest.mark.parametrize("block", [64, 1000])
+def test_crop_blend_equals_whole_image_forward(tmp_path: Path, block: int) -> None:
+    layers = 4  # receptive-field radius 4 px; overlap 16 >= 2 * 4
+    bundle = make_bundle("ConvStack", chip=48, overlap=16,
+                         arch_params={"layers": layers, "width": 8})
+    src = scene_file(tmp_path / "s.tif", (203, 187), seed=7)
+    [res] = geoseg.predict(src, bundle, tmp_path / "out", blend="crop", block=block,
+                           confidence=True, vector=False)
+    probs = _whole_image_probs(src, bundle)
+    ids = np.array([1, 2, 5], dtype=np.uint8)
+    whole = ids[probs.argmax(0)]
+    top2 = np.sort(probs, axis=0)[-2:]
+    decidable = (top2[1] - top2[0]) > 1e-5  # exact float ties cannot be decided either way
+    inner = np.zeros(whole.shape, dtype=bool)
+    inner[layers:-layers, layers:-layers] = True
+    cls = read(res.outputs["classes"])
+    assert np.array_equal(cls[inner & decidable], whole[inner & decidable])
+    assert (inner & ~decidable).sum() <= 2
+    conf = read(res.outputs["confidence"]).astype(int)
+    want = np.rint(probs.max(0) * 100).astype(int)
+    assert np.abs(conf[inner] - want[inner]).max() <= 1
+
+
+def test_smooth_blend_has_no_seams_for_equivariant_model(tmp_path: Path) -> None:
+    """Equivariant model + enough overlap: every chip agrees, so blending is exact too."""
+    bundle = make_bundle("ConvStack", chip=48, overlap=16, arch_params={"layers": 3, "width": 8})
+    src = scene_file(tmp_path / "s.tif", (150, 170), seed=9)
+    [res] = geoseg.predict(src, bundle, tmp_path / "out", blend="smooth", vector=False)
+    probs = _whole_image_probs(src, bundle)
+    top2 = np.sort(probs, axis=0)[-2:]
+    ok = (top2[1] - top2[0]) > 1e-4
+    whole = np.array([1, 2, 5], dtype=np.uint8)[probs.argmax(0)]
+    cls = read(res.outputs["classes"])
+    # pixels nearer than the receptive field to any chip edge mix padded chips, so
+    # compare the inner part and require agreement almost everywhere
+    agree = (cls == whole)[3:-3, 3:-3][ok[3:-3, 3:-3]]
+    assert agree.mean() > 0.995
+
+
+# -- 5. nodata end to end ------------------------------------------------------------
+
+def _nodata_cases(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:
+    shape = (140, 150)
+    base = structured(shape, 4, seed=11)
+    hole = np.zeros(shape, dtype=bool)
+    hole[30:70, 40:100] = True
+    hole[:, :12] = True
+    cases = {}
+    u16 = (base * 20000 + 1).astype("uint16")
+    d = u16.copy()
+    d[:, hole] = 0
+    cases["nodata"] = (write_raster(tmp_path / "nodata.tif", d, nodata=0), hole)
+    cases["alpha"] = (write_raster(tmp_path / "alpha.tif", u16, alpha=np.where(hole, 0, 65535)), hole)
+    cases["mask"] = (write_raster(tmp_path / "mask.tif", u16, mask=~hole), hole)
+    f = base.astype("float32")
+    f[2, hole] = np.nan  # NaN in one band only: the pixel is still unusable
+    cases["nan"] = (write_raster(tmp_path / "nan.tif", f), hole)
+    cases["nan_nodata"] = (write_raster(tmp_path / "nann.tif", f, nodata=float("nan")), hole)
+    return cases
+
+
+@pytest.mark.parametrize("kind", ["nodata", "alpha", "mask", "nan", "nan_nodata"])
+def test_nodata_is_carried_end_to_end(tmp_path: Path, kind: str,
+                                      conv_bundle: geoseg.ModelBundle) -> None:
+    src, hole = _nodata_cases(tmp_path)[kind]
+    [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", confidence=True)
+    cls = read(res.outputs["classes"])
+    conf = read(res.outputs["confidence"])
+    assert (cls[hole] == 255).all() and (conf[hole] == 255).all()
+    assert (cls[~hole] != 255).all() and (conf[~hole] <= 100).all()
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    gdf = gpd.read_file(res.outputs["vector"])
+    with rasterio.open(src) as ds:
+        t = ds.transform
+    x0, y0 = t * (45, 35)
+    x1, y1 = t * (95, 65)
+    inside_hole = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    assert gdf.geometry.intersection(inside_hole).area.sum() == 0.0
+
+
+def test_nodata_pixels_do_not_leak_into_neighbours(tmp_path: Path) -> None:
+    """Weight 0 in blending: invalid pixels never influence valid ones' blending weights."""
+    bundle = make_bundle("Pointwise", chip=32, overlap=8)
+    base = (structured((90, 90), 4, seed=2) * 20000 + 1).astype("uint16")
+    holed = base.copy()
+    holed[:, 40:50, :] = 0
+    a = write_raster(tmp_path / "a.tif", base, nodata=0)
+    b = write_raster(tmp_path / "b.tif", holed, nodata=0)
+    norm = {"type": "fixed", "mean": [0.0] * 4, "std": [20000.0] * 4}
+    bundle = make_bundle("Pointwise", chip=32, overlap=8, normalization=norm)
+    [ra] = geoseg.predict(a, bundle, tmp_path / "oa", vector=False, confidence=True)
+    [rb] = geoseg.predict(b, bundle, tmp_path / "ob", vector=False, confidence=True)
+    keep = np.ones((90, 90), dtype=bool)
+    keep[40:50] = False
+    # a per-pixel model: valid pixels get the same class with or without the hole
+    assert np.array_equal(read(ra.outputs["classes"])[keep], read(rb.outputs["classes"])[keep])
+
+
+# -- 8. inputs ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
+def test_input_dtypes(tmp_path: Path, dtype: str, conv_bundle: geoseg.ModelBundle) -> None:
+    src = scene_file(tmp_path / "s.tif", (120, 110), dtype=dtype)
+    [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", vector=False)
+    cls = read(res.outputs["classes"])
+    assert cls.shape == (120, 110) and (cls != 255).all()
+
+
+def test_odd_size_and_scene_smaller_than_chip(tmp_path: Path) -> None:
+    bundle = make_bundle("ConvStack", chip=256, overlap=32)
+    odd = scene_file(tmp_path / "odd.tif", (1001, 777), dtype="uint8")
+    small = scene_file(tmp_path / "small.tif", (37, 53), dtype="uint8")
+    r1, r2 = geoseg.predict([odd, small], bundle, tmp_path / "out", vector=False)
+    assert read(r1.outputs["classes"]).shape == (1001, 777)
+    small_cls = read(r2.outputs["classes"])
+    assert small_cls.shape == (37, 53) and (small_cls != 255).all()
+    assert r2.record["chips_total"] == 1
+
+
+def test_vrt_and_cog_inputs_match_geotiff(tmp_path: Path, conv_bundle: geoseg.ModelBundle) -> None:
+    from rasterio.shutil import copy as rio_copy
+
+    src = scene_file(tmp_path / "s.tif", (130, 120))
+    rio_copy(src, tmp_path / "s_cog.tif", driver="COG")
+    vrt = tmp_path / "s_vrt.vrt"
+    with rasterio.open(src) as ds:
+        from rasterio.vrt import WarpedVRT  # noqa: F401  (a plain VRT via gdal_translate-like copy)
+        rio_copy(ds, vrt, driver="VRT")
+    results = geoseg.predict([src, tmp_path / "s_cog.tif", vrt], conv_bundle, tmp_path / "out",
+                             vector=False)
+    ref = read(results[0].outputs["classes"])
+    for r in results[1:]:
+        assert np.array_equal(read(r.outputs["classes"]), ref)
+
+
+def test_band_selection_by_index_and_name(tmp_path: Path) -> None:
+    names = ["blue", "green", "red", "nir", "swir"]
+    data = (structured((100, 100), 5, seed=4) * 1000).astype("uint16")
+    src = write_raster(tmp_path / "s.tif", data, descriptions=names)
+    bundle = make_bundle("ConvStack", bands=4, band_names=["red", "green", "blue", "nir"],
+                         chip=64, overlap=16)
+    [auto] = geoseg.predict(src, bundle, tmp_path / "auto", vector=False)  # matched by name
+    [byname] = geoseg.predict(src, bundle, tmp_path / "name", bands=["red", "green", "blue", "nir"],
+                              vector=False)
+    [byidx] = geoseg.predict(src, bundle, tmp_path / "idx", bands=[3, 2, 1, 4], vector=False)
+    [wrong] = geoseg.predict(src, bundle, tmp_path / "wrong", bands=[1, 2, 3, 4], vector=False)
+    ref = read(byidx.outputs["classes"])
+    assert np.array_equal(read(auto.outputs["classes"]), ref)
+    assert np.array_equal(read(byname.outputs["classes"]), ref)
+    assert not np.array_equal(read(wrong.outputs["classes"]), ref)
+    assert auto.record["scene"]["bands"] == [3, 2, 1, 4]
+
+
+def test_run_record_contents(tmp_path: Path, conv_bundle: geoseg.ModelBundle) -> None:
+    src = scene_file(tmp_path / "s.tif", (100, 100))
+    [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", confidence=True)
+    rec = json.loads(Path(res.outputs["run"]).read_text())
+    assert rec["bundle"]["sha256"] == conv_bundle.sha256
+    assert {"geoseg", "torch", "rasterio", "gdal"} <= set(rec["versions"])
+    assert rec["parameters"]["chip"] == 64 and rec["parameters"]["blend"] == "smooth"
+    assert {"inference", "cog", "vectorize", "total"} <= set(rec["timings_s"])
+    assert rec["peak_rss_mb"] > 0
+    assert set(rec["outputs"]) == {"classes", "confidence", "vector", "run"}
+    assert all(Path(p).exists() for p in rec["outputs"].values())
+
+
+def test_several_scenes_by_glob(tmp_path: Path, conv_bundle: geoseg.ModelBundle) -> None:
+    for i in range(3):
+        scene_file(tmp_path / f"scene{i}.tif", (70, 80), seed=i)
+    results = geoseg.predict(str(tmp_path / "scene*.tif"), conv_bundle, tmp_path / "out",
+                             vector=False)
+    assert [Path(r.scene).name for r in results] == ["scene0.tif", "scene1.tif", "scene2.tif"]
