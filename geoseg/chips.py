@@ -115,16 +115,29 @@ class ChipGrid:
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """A rectangle of output pixels with a constant set of contributing blocks."""
+    """A rectangle of output pixels covered by a constant set of chips.
+
+    ``row_chips``/``col_chips`` index the grid's chip origins; the chips that
+    cover the cell are their product, and ``contributors`` the blocks owning
+    them. A cell covered by one chip takes that chip's prediction as is; others
+    are blended from the sums of every covering chip.
+    """
 
     key: tuple[int, int]
     window: Window
+    row_chips: tuple[int, ...]
+    col_chips: tuple[int, ...]
     contributors: tuple[tuple[int, int], ...]
 
     @property
     def expected(self) -> int:
         """Number of block tasks that add to this cell."""
         return len(self.contributors)
+
+    @property
+    def single(self) -> bool:
+        """Whether exactly one chip covers the cell."""
+        return len(self.row_chips) == 1 and len(self.col_chips) == 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +147,6 @@ class Block:
     index: tuple[int, int]
     row_chips: tuple[int, ...]  # indexes into ChipGrid.row_starts
     col_chips: tuple[int, ...]
-    extent: Window  # union of the block's chips, clipped to the scene
     cells: tuple[Cell, ...] = field(repr=False)
 
     @property
@@ -148,42 +160,57 @@ def _axis_owner(starts: tuple[int, ...], block: int) -> list[int]:
 
 
 def _axis_intervals(
-    starts: tuple[int, ...], chip: int, n: int, block: int
+    kept: list[tuple[int, int]], n: int
 ) -> list[tuple[int, int, tuple[int, ...]]]:
-    """Cut one axis into intervals with a constant set of owning block indexes."""
-    owners = _axis_owner(starts, block)
-    cuts = sorted({0, n, *(min(s, n) for s in starts), *(min(s + chip, n) for s in starts)})
-    out: list[tuple[int, int, tuple[int, ...]]] = []
+    """Cut one axis into intervals covered by a constant set of chips.
+
+    ``kept[i]`` is the ``[start, end)`` that chip ``i`` contributes along the axis.
+    """
+    cuts = sorted({0, n, *(min(a, n) for a, _ in kept), *(min(b, n) for _, b in kept)})
+    out = []
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-        ids = tuple(sorted({o for s, o in zip(starts, owners, strict=True) if s <= a < s + chip}))
-        if out and out[-1][2] == ids and out[-1][1] == a:
-            out[-1] = (out[-1][0], b, ids)
-        else:
-            out.append((a, b, ids))
+        chips = tuple(i for i, (s, e) in enumerate(kept) if s <= a < e)
+        out.append((a, b, chips))
     return out
 
 
 @dataclass(frozen=True, slots=True)
 class BlockPlan:
-    """Blocks and merge cells of a chip grid for one block size."""
+    """Blocks and cells of a chip grid for one block size.
+
+    With ``keep="chip"`` every pixel of a chip is blended (``smooth``); with
+    ``keep="core"`` a chip contributes only its centre (``crop``), so every
+    pixel comes from exactly one chip.
+    """
 
     grid: ChipGrid
     block: int
+    keep: str = "chip"
 
     def __post_init__(self) -> None:
         if self.block < 1:
             raise ChipGridError(f"block must be a positive number of pixels, got {self.block}")
 
+    def _kept(self, starts: tuple[int, ...], n: int) -> list[tuple[int, int]]:
+        if self.keep == "core":
+            bounds = core_bounds(starts, self.grid.chip, n)
+            return list(zip(bounds[:-1], bounds[1:], strict=True))
+        return [(s, s + self.grid.chip) for s in starts]
+
     def cells(self) -> list[Cell]:
         """Every cell of the scene, row-major."""
         g = self.grid
-        rows = _axis_intervals(g.row_starts, g.chip, g.shape[0], self.block)
-        cols = _axis_intervals(g.col_starts, g.chip, g.shape[1], self.block)
+        rown = _axis_owner(g.row_starts, self.block)
+        coln = _axis_owner(g.col_starts, self.block)
+        rows = _axis_intervals(self._kept(g.row_starts, g.shape[0]), g.shape[0])
+        cols = _axis_intervals(self._kept(g.col_starts, g.shape[1]), g.shape[1])
         out = []
-        for i, (r0, r1, rids) in enumerate(rows):
-            for j, (c0, c1, cids) in enumerate(cols):
-                contributors = tuple((a, b) for a in rids for b in cids)
-                out.append(Cell((i, j), (r0, c0, r1 - r0, c1 - c0), contributors))
+        for i, (r0, r1, rch) in enumerate(rows):
+            rb = sorted({rown[k] for k in rch})
+            for j, (c0, c1, cch) in enumerate(cols):
+                cb = sorted({coln[k] for k in cch})
+                contributors = tuple((a, b) for a in rb for b in cb)
+                out.append(Cell((i, j), (r0, c0, r1 - r0, c1 - c0), rch, cch, contributors))
         return out
 
     def blocks(self) -> Iterator[Block]:
@@ -199,9 +226,4 @@ class BlockPlan:
             rchips = tuple(i for i, o in enumerate(rown) if o == bi)
             for bj in sorted(set(coln)):
                 cchips = tuple(j for j, o in enumerate(coln) if o == bj)
-                r0 = g.row_starts[rchips[0]]
-                c0 = g.col_starts[cchips[0]]
-                r1 = min(g.row_starts[rchips[-1]] + g.chip, g.shape[0])
-                c1 = min(g.col_starts[cchips[-1]] + g.chip, g.shape[1])
-                yield Block((bi, bj), rchips, cchips, (r0, c0, r1 - r0, c1 - c0),
-                            tuple(by_block.get((bi, bj), ())))
+                yield Block((bi, bj), rchips, cchips, tuple(by_block.get((bi, bj), ())))

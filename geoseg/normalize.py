@@ -52,6 +52,19 @@ class Normalizer:
             x *= np.asarray(self.post_mul, dtype=np.float32).reshape(shape)
         return x
 
+    def prepare(
+        self, raw: NDArray[Any], valid: NDArray[np.bool_]
+    ) -> NDArray[np.float32]:
+        """Chips ``(n, bands, rows, cols)`` in scene units to model input.
+
+        Invalid pixels become 0 after normalization (the band mean for ``fixed``,
+        the low percentile for ``percentile``), a neutral value, so nodata does
+        not push extreme numbers into the receptive field of valid neighbours.
+        """
+        x = self(raw.astype(np.float32))
+        x[np.broadcast_to(~valid[:, None], x.shape)] = 0.0
+        return x
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved constants, for the run record."""
         return {"sub": list(self.sub), "mul": list(self.mul), "clip": self.clip}

@@ -43,7 +43,7 @@ class PredictOptions:
     chip: int | None = None
     overlap: int | None = None
     block: int = DEFAULT_BLOCK
-    batch_size: int = 4
+    batch_size: int | None = None
     blend: str = "smooth"
     bands: tuple[int | str, ...] | None = None
     device: str = "auto"
@@ -61,6 +61,8 @@ class PredictOptions:
             raise InputError(f"--blend must be one of {', '.join(BLENDS)}, got '{self.blend}'")
         for name in ("batch_size", "block"):
             value = getattr(self, name)
+            if name == "batch_size" and value is None:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if self.threads is not None and self.threads < 1:
@@ -241,6 +243,11 @@ def predict(
     ]
 
 
+def default_batch_size(device: str) -> int:
+    """Chips per forward pass: 1 on CPU (batching buys nothing there), 8 on a GPU."""
+    return 8 if device.startswith("cuda") else 1
+
+
 def _normalizer(scene: Scene, bundle: ModelBundle) -> tuple[Any, Any]:
     spec = bundle.meta["normalization"]
     stats = None
@@ -256,6 +263,7 @@ class _Collector:
                  progress: Callable[[int, int], None] | None, total: int) -> None:
         self.expected = {c.key: c.expected for c in plan.cells()}
         self.job = job
+        self.batch_size = job.batch_size
         self.sinks = sinks
         self.store: dict[tuple[int, int], list[Any]] = {}
         self.progress = progress
@@ -332,12 +340,13 @@ def predict_scene(
     chip = opts.chip or bundle.chip
     overlap = opts.overlap if opts.overlap is not None else min(bundle.overlap, chip - 1)
     grid = ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
-    plan = BlockPlan(grid, opts.block)
+    plan = BlockPlan(grid, opts.block, keep="core" if opts.blend == "crop" else "chip")
     normalizer, stats = _normalizer(scene, bundle)
     timings["stats"] = time.perf_counter() - t_start
     classes = bundle.classes
     job = PredictJob.build(
-        scene, grid, blend=opts.blend, batch_size=opts.batch_size, normalizer=normalizer,
+        scene, grid, blend=opts.blend, batch_size=opts.batch_size or default_batch_size(device),
+        normalizer=normalizer,
         scale=fixed_point_scale(grid), class_ids=np.array([c.id for c in classes], dtype=np.uint8),
         confidence=opts.confidence,
     )
@@ -434,6 +443,7 @@ def _record(scene: Scene, bundle: ModelBundle, opts: PredictOptions, grid: ChipG
                    "architecture": bundle.meta.get("architecture"),
                    "encoder": bundle.meta.get("encoder")},
         "parameters": {**asdict(opts), "chip": grid.chip, "overlap": grid.overlap,
+                       "batch_size": col.batch_size,
                        "device": device, "engine": getattr(engine, "name", type(engine).__name__)},
         "normalization": {"spec": bundle.meta["normalization"], "scene_stats": stats,
                           "resolved": normalizer.to_dict()},

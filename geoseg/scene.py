@@ -83,39 +83,45 @@ class Scene:
         return abs(t.a * t.e - t.b * t.d)
 
     def read(
-        self, window: Window, *, fill: float = 0.0
-    ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-        """Read a window as float32 ``(bands, rows, cols)`` plus a valid mask.
+        self, window: Window, *, raw: bool = False
+    ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """Read a window as ``(bands, rows, cols)`` plus a valid-pixel mask.
 
-        The window may reach past the scene (for chips larger than the scene):
-        those pixels are ``fill`` and not valid. A pixel is valid when every
-        selected band is valid in GDAL's mask (nodata, alpha, mask band) and
-        finite.
+        Values are float32, or the file's own type with ``raw=True`` (a quarter
+        of the memory for uint8). The window may reach past the scene (chips
+        larger than the scene): those pixels are 0 and not valid, as are pixels
+        GDAL masks (nodata, alpha, mask band) in any selected band and
+        non-finite values; invalid pixels read as 0.
         """
         r0, c0, h, w = window
         rows, cols = self.shape
-        data = np.full((len(self.bands), h, w), fill, dtype=np.float32)
-        valid = np.zeros((h, w), dtype=bool)
+        dtype = np.dtype(self.dtype) if raw else np.dtype(np.float32)
         rr0, cc0 = max(r0, 0), max(c0, 0)
         rr1, cc1 = min(r0 + h, rows), min(c0 + w, cols)
+        inside = (rr0, cc0, rr1, cc1) == (r0, c0, r0 + h, c0 + w)
         if rr1 <= rr0 or cc1 <= cc0:
-            return data, valid
+            return np.zeros((len(self.bands), h, w), dtype=dtype), np.zeros((h, w), dtype=bool)
         rio_window = RioWindow(cc0, rr0, cc1 - cc0, rr1 - rr0)  # type: ignore[no-untyped-call]
-        dst = (slice(None), slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
         try:
             ds = _dataset(self.path)
-            raw = ds.read(list(self.bands), window=rio_window)
-            inner_valid = np.isfinite(raw).all(axis=0) if raw.dtype.kind == "f" else None
+            arr = ds.read(list(self.bands), window=rio_window, out_dtype=dtype)
+            ok = np.isfinite(arr).all(axis=0) if arr.dtype.kind == "f" else None
             if self.has_mask:
-                masks = ds.read_masks(list(self.bands), window=rio_window)
-                mvalid = masks.all(axis=0)
-                inner_valid = mvalid if inner_valid is None else inner_valid & mvalid
+                masks = ds.read_masks(list(self.bands), window=rio_window).all(axis=0)
+                ok = masks if ok is None else ok & masks
         except RasterioIOError as err:
             raise read_error(self.path, err) from err
-        data[dst] = raw
-        valid[dst[1:]] = True if inner_valid is None else inner_valid
-        if inner_valid is not None:
-            data[dst][:, ~inner_valid] = fill
+        if ok is None:
+            ok = np.ones(arr.shape[1:], dtype=bool)
+        elif not ok.all():
+            arr[:, ~ok] = 0
+        if inside:
+            return arr, ok
+        data = np.zeros((len(self.bands), h, w), dtype=dtype)
+        valid = np.zeros((h, w), dtype=bool)
+        inner = (slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
+        data[(slice(None), *inner)] = arr
+        valid[inner] = ok
         return data, valid
 
 

@@ -42,46 +42,56 @@ def test_core_bounds_partition_axis(n: int, chip: int, overlap: int) -> None:
             assert s + chip - hi >= overlap // 2
 
 
-def _brute_contributors(grid: ChipGrid, block: int) -> np.ndarray:
+def _brute_cover(grid: ChipGrid, block: int, keep: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: the set of owning blocks and the number of chips that contribute."""
     rows, cols = grid.shape
     owners = np.empty((rows, cols), dtype=object)
     for r in range(rows):
         for c in range(cols):
             owners[r, c] = set()
-    for rs in grid.row_starts:
-        for cs in grid.col_starts:
-            owner = (rs // block, cs // block)
-            for r in range(rs, min(rs + grid.chip, rows)):
-                for c in range(cs, min(cs + grid.chip, cols)):
-                    owners[r, c].add(owner)
-    return owners
+    count = np.zeros((rows, cols), dtype=int)
+    rb = core_bounds(grid.row_starts, grid.chip, rows)
+    cb = core_bounds(grid.col_starts, grid.chip, cols)
+    for i, rs in enumerate(grid.row_starts):
+        r0, r1 = (rb[i], rb[i + 1]) if keep == "core" else (rs, min(rs + grid.chip, rows))
+        for j, cs in enumerate(grid.col_starts):
+            c0, c1 = (cb[j], cb[j + 1]) if keep == "core" else (cs, min(cs + grid.chip, cols))
+            for r in range(r0, r1):
+                for c in range(c0, c1):
+                    owners[r, c].add((rs // block, cs // block))
+            count[r0:r1, c0:c1] += 1
+    return owners, count
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=st.integers(1, 70), cols=st.integers(1, 70), chip=st.integers(4, 30),
-       overlap=st.integers(0, 12), block=st.integers(3, 80))
+       overlap=st.integers(0, 12), block=st.integers(3, 80), keep=st.sampled_from(["chip", "core"]))
 def test_cells_partition_scene_with_right_contributors(rows: int, cols: int, chip: int,
-                                                        overlap: int, block: int) -> None:
+                                                        overlap: int, block: int,
+                                                        keep: str) -> None:
     if overlap >= chip:
         return
     grid = ChipGrid((rows, cols), chip, overlap)
-    plan = BlockPlan(grid, block)
+    plan = BlockPlan(grid, block, keep=keep)
     seen = np.zeros((rows, cols), dtype=int)
-    truth = _brute_contributors(grid, block)
-    for cell in plan.cells():
+    owners, count = _brute_cover(grid, block, keep)
+    cells = plan.cells()
+    for cell in cells:
         r0, c0, h, w = cell.window
         seen[r0:r0 + h, c0:c0 + w] += 1
+        assert (count[r0:r0 + h, c0:c0 + w] == len(cell.row_chips) * len(cell.col_chips)).all()
         for r in range(r0, r0 + h):
             for c in range(c0, c0 + w):
-                assert truth[r, c] == set(cell.contributors)
+                assert owners[r, c] == set(cell.contributors)
     assert (seen == 1).all()
+    if keep == "core":
+        assert all(c.single and c.expected == 1 for c in cells)
     blocks = list(plan.blocks())
     owned = [(i, j) for b in blocks for i in b.row_chips for j in b.col_chips]
     assert sorted(owned) == sorted((i, j) for i in range(len(grid.row_starts))
                                    for j in range(len(grid.col_starts)))
     for b in blocks:  # a block lists exactly the cells it contributes to
-        listed = {c.key for c in b.cells}
-        assert listed == {c.key for c in plan.cells() if b.index in c.contributors}
+        assert {c.key for c in b.cells} == {c.key for c in cells if b.index in c.contributors}
 
 
 @pytest.mark.parametrize(

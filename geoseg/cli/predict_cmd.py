@@ -28,7 +28,8 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
               help="Pixels shared by neighbouring chips [bundle's]; about 2x the receptive field.")
 @click.option("--block", type=int, default=1024, show_default=True,
               help="Block edge in pixels: the unit of work; bounds memory.")
-@click.option("--batch-size", type=int, default=4, show_default=True, help="Chips per forward pass.")
+@click.option("--batch-size", type=int, default=None,
+              help="Chips per forward pass [1 on CPU, 8 on a GPU].")
 @click.option("--blend", type=click.Choice(["smooth", "crop"]), default="smooth", show_default=True,
               help="smooth: weighted overlap; crop: keep chip centres.")
 @click.option("--bands", default=None,

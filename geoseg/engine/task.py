@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geoseg.blend import axis_weights, finalize
-from geoseg.chips import Block, ChipGrid, Window
+from geoseg.blend import axis_weights, classify, finalize, nodata_cell
+from geoseg.chips import Block, Cell, ChipGrid, Window
 from geoseg.normalize import Normalizer
 from geoseg.predictor import Predictor
 from geoseg.scene import Scene
@@ -93,79 +93,137 @@ class BlockResult:
     seconds: dict[str, float]
 
 
-def _chip_windows(job: PredictJob, block: Block) -> list[tuple[int, int, Window]]:
-    g = job.grid
-    return [
-        (i, j, (g.row_starts[i], g.col_starts[j], g.chip, g.chip))
-        for i in block.row_chips
-        for j in block.col_chips
-    ]
+def _chip_cells(block: Block) -> dict[tuple[int, int], list[Cell]]:
+    """For each chip of the block, the cells it covers."""
+    out: dict[tuple[int, int], list[Cell]] = {
+        (i, j): [] for i in block.row_chips for j in block.col_chips
+    }
+    for cell in block.cells:
+        for i in cell.row_chips:
+            for j in cell.col_chips:
+                if (i, j) in out:
+                    out[(i, j)].append(cell)
+    return out
+
+
+class _Sums:
+    """Integer sums of one multi-chip cell inside a block."""
+
+    __slots__ = ("sums", "weights")
+
+    def __init__(self, n_classes: int, h: int, w: int) -> None:
+        self.sums = np.zeros((n_classes, h, w), dtype=np.int32)
+        self.weights = np.zeros((h, w), dtype=np.int32)
 
 
 def run_block(job: PredictJob, block: Block, predictor: Predictor) -> BlockResult:
-    """Infer a block's chips and blend them into final and partial cells."""
+    """Infer a block's chips and turn them into final and partial cells.
+
+    Cells covered by one chip take that chip's prediction directly (argmax of
+    its probabilities, no blending arithmetic); cells covered by several chips
+    get fixed-point weighted sums.
+    """
     t0 = time.perf_counter()
     g = job.grid
     r0 = g.row_starts[block.row_chips[0]]
     c0 = g.col_starts[block.col_chips[0]]
     h = g.row_starts[block.row_chips[-1]] + g.chip - r0
     w = g.col_starts[block.col_chips[-1]] + g.chip - c0
-    data, valid = job.scene.read((r0, c0, h, w))
-    job.normalizer(data)
-    t_read = time.perf_counter()
+    data, valid = job.scene.read((r0, c0, h, w), raw=True)
+    t_read = time.perf_counter() - t0
 
-    n_cls = len(job.class_ids)
-    sums = np.zeros((n_cls, h, w), dtype=np.int32)
-    wsum = np.zeros((h, w), dtype=np.int32)
-    todo = []
-    skipped = 0
-    for i, j, (cr, cc, ch, cw) in _chip_windows(job, block):
-        sl = (slice(cr - r0, cr - r0 + ch), slice(cc - c0, cc - c0 + cw))
-        if not valid[sl].any():
-            skipped += 1
-            continue
-        todo.append((i, j, sl))
-    t_model = 0.0
+    chip_cells = _chip_cells(block)
+    todo, skipped = [], []
+    for (i, j), cells in chip_cells.items():
+        sl = (slice(g.row_starts[i] - r0, g.row_starts[i] - r0 + g.chip),
+              slice(g.col_starts[j] - c0, g.col_starts[j] - c0 + g.chip))
+        (todo if valid[sl].any() else skipped).append((i, j, sl))
+    finals: list[FinalCell] = []
+    sums: dict[tuple[int, int], _Sums] = {}
+    t_model = t_blend = 0.0
+    for i, j, _ in skipped:
+        _add_chip(job, i, j, chip_cells[(i, j)], None, None, finals, sums)
     for k in range(0, len(todo), job.batch_size):
         batch = todo[k : k + job.batch_size]
-        x = np.stack([data[(slice(None), *sl)] for _, _, sl in batch])
+        tb = time.perf_counter()
+        x = job.normalizer.prepare(np.stack([data[(slice(None), *sl)] for _, _, sl in batch]),
+                                   np.stack([valid[sl] for _, _, sl in batch]))
         tm = time.perf_counter()
-        probs = predictor.predict(x)
+        probs = predictor.predict(_pad_batch(x, job.batch_size))[: len(batch)]
         t_model += time.perf_counter() - tm
         for (i, j, sl), p in zip(batch, probs, strict=True):
-            wt = np.outer(job.row_weights[i], job.col_weights[j])
-            wt *= valid[sl]
-            wt *= job.scale
-            p *= wt
-            sums[(slice(None), *sl)] += np.rint(p, out=p).astype(np.int32)
-            wsum[sl] += np.rint(wt).astype(np.int32)
-    t_blend = time.perf_counter()
-
-    finals, partials = [], []
+            _add_chip(job, i, j, chip_cells[(i, j)], p, valid[sl], finals, sums)
+        t_blend += time.perf_counter() - tb
+    t_cells = time.perf_counter()
+    partials = []
     for cell in block.cells:
-        cr, cc, ch, cw = cell.window
-        sl = (slice(cr - r0, cr - r0 + ch), slice(cc - c0, cc - c0 + cw))
+        entry = sums.get(cell.key)
+        if entry is None:
+            continue
         if cell.expected == 1:
-            cls, conf = finalize(sums[(slice(None), *sl)], wsum[sl], job.class_ids,
+            cls, conf = finalize(entry.sums, entry.weights, job.class_ids,
                                  confidence=job.confidence)
             finals.append(FinalCell(cell.window, cls, conf))
         else:
-            partials.append(PartialCell(cell.key, cell.window,
-                                        sums[(slice(None), *sl)].copy(), wsum[sl].copy()))
+            partials.append(PartialCell(cell.key, cell.window, entry.sums, entry.weights))
     t_end = time.perf_counter()
     return BlockResult(
-        index=block.index,
-        finals=finals,
-        partials=partials,
-        chips_inferred=len(todo),
-        chips_skipped_nodata=skipped,
-        seconds={
-            "read": t_read - t0,
-            "model": t_model,
-            "blend": t_blend - t_read - t_model,
-            "cells": t_end - t_blend,
-        },
+        index=block.index, finals=finals, partials=partials,
+        chips_inferred=len(todo), chips_skipped_nodata=len(skipped),
+        seconds={"read": t_read, "model": t_model, "blend": t_blend - t_model,
+                 "cells": t_end - t_cells},
     )
+
+
+def _pad_batch(x: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """Pad a short batch with zero chips so every forward pass has the same shape.
+
+    Kernels (oneDNN, cuDNN) pick algorithms by input shape, and a chip's output
+    can differ in the last float bits between shapes; with one shape for every
+    call, a chip's probabilities never depend on which block or batch it was in.
+    """
+    if len(x) == size:
+        return x
+    pad = np.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)
+    return np.concatenate([x, pad])
+
+
+def _add_chip(
+    job: PredictJob,
+    i: int,
+    j: int,
+    cells: list[Cell],
+    probs: NDArray[np.float32] | None,
+    valid: NDArray[np.bool_] | None,
+    finals: list[FinalCell],
+    sums: dict[tuple[int, int], _Sums],
+) -> None:
+    """Add one chip's probabilities (``None`` for an all-nodata chip) to its cells."""
+    g = job.grid
+    cr, cc = g.row_starts[i], g.col_starts[j]
+    n_cls = len(job.class_ids)
+    for cell in cells:
+        r, c, h, w = cell.window
+        lr, lc = slice(r - cr, r - cr + h), slice(c - cc, c - cc + w)
+        if cell.single:
+            if probs is None or valid is None:
+                finals.append(FinalCell(cell.window, *nodata_cell(h, w, job.confidence)))
+            else:
+                cls, conf = classify(probs[:, lr, lc], valid[lr, lc], job.class_ids,
+                                     confidence=job.confidence)
+                finals.append(FinalCell(cell.window, cls, conf))
+            continue
+        entry = sums.get(cell.key)
+        if entry is None:
+            entry = sums[cell.key] = _Sums(n_cls, h, w)
+        if probs is None or valid is None:
+            continue
+        wt = np.outer(job.row_weights[i][lr], job.col_weights[j][lc])
+        wt *= valid[lr, lc]
+        wt *= job.scale
+        q = probs[:, lr, lc] * wt
+        entry.sums += np.rint(q, out=q).astype(np.int32)
+        entry.weights += np.rint(wt).astype(np.int32)
 
 
 def merge_partial(

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from geoseg.cli.main import cli
+from tests.common import make_bundle, scene_file
+
+COMMANDS = [["predict"], ["vectorize"], ["quicklook"], ["bundle", "create"], ["bundle", "info"],
+            ["bundle", "export-onnx"], ["bundle", "list"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_help_has_an_example(cmd: list[str]) -> None:
+    res = CliRunner().invoke(cli, [*cmd, "--help"])
+    assert res.exit_code == 0
+    assert "Example" in res.output and "geoseg " in res.output
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from geoseg.cli.main import cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _geoseg() -> list[str]:
+    return [sys.executable, "-m", "geoseg"]
+
+
+def test_predict_as_a_real_subprocess(tmp_path: Path) -> None:
+    scene = scene_file(tmp_path / "s.tif", (200, 180))
+    bundle = make_bundle().save(tmp_path / "m.bundle")
+    out = subprocess.run([*_geoseg(), "predict", str(scene), "--model", str(bundle), "--out",
+                          str(tmp_path / "out"), "--confidence", "--quicklook"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ("s_classes.tif", "s_confidence.tif", "s_classes.gpkg", "s_run.json",
+                 "s_quicklook.png"):
+        assert (tmp_path / "out" / name).exists(), name
+    bad = subprocess.run([*_geoseg(), "predict", str(tmp_path / "missing.tif"), "--model",
+                          str(bundle), "--out", str(tmp_path / "out2")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_killed_run_leaves_no_final_file(tmp_path: Path) -> None:
+    """SIGKILL mid-run: only temporaries remain, and a re-run cleans them and finishes."""
+    scene = scene_file(tmp_path / "big.tif", (1400, 1400), dtype="uint8")
+    bundle = make_bundle("Unet", encoder="resnet18", chip=128, overlap=32,
+                         arch_params={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
+    bpath = bundle.save(tmp_path / "m.bundle")
+    out = tmp_path / "out"
+    args = [*_geoseg(), "predict", str(scene), "--model", str(bpath), "--out", str(out),
+            "--confidence", "--block", "256"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(".geoseg-tmp-" in p.name for p in out.glob(".*")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # let it write some cells
+    assert proc.poll() is None, "run finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    leftovers = sorted(p.name for p in out.iterdir())
+    assert leftovers and all(".geoseg-tmp-" in n for n in leftovers), leftovers
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["big_classes.gpkg", "big_classes.tif", "big_classes.tif.aux.xml",
+                     "big_confidence.tif", "big_run.json"], names
+    with rasterio.open(out / "big_classes.tif") as ds:
+        assert ds.shape == (1400, 1400)
