@@ -16,6 +16,12 @@ from pathlib import Path
 TMP_MARK = ".geoseg-tmp-"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def temp_name(path: Path) -> Path:
     """A unique temporary sibling of ``path`` that keeps its suffix."""
     token = f"{os.getpid()}-{secrets.token_hex(3)}"
@@ -42,6 +48,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = temp_name(path)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # some writers create 0600 temporaries
         os.replace(tmp, path)
     except BaseException:
         remove_quietly(tmp)

@@ -124,6 +124,8 @@ def scene_percentiles(
             valid = np.isfinite(data).all(axis=0)
             if scene.has_mask:
                 valid &= ds.read_masks(list(scene.bands), out_shape=out_shape).all(axis=0)
+            if scene.alpha is not None:
+                valid &= ds.read(scene.alpha, out_shape=out_shape[1:]) > 0
     except RasterioIOError as err:
         raise read_error(scene.path, err) from err
     if not valid.any():

@@ -226,7 +226,7 @@ def predict(
     >>> [res] = predict("data/zion/landsat8_2015-08-18_b2345.tif", "landcover-nlcd8",
     ...                 tempfile.mkdtemp(), vector=False)
     >>> res.record["chips_total"], res.record["scene"]["crs"]
-    (42, 'EPSG:32612')
+    (35, 'EPSG:32612')
     """
     opts = PredictOptions(**{k: (tuple(v) if k == "bands" and v is not None else v)
                              for k, v in options.items()})

@@ -65,6 +65,7 @@ class Scene:
     nodata: float | None
     has_mask: bool  # alpha band, internal mask or nodata value
     count: int = 0  # bands in the file
+    alpha: int | None = None  # 1-based alpha band, also applied as a mask
 
     @property
     def stem(self) -> str:
@@ -109,6 +110,9 @@ class Scene:
             if self.has_mask:
                 masks = ds.read_masks(list(self.bands), window=rio_window).all(axis=0)
                 ok = masks if ok is None else ok & masks
+            if self.alpha is not None:  # GDAL ignores an alpha band known only from PAM
+                opaque = ds.read(self.alpha, window=rio_window) > 0
+                ok = opaque if ok is None else ok & opaque
         except RasterioIOError as err:
             raise read_error(self.path, err) from err
         if ok is None:
@@ -244,4 +248,6 @@ def open_scene(
             nodata=ds.nodata,
             has_mask=has_mask,
             count=ds.count,
+            alpha=next((i + 1 for i, ci in enumerate(ds.colorinterp) if ci == ColorInterp.alpha),
+                       None),
         )

@@ -11,6 +11,7 @@ category names plus a raster attribute table in the ``.aux.xml`` sidecar.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -32,19 +33,42 @@ from geoseg.schemes import NODATA_CLASS, ClassInfo
 COG_BLOCK = 512
 
 
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _space_exhausted(folder: Path) -> bool:
+    """Whether writing 1 MiB more in ``folder`` fails for lack of space (a real probe).
+
+    Drivers often report a full disk in their own words (SQLite, GDAL), so
+    rather than parse messages we try a write of our own.
+    """
+    probe = folder / f".geoseg-space-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * (1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        return err.errno in _FULL
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return False
+
+
 def output_error(path: Path, err: BaseException) -> OutputError:
     """A clear error for a failed write (disk full, permissions, …)."""
     text = str(err)
-    code = getattr(err, "errno", None)
-    full = code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or any(
+    full = getattr(err, "errno", None) in _FULL or any(
         s in text.lower() for s in ("no space", "file too large", "disk full", "quota")
     )
-    if full:
+    if full or _space_exhausted(Path(path).parent):
         return OutputError(
-            f"ran out of disk space while writing {path}; free space or choose another --out "
-            "(nothing with a final name was written)"
+            f"ran out of disk space while writing {Path(path).name} in {Path(path).parent}; "
+            "free space or choose another --out (nothing with a final name was written)"
         )
-    return OutputError(f"cannot write {path}: {text.splitlines()[0] if text else err!r}")
+    first = text.splitlines()[0] if text else repr(err)
+    return OutputError(f"cannot write {path}: {first}")
 
 
 def category_aux_xml(classes: tuple[ClassInfo, ...], description: str) -> str:
@@ -91,7 +115,7 @@ class RasterSink:
         self.path = path
         self.classes = classes
         self.description = description
-        self.tmp = temp_name(path.with_suffix(".stage.tif"))
+        self.tmp = temp_name(path)
         self.resampling = "MODE" if classes is not None else "AVERAGE"
         profile = {
             "driver": "GTiff", "dtype": "uint8", "count": 1, "nodata": NODATA_CLASS,

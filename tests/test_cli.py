@@ -61,7 +61,7 @@ def test_killed_run_leaves_no_final_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = [*_geoseg(), "predict", str(scene), "--model", str(bpath), "--out", str(out),
             "--confidence", "--block", "256"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not any(".geoseg-tmp-" in p.name for p in out.glob(".*")):
         time.sleep(0.05)

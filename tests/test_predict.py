@@ -54,7 +54,7 @@ def test_outputs_keep_exact_georeferencing(path: Path, tmp_path: Path) -> None:
 
 
 def test_rotated_geotransform_is_kept(tmp_path: Path, conv_bundle: geoseg.ModelBundle) -> None:
-    rotated = Affine.translation(300000, 4150000) * Affine.rotation(20) * Affine.scale(30, -30)
+    rotated = Affine.translation(300000, 4150000) @ Affine.rotation(20) @ Affine.scale(30, -30)
     src = scene_file(tmp_path / "rot.tif", (150, 170), transform=rotated)
     [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", vector=True)
     with rasterio.open(res.outputs["classes"]) as out:
@@ -284,8 +284,8 @@ def test_nodata_is_carried_end_to_end(tmp_path: Path, kind: str,
     gdf = gpd.read_file(res.outputs["vector"])
     with rasterio.open(src) as ds:
         t = ds.transform
-    x0, y0 = t * (45, 35)
-    x1, y1 = t * (95, 65)
+    x0, y0 = t @ (45, 35)
+    x1, y1 = t @ (95, 65)
     inside_hole = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
     assert gdf.geometry.intersection(inside_hole).area.sum() == 0.0
 
