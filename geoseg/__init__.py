@@ -27,13 +27,7 @@ from geoseg.errors import (  # noqa: E402
 )
 from geoseg.predict import PredictResult, predict  # noqa: E402
 from geoseg.scene import Scene, open_scene  # noqa: E402
-
-
-def vectorize(*args, **kwargs):  # type: ignore[no-untyped-def]
-    """Polygonize a class raster (see :func:`geoseg.vectorize.vectorize`)."""
-    from geoseg.vectorize import vectorize as _vectorize
-
-    return _vectorize(*args, **kwargs)
+from geoseg.vectorize import VectorizeResult, vectorize  # noqa: E402
 
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -41,5 +35,6 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "BlockPlan", "BundleError", "ChipGrid", "ChipGridError", "GeosegError", "InputError",
     "ModelBundle", "OutputError", "PredictResult", "RasterReadError", "Scene", "SceneError",
-    "__version__", "load_bundle", "open_scene", "predict", "shipped_bundles", "vectorize",
+    "VectorizeResult", "__version__", "load_bundle", "open_scene", "predict", "shipped_bundles",
+    "vectorize",
 ]

@@ -52,7 +52,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from scipy import ndimage
 
-from geoseg.atomic import remove_quietly, temp_name
+from geoseg.atomic import atomic_path, clean_stale
 from geoseg.errors import InputError, OutputError, RasterReadError, VectorizeError
 from geoseg.schemes import NODATA_CLASS, ClassInfo, parse_classes
 from geoseg.writer import output_error
@@ -68,6 +68,7 @@ METRES_PER_DEGREE = 111_320.0
 
 _PARQUET_ROWS = 65_536  # rows per Parquet row group; blocks release far fewer at a time
 _CHUNK = 16_384  # polygons moved to output coordinates at a time
+_SIMPLIFY_BATCH = 32_768  # coverage_simplify slows down super-linearly past this many polygons
 Geoms = NDArray[np.object_]
 
 
@@ -156,8 +157,12 @@ def vectorize(
         into a neighbour: their place stays empty).
     simplify
         Coverage-safe simplification tolerance in metres (turned into degrees
-        with 111 320 m per degree for a geographic CRS). It is applied in pixel
-        space, so with non-square pixels it is measured in the mean pixel size.
+        with 111 320 m per degree for a geographic CRS). Polygons released
+        together (one block row, in bands of ≤ 32k polygons) are simplified as
+        one coverage whose outline stays fixed, so shared edges never open
+        gaps or overlaps; edges between batches keep every pixel step. It is
+        applied in pixel space, so with non-square pixels the tolerance is
+        measured in the mean pixel size. Costs roughly 100 µs per polygon.
     overwrite
         Replace an existing ``out``.
     progress
@@ -203,6 +208,7 @@ def vectorize(
                    simplify=simplify, class_ids=class_ids, layer=layer)
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    clean_stale(out)  # temporaries of an earlier run that was killed
     with _open_raster(raster) as ds:
         grid = _grid_for(ds, classes=classes, class_ids=class_ids, block=block,
                          connectivity=connectivity)
@@ -281,7 +287,7 @@ def _grid_for(ds: Any, *, classes: Sequence[ClassInfo] | None, class_ids: Sequen
     return _Grid(
         shape=(ds.height, ds.width), block=block, transform=ds.transform, crs=ds.crs,
         selected=selected, names=_class_names(ds, classes), geographic=crs.is_geographic,
-        unit_m=1.0 if crs.is_geographic else ds.crs.linear_units_factor[1],
+        unit_m=1.0 if crs.is_geographic else crs.axis_info[0].unit_conversion_factor,
         ellipsoid=(geod.a, geod.es), connectivity=connectivity,
     )
 
@@ -587,12 +593,17 @@ def _finish_batches(released: Iterable[tuple[Geoms, NDArray[np.uint8], bool]], g
                     min_area: float | None, simplify: float | None, tally: _Tally,
                     to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
                     ) -> Iterator[_Batch]:
-    """Group released polygons (a block row when simplifying), finish them in chunks."""
+    """Group released polygons (a block row when simplifying), finish them in chunks.
+
+    A batch is simplified as one coverage with its outline fixed; it ends at
+    the end of a block row, or at the end of a block once it holds
+    ``_SIMPLIFY_BATCH`` polygons, which bounds memory on very noisy rows.
+    """
     tolerance = _tolerance_px(grid, simplify)
     held: list[tuple[Geoms, NDArray[np.uint8]]] = []
     for geoms, classes, row_end in released:
         held.append((geoms, classes))
-        if tolerance and not row_end:
+        if tolerance and not row_end and sum(len(g) for g, _ in held) < _SIMPLIFY_BATCH:
             continue
         geoms, classes = np.concatenate([g for g, _ in held]), np.concatenate([c for _, c in held])
         held.clear()
@@ -637,7 +648,19 @@ def _tolerance_px(grid: _Grid, simplify: float | None) -> float:
 
 
 def _simplify(geoms: Geoms, tolerance: float) -> Geoms:
-    """Coverage-safe simplification of one batch, its outline held fixed (pixel space)."""
+    """Coverage-safe simplification of one batch, in horizontal bands if it is large."""
+    if len(geoms) <= _SIMPLIFY_BATCH:
+        return _simplify_coverage(geoms, tolerance)
+    order = np.argsort(shapely.bounds(geoms)[:, 1], kind="stable")
+    out = np.empty_like(geoms)
+    for i in range(0, len(geoms), _SIMPLIFY_BATCH):
+        band = order[i:i + _SIMPLIFY_BATCH]
+        out[band] = _simplify_coverage(geoms[band], tolerance)
+    return out
+
+
+def _simplify_coverage(geoms: Geoms, tolerance: float) -> Geoms:
+    """Simplify polygons as one coverage, its outline held fixed (pixel space)."""
     # A valid coverage needs the same vertices on both sides of a shared edge; a vertex at
     # every pixel corner guarantees that, whatever GDAL merged into longer segments.
     dense = shapely.segmentize(geoms, 1.0)
@@ -781,14 +804,12 @@ class _Source:
 def _write_atomic(batches: Iterable[_Batch], out: Path, *, fmt: str, layer: str,
                   grid: _Grid) -> None:
     """Write under a temporary name, rename when complete, delete it on any failure."""
-    tmp = temp_name(out)
     source = _Source(batches)
     writer = {"GeoJSON": _write_geojson, "Parquet": _write_parquet}.get(fmt, _write_ogr)
     try:
-        writer(source, tmp, fmt=fmt, layer=layer, grid=grid)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            writer(source, tmp, fmt=fmt, layer=layer, grid=grid)
     except BaseException as err:
-        remove_quietly(tmp)
         if source.error is not None:
             raise source.error  # noqa: B904 - the producer's own error, cause intact
         if isinstance(err, Exception) and not isinstance(err, OutputError):

@@ -313,6 +313,17 @@ def test_simplify_keeps_a_valid_coverage(rasters, tmp_path, connectivity):
     assert np.abs(per_class - 1).max() < 0.05
 
 
+def test_simplify_in_bands_keeps_a_valid_coverage(rasters, tmp_path, monkeypatch):
+    import geoseg.vectorize as module
+
+    monkeypatch.setattr(module, "_SIMPLIFY_BATCH", 700)  # forces bands and early batches
+    path, cls = rasters["utm"]
+    r = vectorize(path, tmp_path / "s.fgb", block=128, simplify=45.0)
+    geoms = gpd.read_file(r.path).geometry.values
+    assert shapely.is_valid(geoms).all() and shapely.coverage_is_valid(geoms)
+    assert shapely.area(geoms).sum() == pytest.approx(pixel_counts(cls).sum() * 900.0, rel=1e-9)
+
+
 # --- options --------------------------------------------------------------------------------
 
 
@@ -439,6 +450,14 @@ def test_interrupted_run_leaves_no_file(rasters, tmp_path, ext):
     with pytest.raises(Interrupted, match="stop here"):
         vectorize(path, tmp_path / f"out{ext}", block=64, progress=stop)
     assert not [p.name for p in tmp_path.iterdir()]
+
+
+def test_temporaries_of_a_killed_run_are_removed(rasters, tmp_path):
+    path, _ = rasters["utm"]
+    stale = tmp_path / ".out.geoseg-tmp-123-abcdef.gpkg"
+    stale.write_bytes(b"half written")
+    vectorize(path, tmp_path / "out.gpkg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.gpkg"]
 
 
 def test_disk_full_is_an_output_error(rasters, tmp_path, monkeypatch):
