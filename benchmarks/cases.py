@@ -47,7 +47,9 @@ def model_only(scene: str, bundle_path: str, batch: int, threads: int | None) ->
     with rasterio.open(scene) as ds, torch.inference_mode():
         origins = [(r, c) for r in chip_origins(ds.height) for c in chip_origins(ds.width)]
         for k in range(0, len(origins), batch):
-            chips = [ds.read(window=((r, r + CHIP), (c, c + CHIP))) for r, c in origins[k:k + batch]]
+            chips = [
+                ds.read(window=((r, r + CHIP), (c, c + CHIP))) for r, c in origins[k : k + batch]
+            ]
             x = torch.from_numpy((np.stack(chips).astype(np.float32) - mean) / std)
             t = time.perf_counter()
             torch.softmax(model(x), dim=1)
@@ -66,8 +68,12 @@ def run_geoseg(scene: str, bundle_path: str, out: str, **options: Any) -> dict[s
     [res] = geoseg.predict(scene, bundle, out, overwrite=True, device="cpu", **options)
     seconds = time.perf_counter() - t
     rec = res.record
-    return {"seconds": seconds, "chips": rec["chips_inferred"], "timings": rec["timings_s"],
-            "block_seconds": rec["block_seconds"]}
+    return {
+        "seconds": seconds,
+        "chips": rec["chips_inferred"],
+        "timings": rec["timings_s"],
+        "block_seconds": rec["block_seconds"],
+    }
 
 
 def naive(scene: str, bundle_path: str, out: str, batch: int) -> dict[str, Any]:
@@ -92,13 +98,17 @@ def naive(scene: str, bundle_path: str, out: str, batch: int) -> dict[str, Any]:
     h = OVERLAP // 2
     with torch.inference_mode():
         for k in range(0, len(origins), batch):
-            group = origins[k:k + batch]
-            x = np.stack([image[:, r:r + CHIP, c:c + CHIP] for r, c in group]).astype(np.float32)
+            group = origins[k : k + batch]
+            x = np.stack([image[:, r : r + CHIP, c : c + CHIP] for r, c in group]).astype(
+                np.float32
+            )
             pred = torch.argmax(model(torch.from_numpy((x - mean) / std)), dim=1).numpy()
             for (r, c), p in zip(group, pred, strict=True):
                 r0, c0 = (0 if r == 0 else h), (0 if c == 0 else h)
-                result[r + r0:r + CHIP, c + c0:c + CHIP] = p[r0:, c0:]
-    profile.update(count=1, dtype="uint8", nodata=None, compress="deflate", photometric="MINISBLACK")
+                result[r + r0 : r + CHIP, c + c0 : c + CHIP] = p[r0:, c0:]
+    profile.update(
+        count=1, dtype="uint8", nodata=None, compress="deflate", photometric="MINISBLACK"
+    )
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(result, 1)
     return {"seconds": time.perf_counter() - t, "chips": len(origins)}

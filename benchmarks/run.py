@@ -48,16 +48,24 @@ def make_scene(size: int) -> Path:
         return path
     rng = np.random.default_rng(size)
     profile = {
-        "driver": "GTiff", "dtype": "uint8", "count": 4, "width": size, "height": size,
-        "crs": "EPSG:32612", "transform": Affine(10, 0, 300000, 0, -10, 4_200_000),
-        "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
+        "driver": "GTiff",
+        "dtype": "uint8",
+        "count": 4,
+        "width": size,
+        "height": size,
+        "crs": "EPSG:32612",
+        "transform": Affine(10, 0, 300000, 0, -10, 4_200_000),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
         "photometric": "MINISBLACK",
     }
     coarse = rng.random((4, size // 128 + 1, size // 128 + 1))
     tmp = path.with_suffix(".partial.tif")
     with rasterio.open(tmp, "w", **profile) as ds:
         for r in range(0, size, 512):
-            big = np.kron(coarse[:, r // 128: r // 128 + 4], np.ones((1, 128, 128)))[:, :, :size]
+            big = np.kron(coarse[:, r // 128 : r // 128 + 4], np.ones((1, 128, 128)))[:, :, :size]
             mid = np.kron(rng.random((4, 512 // 16, size // 16)), np.ones((1, 16, 16)))
             fine = rng.random((4, 512, size))
             strip = (0.55 * big + 0.3 * mid + 0.15 * fine) * 250
@@ -71,29 +79,46 @@ def make_bundles() -> dict[str, str]:
 
     import geoseg
 
-    classes = [{"id": i, "name": f"class{i}", "color": f"#{40 * i:02x}{200 - 30 * i:02x}80"}
-               for i in range(1, 6)]
+    classes = [
+        {"id": i, "name": f"class{i}", "color": f"#{40 * i:02x}{200 - 30 * i:02x}80"}
+        for i in range(1, 6)
+    ]
     norm = {"type": "fixed", "mean": [125.0] * 4, "std": [60.0] * 4}
     out = {}
     for name, arch, enc in [("real", "Unet", "resnet18"), ("cheap", "Pointwise", None)]:
         path = WORK / f"{name}.bundle"
         if not path.exists():
             torch.manual_seed(0)
-            geoseg.ModelBundle.create(name=f"bench-{name}", architecture=arch, encoder=enc,
-                                      bands=["b1", "b2", "b3", "b4"], classes=classes,
-                                      normalization=norm, chip=512, overlap=64).save(path)
+            geoseg.ModelBundle.create(
+                name=f"bench-{name}",
+                architecture=arch,
+                encoder=enc,
+                bands=["b1", "b2", "b3", "b4"],
+                classes=classes,
+                normalization=norm,
+                chip=512,
+                overlap=64,
+            ).save(path)
         out[name] = str(path)
     return out
 
 
 def case(name: str, **kwargs: Any) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(HERE / "cases.py"), name, json.dumps(kwargs)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "cases.py"), name, json.dumps(kwargs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"case {name} failed:\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"  {name:<11} {json.dumps({k: v for k, v in kwargs.items() if k not in ('scene', 'bundle_path', 'out')})}"
-          f"  {result['seconds']:8.2f} s  {result['peak_rss_mb']:7.0f} MB", flush=True)
+    shown = {k: v for k, v in kwargs.items() if k not in ("scene", "bundle_path", "out")}
+    print(
+        f"  {name:<11} {json.dumps(shown)}"
+        f"  {result['seconds']:8.2f} s  {result['peak_rss_mb']:7.0f} MB",
+        flush=True,
+    )
     return result
 
 
@@ -109,9 +134,14 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(mem, 1),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def main() -> None:
@@ -132,35 +162,58 @@ def main() -> None:
         print(f"\n1. real model (Unet/ResNet-18), {args.real_size}^2")
         mo = case("model_only", scene=scene, bundle_path=bundles["real"], batch=4, threads=None)
         gs = case("geoseg", scene=scene, bundle_path=bundles["real"], out=out, vector=False)
-        results["real"] = {"size": args.real_size, "model_only": mo, "geoseg": gs,
-                           "ratio_geoseg_over_model_only": gs["seconds"] / mo["seconds"]}
+        results["real"] = {
+            "size": args.real_size,
+            "model_only": mo,
+            "geoseg": gs,
+            "ratio_geoseg_over_model_only": gs["seconds"] / mo["seconds"],
+        }
 
     scene = str(make_scene(args.cheap_size))
     print(f"\n2. cheap model (1x1 conv), {args.cheap_size}^2")
     floor = case("io_floor", scene=scene, out=str(WORK / "floor.tif"))
-    nv = case("naive", scene=scene, bundle_path=bundles["cheap"], out=str(WORK / "naive.tif"), batch=4)
+    nv = case(
+        "naive", scene=scene, bundle_path=bundles["cheap"], out=str(WORK / "naive.tif"), batch=4
+    )
     gs = case("geoseg", scene=scene, bundle_path=bundles["cheap"], out=out, vector=False)
     mo = case("model_only", scene=scene, bundle_path=bundles["cheap"], batch=4, threads=None)
-    results["cheap"] = {"size": args.cheap_size, "io_floor": floor, "naive": nv, "geoseg": gs,
-                        "model_only": mo,
-                        "speedup_vs_naive": nv["seconds"] / gs["seconds"],
-                        "geoseg_over_io_floor": gs["seconds"] / floor["seconds"]}
+    results["cheap"] = {
+        "size": args.cheap_size,
+        "io_floor": floor,
+        "naive": nv,
+        "geoseg": gs,
+        "model_only": mo,
+        "speedup_vs_naive": nv["seconds"] / gs["seconds"],
+        "geoseg_over_io_floor": gs["seconds"] / floor["seconds"],
+    }
 
     sizes = [int(s) for s in args.memory_sizes.split(",")]
     print(f"\n3. peak memory, cheap model, {' vs '.join(f'{s}^2' for s in sizes)}")
-    mem = [case("geoseg", scene=str(make_scene(s)), bundle_path=bundles["cheap"], out=out,
-                vector=False) for s in sizes]
-    results["memory"] = {"sizes": sizes, "runs": mem,
-                         "rss_ratio": mem[-1]["peak_rss_mb"] / mem[0]["peak_rss_mb"]}
+    mem = [
+        case(
+            "geoseg", scene=str(make_scene(s)), bundle_path=bundles["cheap"], out=out, vector=False
+        )
+        for s in sizes
+    ]
+    results["memory"] = {
+        "sizes": sizes,
+        "runs": mem,
+        "rss_ratio": mem[-1]["peak_rss_mb"] / mem[0]["peak_rss_mb"],
+    }
 
     print("\nsummary")
     if "real" in results:
         r = results["real"]
-        print(f"  real model: geoseg end-to-end / model-only = {r['ratio_geoseg_over_model_only']:.2f}"
-              "  (target <= 0.70)")
+        print(
+            "  real model: geoseg end-to-end / model-only = "
+            f"{r['ratio_geoseg_over_model_only']:.2f}"
+            "  (target <= 0.70)"
+        )
     c = results["cheap"]
-    print(f"  cheap model: naive / geoseg = {c['speedup_vs_naive']:.2f}x  (target >= 5);"
-          f" geoseg / IO floor = {c['geoseg_over_io_floor']:.1f}x")
+    print(
+        f"  cheap model: naive / geoseg = {c['speedup_vs_naive']:.2f}x  (target >= 5);"
+        f" geoseg / IO floor = {c['geoseg_over_io_floor']:.1f}x"
+    )
     m = results["memory"]
     print(f"  peak RSS {sizes[-1]}^2 / {sizes[0]}^2 = {m['rss_ratio']:.2f}  (target <= 1.20)")
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -29,12 +29,26 @@ from geoseg.predict import PredictResult, predict  # noqa: E402
 from geoseg.scene import Scene, open_scene  # noqa: E402
 from geoseg.vectorize import VectorizeResult, vectorize  # noqa: E402
 
-
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
-    "BlockPlan", "BundleError", "ChipGrid", "ChipGridError", "GeosegError", "InputError",
-    "ModelBundle", "OutputError", "PredictResult", "RasterReadError", "Scene", "SceneError",
-    "VectorizeResult", "__version__", "load_bundle", "open_scene", "predict", "shipped_bundles",
+    "BlockPlan",
+    "BundleError",
+    "ChipGrid",
+    "ChipGridError",
+    "GeosegError",
+    "InputError",
+    "ModelBundle",
+    "OutputError",
+    "PredictResult",
+    "RasterReadError",
+    "Scene",
+    "SceneError",
+    "VectorizeResult",
+    "__version__",
+    "load_bundle",
+    "open_scene",
+    "predict",
+    "shipped_bundles",
     "vectorize",
 ]

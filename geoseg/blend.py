@@ -84,7 +84,9 @@ def first_argmax(values: NDArray[Any]) -> tuple[NDArray[np.uint8], NDArray[Any]]
     return idx, best
 
 
-def nodata_cell(h: int, w: int, confidence: bool) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
+def nodata_cell(
+    h: int, w: int, confidence: bool
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
     """Classes (and confidence) of a cell with no valid pixel."""
     cls = np.full((h, w), NODATA_CLASS, dtype=np.uint8)
     return cls, (cls.copy() if confidence else None)

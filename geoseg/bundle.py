@@ -37,9 +37,7 @@ def shipped_bundles() -> dict[str, Path]:
     """Bundles shipped inside the package, by name."""
     root = resources.files("geoseg") / "bundles"
     return {
-        Path(str(p)).stem: Path(str(p))
-        for p in root.iterdir()
-        if str(p).endswith(BUNDLE_SUFFIX)
+        Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(BUNDLE_SUFFIX)
     }
 
 
@@ -195,8 +193,11 @@ class ModelBundle:
 
             if model is None:
                 model = build_model(
-                    str(architecture), encoder=encoder, in_channels=len(bands),
-                    classes=len(infos), params=arch_params,
+                    str(architecture),
+                    encoder=encoder,
+                    in_channels=len(bands),
+                    classes=len(infos),
+                    params=arch_params,
                 )
                 if state_dict is not None:
                     _load_state(model, state_dict, name)
@@ -236,8 +237,10 @@ class ModelBundle:
         from geoseg.models import build_model
 
         model = build_model(
-            self.meta["architecture"], encoder=self.meta.get("encoder"),
-            in_channels=len(self.bands), classes=len(self.classes),
+            self.meta["architecture"],
+            encoder=self.meta.get("encoder"),
+            in_channels=len(self.bands),
+            classes=len(self.classes),
             params=self.meta.get("arch_params"),
         )
         _load_state(model, self.tensors, self.name)
@@ -251,7 +254,8 @@ class ModelBundle:
             + (f": {m.get('architecture')} / {m.get('encoder')}" if m["kind"] == "torch" else "")
             + ")",
             f"sha256      {self.sha256}",
-            f"bands       {', '.join(self.bands)}" + (f"  [{m['input_units']}]" if m.get("input_units") else ""),
+            f"bands       {', '.join(self.bands)}"
+            + (f"  [{m['input_units']}]" if m.get("input_units") else ""),
             f"normalize   {json.dumps(m['normalization'])}",
             f"chip        {m['chip']} px, overlap {m['overlap']} px"
             + (f", trained at {m['resolution_m']} m" if m.get("resolution_m") else ""),
@@ -272,8 +276,7 @@ def _load_state(model: Any, tensors: Mapping[str, Any], name: str) -> None:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise BundleError(
-            f"weights of bundle '{name}' do not fit its architecture: "
-            f"{str(err).splitlines()[0]}"
+            f"weights of bundle '{name}' do not fit its architecture: {str(err).splitlines()[0]}"
         ) from err
 
 
@@ -314,8 +317,10 @@ def load_bundle(path_or_name: str | os.PathLike[str]) -> ModelBundle:
             "it may be truncated or corrupt — re-download or re-create it"
         ) from err
     if not raw:
-        raise BundleError(f"{path} is a safetensors file without geoseg metadata; create a "
-                          "bundle with `geoseg bundle create`")
+        raise BundleError(
+            f"{path} is a safetensors file without geoseg metadata; create a "
+            "bundle with `geoseg bundle create`"
+        )
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as err:

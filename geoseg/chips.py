@@ -159,9 +159,7 @@ def _axis_owner(starts: tuple[int, ...], block: int) -> list[int]:
     return [s // block for s in starts]
 
 
-def _axis_intervals(
-    kept: list[tuple[int, int]], n: int
-) -> list[tuple[int, int, tuple[int, ...]]]:
+def _axis_intervals(kept: list[tuple[int, int]], n: int) -> list[tuple[int, int, tuple[int, ...]]]:
     """Cut one axis into intervals covered by a constant set of chips.
 
     ``kept[i]`` is the ``[start, end)`` that chip ``i`` contributes along the axis.

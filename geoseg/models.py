@@ -65,7 +65,9 @@ def _prune_unused(model: Any, in_channels: int) -> Any:
 
     model.eval()
     called: set[int] = set()
-    hooks = [m.register_forward_pre_hook(lambda mod, _: called.add(id(mod))) for m in model.modules()]
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, _: called.add(id(mod))) for m in model.modules()
+    ]
     x = torch.randn(1, in_channels, 64, 64, generator=torch.Generator().manual_seed(0))
     try:
         with torch.inference_mode():

@@ -52,9 +52,7 @@ class Normalizer:
             x *= np.asarray(self.post_mul, dtype=np.float32).reshape(shape)
         return x
 
-    def prepare(
-        self, raw: NDArray[Any], valid: NDArray[np.bool_]
-    ) -> NDArray[np.float32]:
+    def prepare(self, raw: NDArray[Any], valid: NDArray[np.bool_]) -> NDArray[np.float32]:
         """Chips ``(n, bands, rows, cols)`` in scene units to model input.
 
         Invalid pixels become 0 after normalization (the band mean for ``fixed``,
@@ -87,7 +85,9 @@ def validate_normalization(spec: Mapping[str, Any], n_bands: int) -> dict[str, A
     elif kind == "percentile":
         low, high = float(spec.get("low", 2.0)), float(spec.get("high", 98.0))
         if not 0 <= low < high <= 100:
-            raise BundleError(f"percentile normalization needs 0 <= low < high <= 100, got {low}, {high}")
+            raise BundleError(
+                f"percentile normalization needs 0 <= low < high <= 100, got {low}, {high}"
+            )
         out.update(low=low, high=high)
         for key in ("mean", "std"):
             if key in spec:

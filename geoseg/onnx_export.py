@@ -26,8 +26,14 @@ def onnx_bytes(bundle: ModelBundle, *, opset: int = 17) -> bytes:
             # one that needs no onnxscript, so use it knowingly
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (dummy,), buf, input_names=["x"], output_names=["logits"],
-                dynamic_axes={"x": axes, "logits": axes}, opset_version=opset, dynamo=False,
+                model,
+                (dummy,),
+                buf,  # type: ignore[arg-type]  # file objects work too
+                input_names=["x"],
+                output_names=["logits"],
+                dynamic_axes={"x": axes, "logits": axes},
+                opset_version=opset,
+                dynamo=False,
             )
     except Exception as err:  # exporter failures come in many types
         raise BundleError(f"cannot export bundle '{bundle.name}' to ONNX: {err}") from err

@@ -64,7 +64,9 @@ class PredictOptions:
             if name == "batch_size" and value is None:
                 continue
             if not isinstance(value, int) or value < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+                raise InputError(
+                    f"--{name.replace('_', '-')} must be a positive integer, got {value!r}"
+                )
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads must be at least 1, got {self.threads}")
 
@@ -96,8 +98,9 @@ def expand_scenes(scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[st
     return out
 
 
-def _match_bands(path: str, bundle: ModelBundle, bands: Sequence[int | str] | None,
-                 allow_no_crs: bool) -> Scene:
+def _match_bands(
+    path: str, bundle: ModelBundle, bands: Sequence[int | str] | None, allow_no_crs: bool
+) -> Scene:
     want = bundle.bands
     if bands is not None:
         scene = open_scene(path, bands=bands, allow_no_crs=allow_no_crs)
@@ -149,8 +152,9 @@ def _check_out_dir(out_dir: Path) -> None:
         ) from err
 
 
-def _preflight(paths: list[str], bundle: ModelBundle, out_dir: Path,
-               opts: PredictOptions) -> list[Scene]:
+def _preflight(
+    paths: list[str], bundle: ModelBundle, out_dir: Path, opts: PredictOptions
+) -> list[Scene]:
     scenes = [_match_bands(p, bundle, opts.bands, opts.allow_no_crs) for p in paths]
     stems = [s.stem for s in scenes]
     dup = sorted({s for s in stems if stems.count(s) > 1})
@@ -228,8 +232,9 @@ def predict(
     >>> res.record["chips_total"], res.record["scene"]["crs"]
     (35, 'EPSG:32612')
     """
-    opts = PredictOptions(**{k: (tuple(v) if k == "bands" and v is not None else v)
-                             for k, v in options.items()})
+    if options.get("bands") is not None:
+        options["bands"] = tuple(options["bands"])
+    opts = PredictOptions(**options)
     if not isinstance(bundle, ModelBundle):
         bundle = load_bundle(bundle)
     paths = expand_scenes(scenes)
@@ -259,8 +264,14 @@ def _normalizer(scene: Scene, bundle: ModelBundle) -> tuple[Any, Any]:
 class _Collector:
     """Writes finished cells and merges shared ones, on the engine's calling thread."""
 
-    def __init__(self, plan: BlockPlan, job: PredictJob, sinks: dict[str, RasterSink],
-                 progress: Callable[[int, int], None] | None, total: int) -> None:
+    def __init__(
+        self,
+        plan: BlockPlan,
+        job: PredictJob,
+        sinks: dict[str, RasterSink],
+        progress: Callable[[int, int], None] | None,
+        total: int,
+    ) -> None:
         self.expected = {c.key: c.expected for c in plan.cells()}
         self.job = job
         self.batch_size = job.batch_size
@@ -283,8 +294,9 @@ class _Collector:
             merged = merge_partial(self.store, part, self.expected[part.key])
             if merged is not None:
                 window, sums, weights = merged
-                cls, conf = finalize(sums, weights, self.job.class_ids,
-                                     confidence=self.job.confidence)
+                cls, conf = finalize(
+                    sums, weights, self.job.class_ids, confidence=self.job.confidence
+                )
                 self._write(window, cls, conf)
         self.write_s += time.perf_counter() - t0
         self.blocks += 1
@@ -309,8 +321,11 @@ def _versions() -> dict[str, str]:
     from geoseg import __version__
 
     return {
-        "geoseg": __version__, "python": platform.python_version(), "numpy": np.__version__,
-        "torch": torch.__version__, "rasterio": rasterio.__version__,
+        "geoseg": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "rasterio": rasterio.__version__,
         "gdal": rasterio.__gdal_version__,
     }
 
@@ -345,9 +360,13 @@ def predict_scene(
     timings["stats"] = time.perf_counter() - t_start
     classes = bundle.classes
     job = PredictJob.build(
-        scene, grid, blend=opts.blend, batch_size=opts.batch_size or default_batch_size(device),
+        scene,
+        grid,
+        blend=opts.blend,
+        batch_size=opts.batch_size or default_batch_size(device),
         normalizer=normalizer,
-        scale=fixed_point_scale(grid), class_ids=np.array([c.id for c in classes], dtype=np.uint8),
+        scale=fixed_point_scale(grid),
+        class_ids=np.array([c.id for c in classes], dtype=np.uint8),
         confidence=opts.confidence,
     )
     t = time.perf_counter()
@@ -358,14 +377,21 @@ def predict_scene(
     staged: dict[str, Path] = {}
     try:
         sinks["classes"] = RasterSink(
-            paths["classes"], shape=scene.shape, crs=scene.crs, transform=scene.transform,
-            classes=classes, description="class",
+            paths["classes"],
+            shape=scene.shape,
+            crs=scene.crs,
+            transform=scene.transform,
+            classes=classes,
+            description="class",
             tags={"GEOSEG_BUNDLE": bundle.name, "GEOSEG_BUNDLE_SHA256": bundle.sha256},
         )
         if opts.confidence:
             sinks["confidence"] = RasterSink(
-                paths["confidence"], shape=scene.shape, crs=scene.crs,
-                transform=scene.transform, classes=None,
+                paths["confidence"],
+                shape=scene.shape,
+                crs=scene.crs,
+                transform=scene.transform,
+                classes=None,
                 description="confidence of the top class, percent",
             )
         collector = _Collector(plan, job, sinks, progress, len(grid))
@@ -388,12 +414,29 @@ def predict_scene(
 
             t = time.perf_counter()
             staged["vector"] = temp_name(paths["vector"])
-            vectorize(staged["classes"], staged["vector"], layer=scene.stem, classes=classes,
-                      overwrite=True)
+            vectorize(
+                staged["classes"],
+                staged["vector"],
+                layer=scene.stem,
+                classes=classes,
+                overwrite=True,
+            )
             timings["vectorize"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t_start
-        record = _record(scene, bundle, opts, grid, plan, collector, stats, normalizer,
-                         device, engine, timings, paths)
+        record = _record(
+            scene,
+            bundle,
+            opts,
+            grid,
+            plan,
+            collector,
+            stats,
+            normalizer,
+            device,
+            engine,
+            timings,
+            paths,
+        )
         staged["run"] = temp_name(paths["run"])
         staged["run"].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         _publish(staged, paths, sinks)
@@ -405,12 +448,12 @@ def predict_scene(
         if isinstance(err, OSError) and not isinstance(err, OutputError):
             raise output_error(paths["classes"], err) from err
         raise
-    return PredictResult(scene=scene.path, outputs={k: str(v) for k, v in paths.items()},
-                         record=record)
+    return PredictResult(
+        scene=scene.path, outputs={k: str(v) for k, v in paths.items()}, record=record
+    )
 
 
-def _publish(staged: dict[str, Path], paths: dict[str, Path],
-             sinks: dict[str, RasterSink]) -> None:
+def _publish(staged: dict[str, Path], paths: dict[str, Path], sinks: dict[str, RasterSink]) -> None:
     """Rename staged outputs to their final names, the run record last."""
     if paths["run"].exists():
         paths["run"].unlink()  # an old record must not vouch for a mix of old and new files
@@ -423,9 +466,20 @@ def _publish(staged: dict[str, Path], paths: dict[str, Path],
     os.replace(staged["run"], paths["run"])
 
 
-def _record(scene: Scene, bundle: ModelBundle, opts: PredictOptions, grid: ChipGrid,
-            plan: BlockPlan, col: _Collector, stats: Any, normalizer: Any, device: str,
-            engine: Any, timings: dict[str, float], paths: dict[str, Path]) -> dict[str, Any]:
+def _record(
+    scene: Scene,
+    bundle: ModelBundle,
+    opts: PredictOptions,
+    grid: ChipGrid,
+    plan: BlockPlan,
+    col: _Collector,
+    stats: Any,
+    normalizer: Any,
+    device: str,
+    engine: Any,
+    timings: dict[str, float],
+    paths: dict[str, Path],
+) -> dict[str, Any]:
     from dataclasses import asdict
 
     return {
@@ -435,18 +489,33 @@ def _record(scene: Scene, bundle: ModelBundle, opts: PredictOptions, grid: ChipG
         "command": sys.argv if sys.argv and "geoseg" in os.path.basename(sys.argv[0]) else None,
         "scene": {
             "path": os.path.abspath(scene.path) if "://" not in scene.path else scene.path,
-            "shape": list(scene.shape), "crs": str(scene.crs) if scene.crs else None,
-            "transform": list(scene.transform)[:6], "bands": list(scene.bands),
-            "band_names": list(scene.band_names), "dtype": scene.dtype,
+            "shape": list(scene.shape),
+            "crs": str(scene.crs) if scene.crs else None,
+            "transform": list(scene.transform)[:6],
+            "bands": list(scene.bands),
+            "band_names": list(scene.band_names),
+            "dtype": scene.dtype,
         },
-        "bundle": {"name": bundle.name, "sha256": bundle.sha256, "kind": bundle.kind,
-                   "architecture": bundle.meta.get("architecture"),
-                   "encoder": bundle.meta.get("encoder")},
-        "parameters": {**asdict(opts), "chip": grid.chip, "overlap": grid.overlap,
-                       "batch_size": col.batch_size,
-                       "device": device, "engine": getattr(engine, "name", type(engine).__name__)},
-        "normalization": {"spec": bundle.meta["normalization"], "scene_stats": stats,
-                          "resolved": normalizer.to_dict()},
+        "bundle": {
+            "name": bundle.name,
+            "sha256": bundle.sha256,
+            "kind": bundle.kind,
+            "architecture": bundle.meta.get("architecture"),
+            "encoder": bundle.meta.get("encoder"),
+        },
+        "parameters": {
+            **asdict(opts),
+            "chip": grid.chip,
+            "overlap": grid.overlap,
+            "batch_size": col.batch_size,
+            "device": device,
+            "engine": getattr(engine, "name", type(engine).__name__),
+        },
+        "normalization": {
+            "spec": bundle.meta["normalization"],
+            "scene_stats": stats,
+            "resolved": normalizer.to_dict(),
+        },
         "chips_total": len(grid),
         "chips_inferred": col.inferred,
         "chips_skipped_nodata": col.skipped,

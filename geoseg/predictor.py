@@ -44,7 +44,9 @@ def resolve_device(device: str) -> str:
         return "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InputError(f"--device {device} asked for, but no CUDA GPU is available; use --device cpu")
+            raise InputError(
+                f"--device {device} asked for, but no CUDA GPU is available; use --device cpu"
+            )
         if ":" in device:
             idx = device.split(":", 1)[1]
             if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
@@ -115,7 +117,8 @@ class OnnxPredictor:
             y = y - y.max(axis=1, keepdims=True)
             np.exp(y, out=y)
             y /= y.sum(axis=1, keepdims=True)
-        return y
+        out: NDArray[np.float32] = y
+        return out
 
 
 def check_onnx_bundle(bundle: ModelBundle) -> None:
@@ -131,7 +134,7 @@ def check_onnx_bundle(bundle: ModelBundle) -> None:
     inp = p.session.get_inputs()[0]
     dims = list(inp.shape)
     size = bundle.chip
-    for i, d in ((2, size), (3, size)):
+    for i in (2, 3):
         if isinstance(dims[i], int):
             size = dims[i]
     n = dims[0] if isinstance(dims[0], int) else 1
@@ -155,7 +158,8 @@ def get_predictor(bundle: ModelBundle, device: str = "cpu") -> Predictor:
         pred = _cache.get(key)
         if pred is None:
             pred = (
-                OnnxPredictor(bundle, device) if bundle.kind == "onnx"
+                OnnxPredictor(bundle, device)
+                if bundle.kind == "onnx"
                 else TorchPredictor(bundle, device)
             )
             _cache[key] = pred

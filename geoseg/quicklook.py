@@ -50,8 +50,9 @@ def _true_color(scene: str, rgb_bands: tuple[int, ...] | None, shape: tuple[int,
                 rgb_bands = (3, 2, 1) if ds.count >= 4 else (1, 2, 3)
             else:
                 rgb_bands = (1, 1, 1)
-        data = ds.read(list(rgb_bands), out_shape=(3, *shape),
-                       resampling=Resampling.average).astype(np.float64)
+        data = ds.read(
+            list(rgb_bands), out_shape=(3, *shape), resampling=Resampling.average
+        ).astype(np.float64)
         valid = ds.read_masks(list(rgb_bands), out_shape=(3, *shape)).all(axis=0)
     out = np.zeros((*shape, 4))
     if valid.any():
@@ -94,7 +95,10 @@ def quicklook(
         raise RasterReadError(f"cannot read class raster {path}: {err}") from err
     present = {int(v) for v in np.unique(ids)} - {NODATA_CLASS}
     if not scheme:
-        scheme = tuple(ClassInfo(i, f"class_{i}", "#%02x%02x%02x" % _auto_color(i)) for i in sorted(present))
+        scheme = tuple(
+            ClassInfo(i, f"class_{i}", "#{:02x}{:02x}{:02x}".format(*_auto_color(i)))
+            for i in sorted(present)
+        )
     lut = np.zeros((256, 4))
     for c in scheme:
         lut[c.id] = (*(v / 255 for v in c.rgb), 1.0)
@@ -102,14 +106,18 @@ def quicklook(
     if scene:
         panels.insert(0, ("scene (true color)", _true_color(scene, rgb_bands, shape)))
     width = 5.0 * len(panels) * shape[1] / max(shape) + 2.5
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, 5.5 * shape[0] / max(shape) + 0.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(width, 5.5 * shape[0] / max(shape) + 0.8), squeeze=False
+    )
     for ax, (name, img) in zip(axes[0], panels, strict=True):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(name, fontsize=10)
         ax.set_axis_off()
-    handles = [Patch(facecolor=c.color, edgecolor="#555555", label=f"{c.id} {c.name}")
-               for c in scheme if c.id in present]
+    handles = [
+        Patch(facecolor=c.color, edgecolor="#555555", label=f"{c.id} {c.name}")
+        for c in scheme
+        if c.id in present
+    ]
     fig.legend(handles=handles, loc="center right", fontsize=9, frameon=False)
     fig.suptitle(title or Path(path).name, fontsize=11)
     fig.subplots_adjust(left=0.01, right=1 - 2.3 / width, top=0.9, bottom=0.02, wspace=0.03)

@@ -81,11 +81,9 @@ class Scene:
     def pixel_area(self) -> float:
         """Area of one pixel in CRS units squared (|det| of the transform)."""
         t = self.transform
-        return abs(t.a * t.e - t.b * t.d)
+        return float(abs(t.a * t.e - t.b * t.d))
 
-    def read(
-        self, window: Window, *, raw: bool = False
-    ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+    def read(self, window: Window, *, raw: bool = False) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """Read a window as ``(bands, rows, cols)`` plus a valid-pixel mask.
 
         Values are float32, or the file's own type with ``raw=True`` (a quarter
@@ -102,7 +100,7 @@ class Scene:
         inside = (rr0, cc0, rr1, cc1) == (r0, c0, r0 + h, c0 + w)
         if rr1 <= rr0 or cc1 <= cc0:
             return np.zeros((len(self.bands), h, w), dtype=dtype), np.zeros((h, w), dtype=bool)
-        rio_window = RioWindow(cc0, rr0, cc1 - cc0, rr1 - rr0)  # type: ignore[no-untyped-call]
+        rio_window = RioWindow(cc0, rr0, cc1 - cc0, rr1 - rr0)
         try:
             ds = _dataset(self.path)
             arr = ds.read(list(self.bands), window=rio_window, out_dtype=dtype)
@@ -248,6 +246,7 @@ def open_scene(
             nodata=ds.nodata,
             has_mask=has_mask,
             count=ds.count,
-            alpha=next((i + 1 for i, ci in enumerate(ds.colorinterp) if ci == ColorInterp.alpha),
-                       None),
+            alpha=next(
+                (i + 1 for i, ci in enumerate(ds.colorinterp) if ci == ColorInterp.alpha), None
+            ),
         )

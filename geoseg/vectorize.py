@@ -59,8 +59,13 @@ from geoseg.writer import output_error
 
 log = logging.getLogger(__name__)
 
-DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON",
-           ".fgb": "FlatGeobuf", ".parquet": "Parquet"}
+DRIVERS = {
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".fgb": "FlatGeobuf",
+    ".parquet": "Parquet",
+}
 """Output formats by file extension."""
 
 METRES_PER_DEGREE = 111_320.0
@@ -204,26 +209,44 @@ def vectorize(
     start = time.perf_counter()
     out = Path(out)
     driver = _driver_for(out)
-    _check_options(connectivity=connectivity, block=block, min_area=min_area,
-                   simplify=simplify, class_ids=class_ids, layer=layer)
+    _check_options(
+        connectivity=connectivity,
+        block=block,
+        min_area=min_area,
+        simplify=simplify,
+        class_ids=class_ids,
+        layer=layer,
+    )
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     clean_stale(out)  # temporaries of an earlier run that was killed
     with _open_raster(raster) as ds:
-        grid = _grid_for(ds, classes=classes, class_ids=class_ids, block=block,
-                         connectivity=connectivity)
+        grid = _grid_for(
+            ds, classes=classes, class_ids=class_ids, block=block, connectivity=connectivity
+        )
         layer = layer or Path(str(raster)).stem
         fmt = _output_format(driver, grid)
         tally = _Tally()
         released = _release_blocks(ds, grid, progress)
-        batches = _finish_batches(released, grid, min_area=min_area, simplify=simplify,
-                                  tally=tally, to_wgs84=_wgs84(grid) if fmt == "GeoJSON" else None)
+        batches = _finish_batches(
+            released,
+            grid,
+            min_area=min_area,
+            simplify=simplify,
+            tally=tally,
+            to_wgs84=_wgs84(grid) if fmt == "GeoJSON" else None,
+        )
         _write_atomic(batches, out, fmt=fmt, layer=layer, grid=grid)
     seconds = time.perf_counter() - start
     log.info("vectorized %s: %d polygons in %.1f s", raster, tally.features, seconds)
-    return VectorizeResult(path=out, layer=layer, features=tally.features,
-                           per_class_count=tally.counts(), per_class_area_m2=tally.areas(),
-                           seconds=seconds)
+    return VectorizeResult(
+        path=out,
+        layer=layer,
+        features=tally.features,
+        per_class_count=tally.counts(),
+        per_class_area_m2=tally.areas(),
+        seconds=seconds,
+    )
 
 
 # --- options and raster ----------------------------------------------------------------
@@ -239,9 +262,15 @@ def _driver_for(out: Path) -> str:
     return driver
 
 
-def _check_options(*, connectivity: int, block: int, min_area: float | None,
-                   simplify: float | None, class_ids: Sequence[int] | None,
-                   layer: str | None) -> None:
+def _check_options(
+    *,
+    connectivity: int,
+    block: int,
+    min_area: float | None,
+    simplify: float | None,
+    class_ids: Sequence[int] | None,
+    layer: str | None,
+) -> None:
     if connectivity not in (4, 8):
         raise VectorizeError(f"connectivity must be 4 or 8, got {connectivity!r}")
     if not isinstance(block, int) or block < 1:
@@ -249,8 +278,11 @@ def _check_options(*, connectivity: int, block: int, min_area: float | None,
     for name, value in (("min_area", min_area), ("simplify", simplify)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise VectorizeError(f"{name} must be a number ≥ 0 (metres), got {value!r}")
-    bad = [i for i in class_ids or () if not isinstance(i, int | np.integer)
-           or not 0 <= i < NODATA_CLASS]
+    bad = [
+        i
+        for i in class_ids or ()
+        if not isinstance(i, int | np.integer) or not 0 <= i < NODATA_CLASS
+    ]
     if bad:
         raise VectorizeError(f"class_ids must be integers in 0..254, got {bad}")
     if layer is not None and not layer.strip():
@@ -274,8 +306,14 @@ def _open_raster(raster: str | os.PathLike[str]) -> Any:
     return ds
 
 
-def _grid_for(ds: Any, *, classes: Sequence[ClassInfo] | None, class_ids: Sequence[int] | None,
-              block: int, connectivity: int) -> _Grid:
+def _grid_for(
+    ds: Any,
+    *,
+    classes: Sequence[ClassInfo] | None,
+    class_ids: Sequence[int] | None,
+    block: int,
+    connectivity: int,
+) -> _Grid:
     import pyproj
 
     selected = np.zeros(256, dtype=bool)
@@ -285,10 +323,16 @@ def _grid_for(ds: Any, *, classes: Sequence[ClassInfo] | None, class_ids: Sequen
     crs = pyproj.CRS.from_user_input(ds.crs.to_wkt())
     geod = crs.get_geod() or pyproj.Geod(ellps="WGS84")
     return _Grid(
-        shape=(ds.height, ds.width), block=block, transform=ds.transform, crs=ds.crs,
-        selected=selected, names=_class_names(ds, classes), geographic=crs.is_geographic,
+        shape=(ds.height, ds.width),
+        block=block,
+        transform=ds.transform,
+        crs=ds.crs,
+        selected=selected,
+        names=_class_names(ds, classes),
+        geographic=crs.is_geographic,
         unit_m=1.0 if crs.is_geographic else crs.axis_info[0].unit_conversion_factor,
-        ellipsoid=(geod.a, geod.es), connectivity=connectivity,
+        ellipsoid=(geod.a, geod.es),
+        connectivity=connectivity,
     )
 
 
@@ -331,8 +375,9 @@ def _read_block(ds: Any, grid: _Grid, index: tuple[int, int]) -> _Block:
     return _Block(index, (r0, c0), data, labels, label_class, pieces)
 
 
-def _label(data: NDArray[np.uint8], selected: NDArray[np.bool_],
-           connectivity: int) -> tuple[NDArray[np.int32], NDArray[np.uint8]]:
+def _label(
+    data: NDArray[np.uint8], selected: NDArray[np.bool_], connectivity: int
+) -> tuple[NDArray[np.int32], NDArray[np.uint8]]:
     """Label connected regions of equal class; labels are unique within the block."""
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
     present = np.flatnonzero((np.bincount(data.ravel(), minlength=256) > 0) & selected)
@@ -351,16 +396,18 @@ def _label(data: NDArray[np.uint8], selected: NDArray[np.bool_],
 
 def _polygonize(labels: NDArray[np.int32], *, offset: tuple[int, int], multipart: bool) -> Geoms:
     """One geometry per label, in global pixel coordinates, index = label - 1."""
-    found = shapes(labels, mask=labels > 0, connectivity=4,
-                   transform=Affine.translation(offset[1], offset[0]))
+    found = shapes(
+        labels, mask=labels > 0, connectivity=4, transform=Affine.translation(offset[1], offset[0])
+    )
     polygons, values = _from_shapes(found)
     if not multipart or len(values) == 0:  # 4-connected labels: exactly one polygon each
         out = np.empty(int(labels.max(initial=0)), dtype=object)
         out[values - 1] = polygons
         return out
     order = np.argsort(values, kind="stable")
-    return np.asarray(shapely.multipolygons(polygons[order], indices=values[order] - 1),
-                      dtype=object)
+    return np.asarray(
+        shapely.multipolygons(polygons[order], indices=values[order] - 1), dtype=object
+    )
 
 
 def _from_shapes(found: Iterable[tuple[dict[str, Any], float]]) -> tuple[Geoms, NDArray[np.int64]]:
@@ -383,17 +430,29 @@ def _ragged_polygons(polygons: list[list[list[tuple[float, float]]]]) -> Geoms:
         for ring in rings:
             ring_sizes.append(len(ring))
             coords.extend(ring)
-    offsets = (np.concatenate([[0], np.cumsum(ring_sizes)]),
-               np.concatenate([[0], np.cumsum(ring_counts)]))
-    return np.asarray(shapely.from_ragged_array(
-        shapely.GeometryType.POLYGON, np.asarray(coords, dtype=np.float64), offsets), dtype=object)
+    offsets = (
+        np.concatenate([[0], np.cumsum(ring_sizes)]),
+        np.concatenate([[0], np.cumsum(ring_counts)]),
+    )
+    return np.asarray(
+        shapely.from_ragged_array(
+            shapely.GeometryType.POLYGON, np.asarray(coords, dtype=np.float64), offsets
+        ),
+        dtype=object,
+    )
 
 
 # --- joining pieces across block edges -------------------------------------------------
 
 
-def _seam_pairs(a_ids: NDArray[np.int64], a_cls: NDArray[np.uint8], b_ids: NDArray[np.int64],
-                b_cls: NDArray[np.uint8], *, diagonal: bool) -> NDArray[np.int64]:
+def _seam_pairs(
+    a_ids: NDArray[np.int64],
+    a_cls: NDArray[np.uint8],
+    b_ids: NDArray[np.int64],
+    b_cls: NDArray[np.uint8],
+    *,
+    diagonal: bool,
+) -> NDArray[np.int64]:
     """Pairs of piece ids facing each other across a block edge with the same class.
 
     ``a`` is the line on the done side, one pixel longer at each end than ``b``
@@ -403,7 +462,7 @@ def _seam_pairs(a_ids: NDArray[np.int64], a_cls: NDArray[np.uint8], b_ids: NDArr
     n = len(b_ids)
     found = []
     for s in (0, 1, 2) if diagonal else (1,):
-        a, ac = a_ids[s:s + n], a_cls[s:s + n]
+        a, ac = a_ids[s : s + n], a_cls[s : s + n]
         hit = (a > 0) & (b_ids > 0) & (ac == b_cls)
         found.append(np.stack([a[hit], b_ids[hit]], axis=1))
     pairs = np.concatenate(found)
@@ -446,15 +505,21 @@ class _Stitcher:
         is_pending = np.zeros(len(blk.label_class), dtype=bool)
         is_pending[pending] = True
         for label in pending:
-            self._register(int(label) + base, blk.pieces[label - 1],
-                           int(blk.label_class[label]), max(int(waits[label]), r * self.n_cols + c))
+            self._register(
+                int(label) + base,
+                blk.pieces[label - 1],
+                int(blk.label_class[label]),
+                max(int(waits[label]), r * self.n_cols + c),
+            )
         for a, b in pairs.tolist():
             self._union(a, b)
         self._keep_edges(blk, base)
         done_geoms, done_cls = self._release(r * self.n_cols + c)
         keep = ~is_pending[1:]
-        return (np.concatenate([blk.pieces[keep], done_geoms]),
-                np.concatenate([blk.label_class[1:][keep], done_cls]))
+        return (
+            np.concatenate([blk.pieces[keep], done_geoms]),
+            np.concatenate([blk.label_class[1:][keep], done_cls]),
+        )
 
     def _pairs(self, blk: _Block, base: int) -> NDArray[np.int64]:
         c0, w = blk.offset[1], blk.labels.shape[1]
@@ -462,12 +527,24 @@ class _Stitcher:
         first_row = _global(blk.labels[0, :], base)
         left_ids, left_cls = self.left
         h = len(first_col)
-        return np.concatenate([
-            _seam_pairs(left_ids[:h + 2], left_cls[:h + 2], first_col, blk.data[:, 0],
-                        diagonal=self.diagonal),
-            _seam_pairs(self.above[0][c0:c0 + w + 2], self.above[1][c0:c0 + w + 2], first_row,
-                        blk.data[0, :], diagonal=self.diagonal),
-        ])
+        return np.concatenate(
+            [
+                _seam_pairs(
+                    left_ids[: h + 2],
+                    left_cls[: h + 2],
+                    first_col,
+                    blk.data[:, 0],
+                    diagonal=self.diagonal,
+                ),
+                _seam_pairs(
+                    self.above[0][c0 : c0 + w + 2],
+                    self.above[1][c0 : c0 + w + 2],
+                    first_row,
+                    blk.data[0, :],
+                    diagonal=self.diagonal,
+                ),
+            ]
+        )
 
     def _waits(self, blk: _Block) -> NDArray[np.int64]:
         """Per local label, the last block index it touches beyond this one (-1: none)."""
@@ -486,11 +563,11 @@ class _Stitcher:
     def _keep_edges(self, blk: _Block, base: int) -> None:
         h, w = blk.labels.shape
         c0 = blk.offset[1]
-        self.left[0][1:h + 1] = _global(blk.labels[:, -1], base)
-        self.left[1][1:h + 1] = blk.data[:, -1]
-        self.left[0][h + 1:] = 0
-        self.below[0][c0 + 1:c0 + w + 1] = _global(blk.labels[-1, :], base)
-        self.below[1][c0 + 1:c0 + w + 1] = blk.data[-1, :]
+        self.left[0][1 : h + 1] = _global(blk.labels[:, -1], base)
+        self.left[1][1 : h + 1] = blk.data[:, -1]
+        self.left[0][h + 1 :] = 0
+        self.below[0][c0 + 1 : c0 + w + 1] = _global(blk.labels[-1, :], base)
+        self.below[1][c0 + 1 : c0 + w + 1] = blk.data[-1, :]
 
     def _register(self, gid: int, geom: Any, cls: int, wait: int) -> None:
         self.parent[gid] = gid
@@ -542,8 +619,9 @@ def _global(labels: NDArray[np.int32], base: int) -> NDArray[np.int64]:
     return np.where(labels > 0, labels.astype(np.int64) + base, 0)
 
 
-def _release_blocks(ds: Any, grid: _Grid, progress: Callable[[int, int], None] | None
-                    ) -> Iterator[tuple[Geoms, NDArray[np.uint8], bool]]:
+def _release_blocks(
+    ds: Any, grid: _Grid, progress: Callable[[int, int], None] | None
+) -> Iterator[tuple[Geoms, NDArray[np.uint8], bool]]:
     """Yield ``(pixel-space polygons, classes, end of block row)`` after each block."""
     n_rows, n_cols = grid.blocks
     stitcher = _Stitcher(grid)
@@ -589,10 +667,15 @@ class _Tally:
         return {int(i): float(self.area[i]) for i in np.flatnonzero(self.count)}
 
 
-def _finish_batches(released: Iterable[tuple[Geoms, NDArray[np.uint8], bool]], grid: _Grid, *,
-                    min_area: float | None, simplify: float | None, tally: _Tally,
-                    to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
-                    ) -> Iterator[_Batch]:
+def _finish_batches(
+    released: Iterable[tuple[Geoms, NDArray[np.uint8], bool]],
+    grid: _Grid,
+    *,
+    min_area: float | None,
+    simplify: float | None,
+    tally: _Tally,
+    to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
+) -> Iterator[_Batch]:
     """Group released polygons (a block row when simplifying), finish them in chunks.
 
     A batch is simplified as one coverage with its outline fixed; it ends at
@@ -607,19 +690,26 @@ def _finish_batches(released: Iterable[tuple[Geoms, NDArray[np.uint8], bool]], g
             continue
         geoms, classes = np.concatenate([g for g, _ in held]), np.concatenate([c for _, c in held])
         held.clear()
-        geoms, classes, areas = _filter_simplify(geoms, classes, grid, min_area=min_area,
-                                                 tolerance=tolerance)
+        geoms, classes, areas = _filter_simplify(
+            geoms, classes, grid, min_area=min_area, tolerance=tolerance
+        )
         for i in range(0, len(geoms), _CHUNK):  # bounds the copies made for output
             chunk = slice(i, i + _CHUNK)
-            batch = _Batch(_output_geoms(geoms[chunk], grid, to_wgs84), classes[chunk],
-                           areas[chunk])
+            batch = _Batch(
+                _output_geoms(geoms[chunk], grid, to_wgs84), classes[chunk], areas[chunk]
+            )
             tally.add(batch)
             yield batch
 
 
-def _filter_simplify(geoms: Geoms, classes: NDArray[np.uint8], grid: _Grid, *,
-                     min_area: float | None, tolerance: float,
-                     ) -> tuple[Geoms, NDArray[np.uint8], NDArray[np.float64]]:
+def _filter_simplify(
+    geoms: Geoms,
+    classes: NDArray[np.uint8],
+    grid: _Grid,
+    *,
+    min_area: float | None,
+    tolerance: float,
+) -> tuple[Geoms, NDArray[np.uint8], NDArray[np.float64]]:
     """Drop polygons under ``min_area``, simplify the rest; their areas in m²."""
     areas = _areas(geoms, grid)
     if min_area:
@@ -631,8 +721,9 @@ def _filter_simplify(geoms: Geoms, classes: NDArray[np.uint8], grid: _Grid, *,
     return geoms, classes, areas
 
 
-def _output_geoms(geoms: Geoms, grid: _Grid,
-                  to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None) -> Geoms:
+def _output_geoms(
+    geoms: Geoms, grid: _Grid, to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None
+) -> Geoms:
     """Pixel space to output coordinates, shells counter-clockwise, one geometry type."""
     mapped = _to_map(geoms, grid.transform, then=to_wgs84)
     # counter-clockwise shells: RFC 7946's right-hand rule and GeoParquet's declared orientation
@@ -654,7 +745,7 @@ def _simplify(geoms: Geoms, tolerance: float) -> Geoms:
     order = np.argsort(shapely.bounds(geoms)[:, 1], kind="stable")
     out = np.empty_like(geoms)
     for i in range(0, len(geoms), _SIMPLIFY_BATCH):
-        band = order[i:i + _SIMPLIFY_BATCH]
+        band = order[i : i + _SIMPLIFY_BATCH]
         out[band] = _simplify_coverage(geoms[band], tolerance)
     return out
 
@@ -664,8 +755,9 @@ def _simplify_coverage(geoms: Geoms, tolerance: float) -> Geoms:
     # A valid coverage needs the same vertices on both sides of a shared edge; a vertex at
     # every pixel corner guarantees that, whatever GDAL merged into longer segments.
     dense = shapely.segmentize(geoms, 1.0)
-    out = np.asarray(shapely.coverage_simplify(dense, tolerance, simplify_boundary=False),
-                     dtype=object)
+    out = np.asarray(
+        shapely.coverage_simplify(dense, tolerance, simplify_boundary=False), dtype=object
+    )
     bad = ~shapely.is_valid(out)
     if bad.any():
         log.warning("simplification made %d invalid polygons; repairing them", int(bad.sum()))
@@ -673,8 +765,12 @@ def _simplify_coverage(geoms: Geoms, tolerance: float) -> Geoms:
     return out
 
 
-def _to_map(geoms: Geoms, t: Affine, *,
-            then: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None) -> Geoms:
+def _to_map(
+    geoms: Geoms,
+    t: Affine,
+    *,
+    then: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None,
+) -> Geoms:
     """Pixel to map coordinates with the full affine (rotation and shear included)."""
 
     def apply(xy: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -731,8 +827,9 @@ def _authalic_integral(phi: NDArray[np.float64], a: float, es: float) -> NDArray
         return np.asarray(a * a * sin, dtype=np.float64)
     e = math.sqrt(es)
     b2 = a * a * (1 - es)
-    return np.asarray(b2 / 2 * (sin / (1 - es * sin * sin) + np.arctanh(e * sin) / e),
-                      dtype=np.float64)
+    return np.asarray(
+        b2 / 2 * (sin / (1 - es * sin * sin) + np.arctanh(e * sin) / e), dtype=np.float64
+    )
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -751,8 +848,9 @@ def _outside_plus_minus_180(grid: _Grid) -> bool:
     t, (h, w) = grid.transform, grid.shape
     xs = [t.c + t.a * c + t.b * r for r, c in ((0, 0), (0, w), (h, 0), (h, w))]
     ys = [t.f + t.d * c + t.e * r for r, c in ((0, 0), (0, w), (h, 0), (h, w))]
-    west, _, east, _ = transform_bounds(grid.crs, "EPSG:4326", min(xs), min(ys), max(xs),
-                                        max(ys), densify_pts=21)
+    west, _, east, _ = transform_bounds(
+        grid.crs, "EPSG:4326", min(xs), min(ys), max(xs), max(ys), densify_pts=21
+    )
     return bool(west > east or west < -180 or east > 180)
 
 
@@ -760,16 +858,19 @@ def _wgs84(grid: _Grid) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
     """Map coordinates to lon/lat, rounded to a thousandth of a pixel (RFC 7946 output)."""
     import pyproj
 
-    transformer = pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(grid.crs.to_wkt()),
-                                              "EPSG:4326", always_xy=True)
+    transformer = pyproj.Transformer.from_crs(
+        pyproj.CRS.from_user_input(grid.crs.to_wkt()), "EPSG:4326", always_xy=True
+    )
     digits = _geojson_digits(grid)
 
     def to_wgs84(xy: NDArray[np.float64]) -> NDArray[np.float64]:
         lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
         out = np.round(np.column_stack([lon, lat]), digits)
         if not np.isfinite(out).all():
-            raise VectorizeError("some polygons cannot be reprojected to EPSG:4326 for GeoJSON; "
-                                 "write .gpkg, .fgb or .parquet instead")
+            raise VectorizeError(
+                "some polygons cannot be reprojected to EPSG:4326 for GeoJSON; "
+                "write .gpkg, .fgb or .parquet instead"
+            )
         return out
 
     return to_wgs84
@@ -801,8 +902,9 @@ class _Source:
             raise
 
 
-def _write_atomic(batches: Iterable[_Batch], out: Path, *, fmt: str, layer: str,
-                  grid: _Grid) -> None:
+def _write_atomic(
+    batches: Iterable[_Batch], out: Path, *, fmt: str, layer: str, grid: _Grid
+) -> None:
     """Write under a temporary name, rename when complete, delete it on any failure."""
     source = _Source(batches)
     writer = {"GeoJSON": _write_geojson, "Parquet": _write_parquet}.get(fmt, _write_ogr)
@@ -819,20 +921,27 @@ def _write_atomic(batches: Iterable[_Batch], out: Path, *, fmt: str, layer: str,
 
 def _schema(grid: _Grid, *, ogr: bool) -> pa.Schema:
     wkb = {"ARROW:extension:name": "geoarrow.wkb"} if ogr else None  # how GDAL finds geometry
-    schema = pa.schema([
-        pa.field("class_id", pa.int32(), nullable=False),
-        pa.field("class_name", pa.string(), nullable=False),
-        pa.field("area_m2", pa.float64(), nullable=False),
-        pa.field("geometry", pa.binary(), nullable=False, metadata=wkb),
-    ])
+    schema = pa.schema(
+        [
+            pa.field("class_id", pa.int32(), nullable=False),
+            pa.field("class_name", pa.string(), nullable=False),
+            pa.field("area_m2", pa.float64(), nullable=False),
+            pa.field("geometry", pa.binary(), nullable=False, metadata=wkb),
+        ]
+    )
     return schema if ogr else schema.with_metadata({"geo": json.dumps(_geo_metadata(grid))})
 
 
 def _record_batch(batch: _Batch, *, schema: pa.Schema, names: pa.Array) -> pa.RecordBatch:
-    return pa.record_batch([
-        pa.array(batch.classes.astype(np.int32)), names.take(pa.array(batch.classes)),
-        pa.array(batch.areas), pa.array(shapely.to_wkb(batch.geoms), pa.binary()),
-    ], schema=schema)
+    return pa.record_batch(
+        [
+            pa.array(batch.classes.astype(np.int32)),
+            names.take(pa.array(batch.classes)),
+            pa.array(batch.areas),
+            pa.array(shapely.to_wkb(batch.geoms), pa.binary()),
+        ],
+        schema=schema,
+    )
 
 
 def _geometry_type(grid: _Grid) -> str:
@@ -842,15 +951,27 @@ def _geometry_type(grid: _Grid) -> str:
 def _write_ogr(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
     import pyogrio
 
-    options = {"GPKG": {"SPATIAL_INDEX": "YES"}, "FlatGeobuf": {"SPATIAL_INDEX": "YES"},
-               "GeoJSON-GDAL": {"RFC7946": "YES",  # reprojects to EPSG:4326, cuts at ±180°
-                                "COORDINATE_PRECISION": str(_geojson_digits(grid))}}[fmt]
+    options = {
+        "GPKG": {"SPATIAL_INDEX": "YES"},
+        "FlatGeobuf": {"SPATIAL_INDEX": "YES"},
+        "GeoJSON-GDAL": {
+            "RFC7946": "YES",  # reprojects to EPSG:4326, cuts at ±180°
+            "COORDINATE_PRECISION": str(_geojson_digits(grid)),
+        },
+    }[fmt]
     schema = _schema(grid, ogr=True)
     convert = partial(_record_batch, schema=schema, names=pa.array(grid.names, pa.string()))
     reader = pa.RecordBatchReader.from_batches(schema, source.each(convert))
-    pyogrio.write_arrow(reader, str(tmp), layer=layer, driver=fmt.removesuffix("-GDAL"),
-                        geometry_name="geometry", geometry_type=_geometry_type(grid),
-                        crs=grid.crs.to_wkt(), layer_options=options)
+    pyogrio.write_arrow(
+        reader,
+        str(tmp),
+        layer=layer,
+        driver=fmt.removesuffix("-GDAL"),
+        geometry_name="geometry",
+        geometry_type=_geometry_type(grid),
+        crs=grid.crs.to_wkt(),
+        layer_options=options,
+    )
 
 
 def _write_geojson(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
@@ -879,8 +1000,12 @@ def _geo_metadata(grid: _Grid) -> dict[str, Any]:
     import pyproj
 
     crs = pyproj.CRS.from_user_input(grid.crs.to_wkt())
-    column = {"encoding": "WKB", "geometry_types": [_geometry_type(grid)],
-              "crs": crs.to_json_dict(), "orientation": "counterclockwise"}
+    column = {
+        "encoding": "WKB",
+        "geometry_types": [_geometry_type(grid)],
+        "crs": crs.to_json_dict(),
+        "orientation": "counterclockwise",
+    }
     return {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
 
 

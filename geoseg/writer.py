@@ -118,10 +118,20 @@ class RasterSink:
         self.tmp = temp_name(path)
         self.resampling = "MODE" if classes is not None else "AVERAGE"
         profile = {
-            "driver": "GTiff", "dtype": "uint8", "count": 1, "nodata": NODATA_CLASS,
-            "height": shape[0], "width": shape[1], "crs": crs, "transform": transform,
-            "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK,
-            "compress": "NONE", "sparse_ok": True, "BIGTIFF": "IF_SAFER",
+            "driver": "GTiff",
+            "dtype": "uint8",
+            "count": 1,
+            "nodata": NODATA_CLASS,
+            "height": shape[0],
+            "width": shape[1],
+            "crs": crs,
+            "transform": transform,
+            "tiled": True,
+            "blockxsize": COG_BLOCK,
+            "blockysize": COG_BLOCK,
+            "compress": "NONE",
+            "sparse_ok": True,
+            "BIGTIFF": "IF_SAFER",
         }
         try:
             self.ds = rasterio.open(self.tmp, "w", **profile)
@@ -140,7 +150,7 @@ class RasterSink:
         """Write ``values`` at ``window`` (row_off, col_off, rows, cols)."""
         r, c, h, w = window
         try:
-            self.ds.write(values, 1, window=RioWindow(c, r, w, h))  # type: ignore[no-untyped-call]
+            self.ds.write(values, 1, window=RioWindow(c, r, w, h))
         except (RasterioError, OSError) as err:
             self.abort()
             raise output_error(self.path, err) from err
@@ -153,9 +163,14 @@ class RasterSink:
         try:
             self.ds.close()
             rio_copy(
-                str(self.tmp), str(cog), driver="COG", COMPRESS="DEFLATE",
-                BLOCKSIZE=COG_BLOCK, OVERVIEW_RESAMPLING=self.resampling,
-                BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
+                str(self.tmp),
+                str(cog),
+                driver="COG",
+                COMPRESS="DEFLATE",
+                BLOCKSIZE=COG_BLOCK,
+                OVERVIEW_RESAMPLING=self.resampling,
+                BIGTIFF="IF_SAFER",
+                NUM_THREADS="ALL_CPUS",
             )
             if self.classes is not None:
                 Path(f"{cog}.aux.xml").write_text(

@@ -55,10 +55,19 @@ def write_raster(
     """Write ``data`` (bands, rows, cols) as a tiled GeoTIFF."""
     count = data.shape[0] + (1 if alpha is not None else 0)
     prof = {
-        "driver": "GTiff", "dtype": str(data.dtype), "count": count, "height": data.shape[1],
-        "width": data.shape[2], "crs": crs, "transform": transform, "nodata": nodata,
-        "tiled": True, "blockxsize": 128, "blockysize": 128,
-        "photometric": "MINISBLACK", **profile,
+        "driver": "GTiff",
+        "dtype": str(data.dtype),
+        "count": count,
+        "height": data.shape[1],
+        "width": data.shape[2],
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 128,
+        "blockysize": 128,
+        "photometric": "MINISBLACK",
+        **profile,
     }
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **prof) as ds:
         ds.write(data, list(range(1, data.shape[0] + 1)))
@@ -75,8 +84,15 @@ def write_raster(
     return path
 
 
-def scene_file(path: Path, shape: tuple[int, int] = (300, 280), *, bands: int = 4,
-               dtype: str = "uint16", seed: int = 0, **kw: Any) -> Path:
+def scene_file(
+    path: Path,
+    shape: tuple[int, int] = (300, 280),
+    *,
+    bands: int = 4,
+    dtype: str = "uint16",
+    seed: int = 0,
+    **kw: Any,
+) -> Path:
     """A structured synthetic scene scaled to ``dtype``."""
     data = structured(shape, bands, seed)
     if dtype == "uint8":
@@ -90,19 +106,32 @@ def scene_file(path: Path, shape: tuple[int, int] = (300, 280), *, bands: int = 
     return write_raster(path, arr, **kw)
 
 
-def make_bundle(arch: str = "ConvStack", *, bands: int = 4, seed: int = 0, chip: int = 64,
-                overlap: int = 16, normalization: dict[str, Any] | None = None,
-                band_names: list[str] | None = None, **kw: Any) -> ModelBundle:
+def make_bundle(
+    arch: str = "ConvStack",
+    *,
+    bands: int = 4,
+    seed: int = 0,
+    chip: int = 64,
+    overlap: int = 16,
+    normalization: dict[str, Any] | None = None,
+    band_names: list[str] | None = None,
+    **kw: Any,
+) -> ModelBundle:
     """A small bundle with seeded random weights."""
     import torch
 
     torch.manual_seed(seed)
     params = kw.pop("arch_params", {"layers": 3, "width": 8} if arch == "ConvStack" else {})
     return geoseg.ModelBundle.create(
-        name=f"test-{arch.lower()}", architecture=arch, arch_params=params,
-        bands=band_names or [f"b{i + 1}" for i in range(bands)], classes=CLASSES3,
+        name=f"test-{arch.lower()}",
+        architecture=arch,
+        arch_params=params,
+        bands=band_names or [f"b{i + 1}" for i in range(bands)],
+        classes=CLASSES3,
         normalization=normalization or {"type": "percentile", "low": 1, "high": 99},
-        chip=chip, overlap=overlap, **kw,
+        chip=chip,
+        overlap=overlap,
+        **kw,
     )
 
 

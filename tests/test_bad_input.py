@@ -50,14 +50,14 @@ def _tampered(tmp: Path) -> str:
     path = Path(_bundle(tmp))
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     meta = json.loads(header["__metadata__"]["geoseg"])
     meta["classes"][0]["name"] = "lava"
     header["__metadata__"]["geoseg"] = json.dumps(meta)
     text = json.dumps(header).encode()
     text += b" " * ((8 - len(text) % 8) % 8)
     out = tmp / "tampered.bundle"
-    out.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    out.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])
     return str(out)
 
 
@@ -110,8 +110,14 @@ def _nan_only(tmp: Path) -> str:
 
 
 def _other_crs(tmp: Path) -> str:
-    return str(scene_file(tmp / "other.tif", (80, 80), crs="EPSG:4326",
-                          transform=__import__("affine").Affine(0.001, 0, -110, 0, -0.001, 40)))
+    return str(
+        scene_file(
+            tmp / "other.tif",
+            (80, 80),
+            crs="EPSG:4326",
+            transform=__import__("affine").Affine(0.001, 0, -110, 0, -0.001, 40),
+        )
+    )
 
 
 def _onnx_wrong_classes(tmp: Path) -> list[str]:
@@ -123,23 +129,49 @@ def _onnx_wrong_classes(tmp: Path) -> list[str]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 4, 64, 64),), str(onnx_path), dynamo=False,
-                          input_names=["x"], dynamic_axes={"x": {0: "n", 2: "r", 3: "c"}})
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 4, 64, 64),),
+            str(onnx_path),
+            dynamo=False,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "n", 2: "r", 3: "c"}},
+        )
     meta = tmp / "meta.json"
-    meta.write_text(json.dumps({
-        "name": "wrong", "bands": ["b1", "b2", "b3", "b4"], "scheme": "water",
-        "normalization": {"type": "percentile"}, "chip": 64, "overlap": 16,
-    }))
-    return ["bundle", "create", "--onnx", str(onnx_path), "--metadata", str(meta),
-            "-o", str(tmp / "out" / "wrong.bundle")]
+    meta.write_text(
+        json.dumps(
+            {
+                "name": "wrong",
+                "bands": ["b1", "b2", "b3", "b4"],
+                "scheme": "water",
+                "normalization": {"type": "percentile"},
+                "chip": 64,
+                "overlap": 16,
+            }
+        )
+    )
+    return [
+        "bundle",
+        "create",
+        "--onnx",
+        str(onnx_path),
+        "--metadata",
+        str(meta),
+        "-o",
+        str(tmp / "out" / "wrong.bundle"),
+    ]
 
 
-def _predict(scene: Callable[[Path], str] | str | None = None, *extra: str,
-             bundle: Callable[[Path], str] | None = None) -> Callable[[Path], list[str]]:
+def _predict(
+    scene: Callable[[Path], str] | str | None = None,
+    *extra: str,
+    bundle: Callable[[Path], str] | None = None,
+) -> Callable[[Path], list[str]]:
     def build(tmp: Path) -> list[str]:
         s = scene(tmp) if callable(scene) else (scene or _scene(tmp))
         b = bundle(tmp) if bundle else _bundle(tmp)
         return ["predict", s, "--model", b, "--out", str(tmp / "out"), *extra]
+
     return build
 
 
@@ -156,15 +188,29 @@ def _not_writable(tmp: Path) -> list[str]:
 
 
 def _mixed(tmp: Path) -> list[str]:
-    return ["predict", _scene(tmp), _other_crs(tmp), "--model", _bundle(tmp), "--out",
-            str(tmp / "out")]
+    return [
+        "predict",
+        _scene(tmp),
+        _other_crs(tmp),
+        "--model",
+        _bundle(tmp),
+        "--out",
+        str(tmp / "out"),
+    ]
 
 
 def _dup_stems(tmp: Path) -> list[str]:
     (tmp / "a").mkdir()
     (tmp / "b").mkdir()
-    return ["predict", _scene(tmp / "a"), _scene(tmp / "b"), "--model", _bundle(tmp),
-            "--out", str(tmp / "out")]
+    return [
+        "predict",
+        _scene(tmp / "a"),
+        _scene(tmp / "b"),
+        "--model",
+        _bundle(tmp),
+        "--out",
+        str(tmp / "out"),
+    ]
 
 
 def _text_file(tmp: Path) -> str:
@@ -174,10 +220,20 @@ def _text_file(tmp: Path) -> str:
 
 def _bad_arch(tmp: Path) -> list[str]:
     meta = tmp / "meta.yaml"
-    meta.write_text("name: x\nbands: [a, b]\nscheme: water\nnormalization: {type: percentile}\n"
-                    "chip: 64\noverlap: 8\n")
-    return ["bundle", "create", "--arch", "NoSuchNet", "--metadata", str(meta),
-            "-o", str(tmp / "out" / "x.bundle")]
+    meta.write_text(
+        "name: x\nbands: [a, b]\nscheme: water\nnormalization: {type: percentile}\n"
+        "chip: 64\noverlap: 8\n"
+    )
+    return [
+        "bundle",
+        "create",
+        "--arch",
+        "NoSuchNet",
+        "--metadata",
+        str(meta),
+        "-o",
+        str(tmp / "out" / "x.bundle"),
+    ]
 
 
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
@@ -196,8 +252,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "chip <= overlap": (_predict(None, "--chip", "32", "--overlap", "32"), "overlap 32"),
     "chip > scene, no pad": (_predict(None, "--chip", "128", "--no-pad"), "larger than the scene"),
     "unknown bundle": (_predict(None, bundle=lambda t: "no-such-model"), "no shipped bundle"),
-    "corrupt bundle": (_predict(None, bundle=lambda t: _truncated(t, Path(_bundle(t)), 0.5)),
-                       "not a readable bundle"),
+    "corrupt bundle": (
+        _predict(None, bundle=lambda t: _truncated(t, Path(_bundle(t)), 0.5)),
+        "not a readable bundle",
+    ),
     "tampered metadata": (_predict(None, bundle=_tampered), "integrity check"),
     "tampered weights": (_predict(None, bundle=_weights_tampered), "integrity check"),
     "onnx output shape": (_onnx_wrong_classes, "does not match the bundle's class scheme"),
@@ -214,8 +272,14 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
 
 
 def _final_outputs(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
-            and p.name.endswith(FINAL_SUFFIXES) and p.parent.name == "out"]
+    return [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name.endswith(FINAL_SUFFIXES)
+        and p.parent.name == "out"
+    ]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -246,8 +310,9 @@ def test_disk_full_during_write(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path)
     runner = CliRunner()
     with file_size_limit(300_000):
-        result = runner.invoke(cli, ["predict", src, "--model", bundle, "--out",
-                                     str(tmp_path / "out"), "--confidence"])
+        result = runner.invoke(
+            cli, ["predict", src, "--model", bundle, "--out", str(tmp_path / "out"), "--confidence"]
+        )
     assert result.exit_code == 2, (result.output, result.exception)
     assert "ran out of disk space" in result.stderr
     assert "\n" not in result.stderr.strip()
@@ -256,9 +321,19 @@ def test_disk_full_during_write(tmp_path: Path) -> None:
 
 
 def test_no_crs_allowed_when_asked(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["predict", _no_crs(tmp_path), "--model", _bundle(tmp_path),
-                                      "--out", str(tmp_path / "out"), "--allow-no-crs",
-                                      "--no-vector"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            _no_crs(tmp_path),
+            "--model",
+            _bundle(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+            "--allow-no-crs",
+            "--no-vector",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "nocrs_classes.tif").exists()
 

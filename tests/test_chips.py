@@ -64,11 +64,17 @@ def _brute_cover(grid: ChipGrid, block: int, keep: str) -> tuple[np.ndarray, np.
 
 
 @settings(max_examples=30, deadline=None)
-@given(rows=st.integers(1, 70), cols=st.integers(1, 70), chip=st.integers(4, 30),
-       overlap=st.integers(0, 12), block=st.integers(3, 80), keep=st.sampled_from(["chip", "core"]))
-def test_cells_partition_scene_with_right_contributors(rows: int, cols: int, chip: int,
-                                                        overlap: int, block: int,
-                                                        keep: str) -> None:
+@given(
+    rows=st.integers(1, 70),
+    cols=st.integers(1, 70),
+    chip=st.integers(4, 30),
+    overlap=st.integers(0, 12),
+    block=st.integers(3, 80),
+    keep=st.sampled_from(["chip", "core"]),
+)
+def test_cells_partition_scene_with_right_contributors(
+    rows: int, cols: int, chip: int, overlap: int, block: int, keep: str
+) -> None:
     if overlap >= chip:
         return
     grid = ChipGrid((rows, cols), chip, overlap)
@@ -78,8 +84,8 @@ def test_cells_partition_scene_with_right_contributors(rows: int, cols: int, chi
     cells = plan.cells()
     for cell in cells:
         r0, c0, h, w = cell.window
-        seen[r0:r0 + h, c0:c0 + w] += 1
-        assert (count[r0:r0 + h, c0:c0 + w] == len(cell.row_chips) * len(cell.col_chips)).all()
+        seen[r0 : r0 + h, c0 : c0 + w] += 1
+        assert (count[r0 : r0 + h, c0 : c0 + w] == len(cell.row_chips) * len(cell.col_chips)).all()
         for r in range(r0, r0 + h):
             for c in range(c0, c0 + w):
                 assert owners[r, c] == set(cell.contributors)
@@ -88,8 +94,9 @@ def test_cells_partition_scene_with_right_contributors(rows: int, cols: int, chi
         assert all(c.single and c.expected == 1 for c in cells)
     blocks = list(plan.blocks())
     owned = [(i, j) for b in blocks for i in b.row_chips for j in b.col_chips]
-    assert sorted(owned) == sorted((i, j) for i in range(len(grid.row_starts))
-                                   for j in range(len(grid.col_starts)))
+    assert sorted(owned) == sorted(
+        (i, j) for i in range(len(grid.row_starts)) for j in range(len(grid.col_starts))
+    )
     for b in blocks:  # a block lists exactly the cells it contributes to
         assert {c.key for c in b.cells} == {c.key for c in cells if b.index in c.contributors}
 

@@ -14,8 +14,15 @@ from click.testing import CliRunner
 from geoseg.cli.main import cli
 from tests.common import make_bundle, scene_file
 
-COMMANDS = [["predict"], ["vectorize"], ["quicklook"], ["bundle", "create"], ["bundle", "info"],
-            ["bundle", "export-onnx"], ["bundle", "list"]]
+COMMANDS = [
+    ["predict"],
+    ["vectorize"],
+    ["quicklook"],
+    ["bundle", "create"],
+    ["bundle", "info"],
+    ["bundle", "export-onnx"],
+    ["bundle", "list"],
+]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
@@ -38,16 +45,45 @@ def _geoseg() -> list[str]:
 def test_predict_as_a_real_subprocess(tmp_path: Path) -> None:
     scene = scene_file(tmp_path / "s.tif", (200, 180))
     bundle = make_bundle().save(tmp_path / "m.bundle")
-    out = subprocess.run([*_geoseg(), "predict", str(scene), "--model", str(bundle), "--out",
-                          str(tmp_path / "out"), "--confidence", "--quicklook"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            *_geoseg(),
+            "predict",
+            str(scene),
+            "--model",
+            str(bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--confidence",
+            "--quicklook",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
-    for name in ("s_classes.tif", "s_confidence.tif", "s_classes.gpkg", "s_run.json",
-                 "s_quicklook.png"):
+    for name in (
+        "s_classes.tif",
+        "s_confidence.tif",
+        "s_classes.gpkg",
+        "s_run.json",
+        "s_quicklook.png",
+    ):
         assert (tmp_path / "out" / name).exists(), name
-    bad = subprocess.run([*_geoseg(), "predict", str(tmp_path / "missing.tif"), "--model",
-                          str(bundle), "--out", str(tmp_path / "out2")],
-                         capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [
+            *_geoseg(),
+            "predict",
+            str(tmp_path / "missing.tif"),
+            "--model",
+            str(bundle),
+            "--out",
+            str(tmp_path / "out2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
 
@@ -55,12 +91,27 @@ def test_predict_as_a_real_subprocess(tmp_path: Path) -> None:
 def test_killed_run_leaves_no_final_file(tmp_path: Path) -> None:
     """SIGKILL mid-run: only temporaries remain, and a re-run cleans them and finishes."""
     scene = scene_file(tmp_path / "big.tif", (1400, 1400), dtype="uint8")
-    bundle = make_bundle("Unet", encoder="resnet18", chip=128, overlap=32,
-                         arch_params={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
+    bundle = make_bundle(
+        "Unet",
+        encoder="resnet18",
+        chip=128,
+        overlap=32,
+        arch_params={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+    )
     bpath = bundle.save(tmp_path / "m.bundle")
     out = tmp_path / "out"
-    args = [*_geoseg(), "predict", str(scene), "--model", str(bpath), "--out", str(out),
-            "--confidence", "--block", "256"]
+    args = [
+        *_geoseg(),
+        "predict",
+        str(scene),
+        "--model",
+        str(bpath),
+        "--out",
+        str(out),
+        "--confidence",
+        "--block",
+        "256",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not any(".geoseg-tmp-" in p.name for p in out.glob(".*")):
@@ -74,7 +125,12 @@ def test_killed_run_leaves_no_final_file(tmp_path: Path) -> None:
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["big_classes.gpkg", "big_classes.tif", "big_classes.tif.aux.xml",
-                     "big_confidence.tif", "big_run.json"], names
+    assert names == [
+        "big_classes.gpkg",
+        "big_classes.tif",
+        "big_classes.tif.aux.xml",
+        "big_confidence.tif",
+        "big_run.json",
+    ], names
     with rasterio.open(out / "big_classes.tif") as ds:
         assert ds.shape == (1400, 1400)

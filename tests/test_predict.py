@@ -39,6 +39,7 @@ def _bundle_for(path: Path, arch: str = "ConvStack") -> geoseg.ModelBundle:
 
 # -- 1. georeferencing -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", [ZION, BAHAMAS, PUCALLPA], ids=["zion", "bahamas", "pucallpa"])
 def test_outputs_keep_exact_georeferencing(path: Path, tmp_path: Path) -> None:
     [res] = geoseg.predict(path, _bundle_for(path), tmp_path, confidence=True, vector=False)
@@ -67,8 +68,9 @@ def test_rotated_geotransform_is_kept(tmp_path: Path, conv_bundle: geoseg.ModelB
     assert poly_area == pytest.approx(valid * 900.0, rel=1e-9)
 
 
-def test_class_raster_carries_palette_and_names(tmp_path: Path,
-                                                conv_bundle: geoseg.ModelBundle) -> None:
+def test_class_raster_carries_palette_and_names(
+    tmp_path: Path, conv_bundle: geoseg.ModelBundle
+) -> None:
     src = scene_file(tmp_path / "s.tif", (100, 90))
     [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", vector=False)
     with rasterio.open(res.outputs["classes"]) as ds:
@@ -91,8 +93,14 @@ def test_gdal_reads_category_names(tmp_path: Path, conv_bundle: geoseg.ModelBund
         pytest.skip("gdalinfo (Debian gdal-bin) not installed; .ci/run installs it")
     src = scene_file(tmp_path / "s.tif", (100, 90))
     [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", vector=False)
-    info = json.loads(subprocess.run(["gdalinfo", "-json", res.outputs["classes"]],
-                                     capture_output=True, text=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            ["gdalinfo", "-json", res.outputs["classes"]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     band = info["bands"][0]
     assert band["categories"][1] == "water" and band["categories"][5] == "bare"
     assert band["colorInterpretation"] == "Palette"
@@ -102,19 +110,22 @@ def test_gdal_reads_category_names(tmp_path: Path, conv_bundle: geoseg.ModelBund
 
 # -- 2. each chip once --------------------------------------------------------------
 
+
 def _nonempty_chips(path: Path, chip: int, overlap: int) -> int:
     scene = geoseg.open_scene(path)
     grid = ChipGrid(scene.shape, chip, overlap)
     _, valid = scene.read((0, 0, *scene.shape))
     return sum(
-        bool(valid[r:r + chip, c:c + chip].any())
-        for r in grid.row_starts for c in grid.col_starts
+        bool(valid[r : r + chip, c : c + chip].any())
+        for r in grid.row_starts
+        for c in grid.col_starts
     )
 
 
 @pytest.mark.parametrize("block", [64, 100, 256, 4096])
-def test_each_nonempty_chip_inferred_once(tmp_path: Path, block: int,
-                                          conv_bundle: geoseg.ModelBundle) -> None:
+def test_each_nonempty_chip_inferred_once(
+    tmp_path: Path, block: int, conv_bundle: geoseg.ModelBundle
+) -> None:
     data = (structured((260, 300), 4, seed=3) * 20000).astype("uint16")
     data[:, :130, :150] = 0  # a nodata corner: whole chips there are empty
     src = write_raster(tmp_path / "s.tif", data, nodata=0)
@@ -128,20 +139,30 @@ def test_each_nonempty_chip_inferred_once(tmp_path: Path, block: int,
 
 # -- 3. partition invariance ----------------------------------------------------------
 
+
 def _batch_invariant(bundle: geoseg.ModelBundle) -> bool:
     model = bundle.build_model()
-    x = torch.randn(8, len(bundle.bands), bundle.chip, bundle.chip,
-                    generator=torch.Generator().manual_seed(0))
+    x = torch.randn(
+        8, len(bundle.bands), bundle.chip, bundle.chip, generator=torch.Generator().manual_seed(0)
+    )
     with torch.inference_mode():
-        return torch.equal(model(x), torch.cat([model(x[i:i + 1]) for i in range(8)]))
+        return torch.equal(model(x), torch.cat([model(x[i : i + 1]) for i in range(8)]))
 
 
-def _partition_runs(scene: Path, bundle: geoseg.ModelBundle, out: Path,
-                    combos: list[tuple[int, int]]) -> dict[tuple[int, int], tuple]:
+def _partition_runs(
+    scene: Path, bundle: geoseg.ModelBundle, out: Path, combos: list[tuple[int, int]]
+) -> dict[tuple[int, int], tuple]:
     runs = {}
     for block, batch in combos:
-        [res] = geoseg.predict(scene, bundle, out / f"{block}-{batch}", block=block,
-                               batch_size=batch, confidence=True, vector=False)
+        [res] = geoseg.predict(
+            scene,
+            bundle,
+            out / f"{block}-{batch}",
+            block=block,
+            batch_size=batch,
+            confidence=True,
+            vector=False,
+        )
         runs[(block, batch)] = (read(res.outputs["classes"]), read(res.outputs["confidence"]))
     return runs
 
@@ -169,8 +190,14 @@ def test_partition_invariance_any_model_fixed_batch(tmp_path: Path) -> None:
     Across batch sizes such a model differs in the last float bits, which can
     only flip pixels whose top two classes are tied to ~1e-6.
     """
-    bundle = make_bundle("Unet", encoder="resnet18", bands=3, chip=96, overlap=32,
-                         arch_params={"encoder_depth": 3, "decoder_channels": [16, 8, 8]})
+    bundle = make_bundle(
+        "Unet",
+        encoder="resnet18",
+        bands=3,
+        chip=96,
+        overlap=32,
+        arch_params={"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
+    )
     assert not _batch_invariant(bundle)  # the point of this test
     runs = _partition_runs(BAHAMAS, bundle, tmp_path, COMBOS)
     for batch in (1, 8):
@@ -183,13 +210,22 @@ def test_partition_invariance_any_model_fixed_batch(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("blend", ["smooth", "crop"])
-def test_partition_invariance_thread_counts(tmp_path: Path, blend: str,
-                                            conv_bundle: geoseg.ModelBundle) -> None:
+def test_partition_invariance_thread_counts(
+    tmp_path: Path, blend: str, conv_bundle: geoseg.ModelBundle
+) -> None:
     src = scene_file(tmp_path / "s.tif", (333, 270), seed=5)
     outs = []
     for block, threads in [(50, 1), (70, 2), (1000, 3)]:
-        [res] = geoseg.predict(src, conv_bundle, tmp_path / f"{block}", block=block,
-                               threads=threads, blend=blend, vector=False, confidence=True)
+        [res] = geoseg.predict(
+            src,
+            conv_bundle,
+            tmp_path / f"{block}",
+            block=block,
+            threads=threads,
+            blend=blend,
+            vector=False,
+            confidence=True,
+        )
         outs.append((read(res.outputs["classes"]), read(res.outputs["confidence"])))
     for cls, conf in outs[1:]:
         assert np.array_equal(cls, outs[0][0])
@@ -197,6 +233,7 @@ def test_partition_invariance_thread_counts(tmp_path: Path, blend: str,
 
 
 # -- 4. seams --------------------------------------------------------------------------
+
 
 def _whole_image_probs(path: Path, bundle: geoseg.ModelBundle) -> np.ndarray:
     scene = geoseg.open_scene(path)
@@ -211,11 +248,13 @@ def _whole_image_probs(path: Path, bundle: geoseg.ModelBundle) -> np.ndarray:
 @pytest.mark.parametrize("block", [64, 1000])
 def test_crop_blend_equals_whole_image_forward(tmp_path: Path, block: int) -> None:
     layers = 4  # receptive-field radius 4 px; overlap 16 >= 2 * 4
-    bundle = make_bundle("ConvStack", chip=48, overlap=16,
-                         arch_params={"layers": layers, "width": 8})
+    bundle = make_bundle(
+        "ConvStack", chip=48, overlap=16, arch_params={"layers": layers, "width": 8}
+    )
     src = scene_file(tmp_path / "s.tif", (203, 187), seed=7)
-    [res] = geoseg.predict(src, bundle, tmp_path / "out", blend="crop", block=block,
-                           confidence=True, vector=False)
+    [res] = geoseg.predict(
+        src, bundle, tmp_path / "out", blend="crop", block=block, confidence=True, vector=False
+    )
     probs = _whole_image_probs(src, bundle)
     ids = np.array([1, 2, 5], dtype=np.uint8)
     whole = ids[probs.argmax(0)]
@@ -249,6 +288,7 @@ def test_smooth_blend_has_no_seams_for_equivariant_model(tmp_path: Path) -> None
 
 # -- 5. nodata end to end ------------------------------------------------------------
 
+
 def _nodata_cases(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:
     shape = (140, 150)
     base = structured(shape, 4, seed=11)
@@ -260,7 +300,10 @@ def _nodata_cases(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:
     d = u16.copy()
     d[:, hole] = 0
     cases["nodata"] = (write_raster(tmp_path / "nodata.tif", d, nodata=0), hole)
-    cases["alpha"] = (write_raster(tmp_path / "alpha.tif", u16, alpha=np.where(hole, 0, 65535)), hole)
+    cases["alpha"] = (
+        write_raster(tmp_path / "alpha.tif", u16, alpha=np.where(hole, 0, 65535)),
+        hole,
+    )
     cases["mask"] = (write_raster(tmp_path / "mask.tif", u16, mask=~hole), hole)
     f = base.astype("float32")
     f[2, hole] = np.nan  # NaN in one band only: the pixel is still unusable
@@ -270,8 +313,9 @@ def _nodata_cases(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:
 
 
 @pytest.mark.parametrize("kind", ["nodata", "alpha", "mask", "nan", "nan_nodata"])
-def test_nodata_is_carried_end_to_end(tmp_path: Path, kind: str,
-                                      conv_bundle: geoseg.ModelBundle) -> None:
+def test_nodata_is_carried_end_to_end(
+    tmp_path: Path, kind: str, conv_bundle: geoseg.ModelBundle
+) -> None:
     src, hole = _nodata_cases(tmp_path)[kind]
     [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", confidence=True)
     cls = read(res.outputs["classes"])
@@ -310,6 +354,7 @@ def test_nodata_pixels_do_not_leak_into_neighbours(tmp_path: Path) -> None:
 
 # -- 8. inputs ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
 def test_input_dtypes(tmp_path: Path, dtype: str, conv_bundle: geoseg.ModelBundle) -> None:
     src = scene_file(tmp_path / "s.tif", (120, 110), dtype=dtype)
@@ -337,9 +382,11 @@ def test_vrt_and_cog_inputs_match_geotiff(tmp_path: Path, conv_bundle: geoseg.Mo
     vrt = tmp_path / "s_vrt.vrt"
     with rasterio.open(src) as ds:
         from rasterio.vrt import WarpedVRT  # noqa: F401  (a plain VRT via gdal_translate-like copy)
+
         rio_copy(ds, vrt, driver="VRT")
-    results = geoseg.predict([src, tmp_path / "s_cog.tif", vrt], conv_bundle, tmp_path / "out",
-                             vector=False)
+    results = geoseg.predict(
+        [src, tmp_path / "s_cog.tif", vrt], conv_bundle, tmp_path / "out", vector=False
+    )
     ref = read(results[0].outputs["classes"])
     for r in results[1:]:
         assert np.array_equal(read(r.outputs["classes"]), ref)
@@ -349,11 +396,13 @@ def test_band_selection_by_index_and_name(tmp_path: Path) -> None:
     names = ["blue", "green", "red", "nir", "swir"]
     data = (structured((100, 100), 5, seed=4) * 1000).astype("uint16")
     src = write_raster(tmp_path / "s.tif", data, descriptions=names)
-    bundle = make_bundle("ConvStack", bands=4, band_names=["red", "green", "blue", "nir"],
-                         chip=64, overlap=16)
+    bundle = make_bundle(
+        "ConvStack", bands=4, band_names=["red", "green", "blue", "nir"], chip=64, overlap=16
+    )
     [auto] = geoseg.predict(src, bundle, tmp_path / "auto", vector=False)  # matched by name
-    [byname] = geoseg.predict(src, bundle, tmp_path / "name", bands=["red", "green", "blue", "nir"],
-                              vector=False)
+    [byname] = geoseg.predict(
+        src, bundle, tmp_path / "name", bands=["red", "green", "blue", "nir"], vector=False
+    )
     [byidx] = geoseg.predict(src, bundle, tmp_path / "idx", bands=[3, 2, 1, 4], vector=False)
     [wrong] = geoseg.predict(src, bundle, tmp_path / "wrong", bands=[1, 2, 3, 4], vector=False)
     ref = read(byidx.outputs["classes"])
@@ -379,6 +428,7 @@ def test_run_record_contents(tmp_path: Path, conv_bundle: geoseg.ModelBundle) ->
 def test_several_scenes_by_glob(tmp_path: Path, conv_bundle: geoseg.ModelBundle) -> None:
     for i in range(3):
         scene_file(tmp_path / f"scene{i}.tif", (70, 80), seed=i)
-    results = geoseg.predict(str(tmp_path / "scene*.tif"), conv_bundle, tmp_path / "out",
-                             vector=False)
+    results = geoseg.predict(
+        str(tmp_path / "scene*.tif"), conv_bundle, tmp_path / "out", vector=False
+    )
     assert [Path(r.scene).name for r in results] == ["scene0.tif", "scene1.tif", "scene2.tif"]

@@ -27,7 +27,7 @@ CLASSES = [
     {"id": 0, "name": "water", "color": "#1f78b4"},
     {"id": 1, "name": "forest", "color": "#33a02c"},
     {"id": 2, "name": "crop", "color": "#ffff99"},
-    {"id": 3, "name": "built \"urban\"", "color": "#e31a1c"},  # quotes must survive GeoJSON
+    {"id": 3, "name": 'built "urban"', "color": "#e31a1c"},  # quotes must survive GeoJSON
     {"id": 4, "name": "bare", "color": "#b15928"},
 ]
 NAMES = {c["id"]: c["name"] for c in CLASSES}
@@ -48,12 +48,28 @@ def class_map(seed: int, shape: tuple[int, int] = (257, 300)) -> np.ndarray:
     return cls
 
 
-def write_raster(path: Path, cls: np.ndarray, *, crs: str = "EPSG:32612",
-                 transform: Affine = UTM, nodata: int | None = 255,
-                 tags: bool = True, count: int = 1) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", width=cls.shape[1], height=cls.shape[0],
-                       count=count, dtype="uint8", nodata=nodata, crs=crs,
-                       transform=transform) as ds:
+def write_raster(
+    path: Path,
+    cls: np.ndarray,
+    *,
+    crs: str = "EPSG:32612",
+    transform: Affine = UTM,
+    nodata: int | None = 255,
+    tags: bool = True,
+    count: int = 1,
+) -> Path:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=cls.shape[1],
+        height=cls.shape[0],
+        count=count,
+        dtype="uint8",
+        nodata=nodata,
+        crs=crs,
+        transform=transform,
+    ) as ds:
         for band in range(1, count + 1):
             ds.write(cls, band)
         if tags:
@@ -72,25 +88,44 @@ def rasters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, n
     d = tmp_path_factory.mktemp("rasters")
     cls = class_map(7)
     geo = class_map(11, (150, 170))
-    rotated = Affine(30 * np.cos(0.5), -30 * np.sin(0.5), 500_000.0,
-                     -30 * np.sin(0.5), -30 * np.cos(0.5), 4_500_000.0)
+    rotated = Affine(
+        30 * np.cos(0.5),
+        -30 * np.sin(0.5),
+        500_000.0,
+        -30 * np.sin(0.5),
+        -30 * np.cos(0.5),
+        4_500_000.0,
+    )
     return {
         "utm": (write_raster(d / "utm.tif", cls), cls),
-        "geo": (write_raster(d / "geo.tif", geo, crs="EPSG:4326",
-                             transform=Affine(0.001, 0.0, -111.2, 0.0, -0.001, 46.3)), geo),
-        "rotated": (write_raster(d / "rotated.tif", cls[:120, :140], transform=rotated),
-                    cls[:120, :140]),
+        "geo": (
+            write_raster(
+                d / "geo.tif",
+                geo,
+                crs="EPSG:4326",
+                transform=Affine(0.001, 0.0, -111.2, 0.0, -0.001, 46.3),
+            ),
+            geo,
+        ),
+        "rotated": (
+            write_raster(d / "rotated.tif", cls[:120, :140], transform=rotated),
+            cls[:120, :140],
+        ),
     }
 
 
 # --- helpers ------------------------------------------------------------------------------
 
 
-def whole_raster(cls: np.ndarray, transform: Affine, connectivity: int,
-                 nodata: int = 255) -> tuple[np.ndarray, np.ndarray]:
+def whole_raster(
+    cls: np.ndarray, transform: Affine, connectivity: int, nodata: int = 255
+) -> tuple[np.ndarray, np.ndarray]:
     """The reference: one rasterio.features.shapes call on the whole raster."""
-    found = list(rasterio.features.shapes(cls, mask=cls != nodata, connectivity=connectivity,
-                                          transform=transform))
+    found = list(
+        rasterio.features.shapes(
+            cls, mask=cls != nodata, connectivity=connectivity, transform=transform
+        )
+    )
     geoms = np.array([shapely.geometry.shape(g) for g, _ in found], dtype=object)
     if connectivity == 8:  # GDAL's 8-connected rings touch themselves: make them valid
         geoms = shapely.make_valid(geoms)
@@ -99,12 +134,19 @@ def whole_raster(cls: np.ndarray, transform: Affine, connectivity: int,
 
 def by_class_area_centroid(geoms: np.ndarray, classes: np.ndarray) -> np.ndarray:
     c = shapely.centroid(geoms)
-    return np.lexsort((shapely.get_y(c).round(6), shapely.get_x(c).round(6),
-                       shapely.area(geoms).round(6), classes))
+    return np.lexsort(
+        (
+            shapely.get_y(c).round(6),
+            shapely.get_x(c).round(6),
+            shapely.area(geoms).round(6),
+            classes,
+        )
+    )
 
 
-def assert_same_polygons(ours: gpd.GeoDataFrame, ref_geoms: np.ndarray,
-                         ref_classes: np.ndarray) -> None:
+def assert_same_polygons(
+    ours: gpd.GeoDataFrame, ref_geoms: np.ndarray, ref_classes: np.ndarray
+) -> None:
     geoms, classes = np.asarray(ours.geometry.values), ours["class_id"].to_numpy()
     assert np.array_equal(np.bincount(classes, minlength=5), np.bincount(ref_classes, minlength=5))
     a, b = by_class_area_centroid(geoms, classes), by_class_area_centroid(ref_geoms, ref_classes)
@@ -121,8 +163,9 @@ def pixel_counts(cls: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("connectivity", [4, 8])
 @pytest.mark.parametrize("block", [32, 50, 64, 4096])
-def test_blocks_give_the_whole_raster_polygons(rasters, utm_reference, tmp_path, block,
-                                               connectivity):
+def test_blocks_give_the_whole_raster_polygons(
+    rasters, utm_reference, tmp_path, block, connectivity
+):
     path, cls = rasters["utm"]
     r = vectorize(path, tmp_path / "out.gpkg", block=block, connectivity=connectivity)
     gdf = gpd.read_file(r.path)
@@ -139,7 +182,8 @@ def test_blocks_give_the_whole_raster_polygons(rasters, utm_reference, tmp_path,
     assert r.features == len(gdf) == len(ref_geoms)
     assert r.per_class_count == {c: int(n) for c, n in enumerate(np.bincount(ref_classes))}
     assert r.per_class_area_m2 == pytest.approx(
-        {c: float(n) * 900.0 for c, n in enumerate(pixel_counts(cls))}, rel=1e-9)
+        {c: float(n) * 900.0 for c, n in enumerate(pixel_counts(cls))}, rel=1e-9
+    )
     assert gdf["class_name"].tolist() == [NAMES[c] for c in gdf["class_id"]]
     assert r.layer == "utm"
 
@@ -163,8 +207,9 @@ def test_hole_across_a_block_corner_is_kept(tmp_path, connectivity):
     cls[12:29, 12:29] = 1  # a ring of class 1 around class 2, centred on the corner (20, 20)
     cls[15:26, 15:26] = 2
     path = write_raster(tmp_path / "ring.tif", cls)
-    gdf = gpd.read_file(vectorize(path, tmp_path / "ring.gpkg", block=20,
-                                  connectivity=connectivity).path)
+    gdf = gpd.read_file(
+        vectorize(path, tmp_path / "ring.gpkg", block=20, connectivity=connectivity).path
+    )
     assert gdf["class_id"].value_counts().to_dict() == {0: 1, 1: 1, 2: 1}
     ring = shapely.get_parts(gdf.geometry[gdf["class_id"] == 1].iloc[0])
     assert len(ring) == 1 and shapely.get_num_interior_rings(ring[0]) == 1
@@ -182,14 +227,16 @@ def test_rotated_transform(rasters, tmp_path):
     r = vectorize(path, tmp_path / "rot.gpkg", block=50)
     gdf = gpd.read_file(r.path)
     ref_geoms, ref_classes = whole_raster(cls, transform, 4)
-    assert np.array_equal(np.bincount(gdf["class_id"], minlength=5),
-                          np.bincount(ref_classes, minlength=5))
+    assert np.array_equal(
+        np.bincount(gdf["class_id"], minlength=5), np.bincount(ref_classes, minlength=5)
+    )
     for c in range(5):
         ours = shapely.union_all(gdf.geometry.values[gdf["class_id"] == c])
         ref = shapely.union_all(ref_geoms[ref_classes == c])
         assert shapely.symmetric_difference(ours, ref).area < 1e-6 * ref.area
-    np.testing.assert_allclose(gdf.groupby("class_id")["area_m2"].sum(),
-                               pixel_counts(cls) * 900.0, rtol=1e-9)
+    np.testing.assert_allclose(
+        gdf.groupby("class_id")["area_m2"].sum(), pixel_counts(cls) * 900.0, rtol=1e-9
+    )
     assert shapely.is_valid(gdf.geometry.values).all()
 
 
@@ -204,10 +251,13 @@ def test_geographic_area_is_geodesic(rasters, tmp_path):
     geod = pyproj.Geod(ellps="WGS84")
     # pixel-exact: each row's cell area (Geod on one cell) times its pixels of each class
     lats = 46.3 - 0.001 * np.arange(cls.shape[0] + 1)
-    cell = [abs(geod.polygon_area_perimeter([0, 0.001, 0.001, 0], [a, a, b, b])[0])
-            for a, b in zip(lats[:-1], lats[1:], strict=True)]
-    expected = [sum(cell[i] * np.count_nonzero(cls[i] == c) for i in range(len(cell)))
-                for c in range(5)]
+    cell = [
+        abs(geod.polygon_area_perimeter([0, 0.001, 0.001, 0], [a, a, b, b])[0])
+        for a, b in zip(lats[:-1], lats[1:], strict=True)
+    ]
+    expected = [
+        sum(cell[i] * np.count_nonzero(cls[i] == c) for i in range(len(cell))) for c in range(5)
+    ]
     np.testing.assert_allclose(gdf.groupby("class_id")["area_m2"].sum(), expected, rtol=1e-6)
     # per polygon, pyproj's geodesic polygon area agrees
     big = gdf.nlargest(5, "area_m2")
@@ -223,8 +273,10 @@ def test_geographic_simplify_converts_metres_to_degrees(rasters, tmp_path):
     plain = gpd.read_file(vectorize(path, tmp_path / "p.gpkg").path)
     simple = gpd.read_file(vectorize(path, tmp_path / "s.gpkg", simplify=150.0).path)
     assert shapely.coverage_is_valid(simple.geometry.values)
-    assert shapely.get_num_coordinates(simple.geometry.values).sum() < \
-        0.8 * shapely.get_num_coordinates(plain.geometry.values).sum()
+    assert (
+        shapely.get_num_coordinates(simple.geometry.values).sum()
+        < 0.8 * shapely.get_num_coordinates(plain.geometry.values).sum()
+    )
     assert simple["area_m2"].sum() == pytest.approx(plain["area_m2"].sum(), rel=1e-6)
 
 
@@ -292,30 +344,35 @@ def test_geojson_crossing_the_antimeridian_is_cut(tmp_path):
 @pytest.mark.parametrize("connectivity", [4, 8])
 def test_simplify_keeps_a_valid_coverage(rasters, tmp_path, connectivity):
     path, _ = rasters["utm"]
-    plain = gpd.read_file(vectorize(path, tmp_path / "p.gpkg", block=64,
-                                    connectivity=connectivity).path)
+    plain = gpd.read_file(
+        vectorize(path, tmp_path / "p.gpkg", block=64, connectivity=connectivity).path
+    )
     r = vectorize(path, tmp_path / "s.gpkg", block=64, simplify=45.0, connectivity=connectivity)
     simple = gpd.read_file(r.path)
     geoms = simple.geometry.values
     assert len(simple) == len(plain)
     assert shapely.is_valid(geoms).all()
     assert shapely.coverage_is_valid(geoms)  # no gaps or overlaps, edges shared exactly
-    assert shapely.get_num_coordinates(geoms).sum() < \
-        0.8 * shapely.get_num_coordinates(plain.geometry.values).sum()
+    assert (
+        shapely.get_num_coordinates(geoms).sum()
+        < 0.8 * shapely.get_num_coordinates(plain.geometry.values).sum()
+    )
     # a vertex at every pixel corner makes the unsimplified polygons a strict coverage too
     before = shapely.coverage_union_all(shapely.segmentize(plain.geometry.values, 30.0))
     after = shapely.coverage_union_all(geoms)
     assert shapely.symmetric_difference(before, after).area < 1e-9 * before.area
     assert simple["area_m2"].sum() == pytest.approx(plain["area_m2"].sum(), rel=1e-9)
     np.testing.assert_allclose(simple.area, simple["area_m2"], rtol=1e-9)
-    per_class = simple.groupby("class_id")["area_m2"].sum() / \
-        plain.groupby("class_id")["area_m2"].sum()
+    per_class = (
+        simple.groupby("class_id")["area_m2"].sum() / plain.groupby("class_id")["area_m2"].sum()
+    )
     assert np.abs(per_class - 1).max() < 0.05
 
 
 def test_simplify_in_bands_keeps_a_valid_coverage(rasters, tmp_path, monkeypatch):
-    import geoseg.vectorize as module
+    import importlib
 
+    module = importlib.import_module("geoseg.vectorize")  # the package attribute is the function
     monkeypatch.setattr(module, "_SIMPLIFY_BATCH", 700)  # forces bands and early batches
     path, cls = rasters["utm"]
     r = vectorize(path, tmp_path / "s.fgb", block=128, simplify=45.0)
@@ -358,17 +415,23 @@ def test_declared_nodata_is_never_a_polygon(tmp_path):
     r = vectorize(path, tmp_path / "nd0.gpkg", block=16)
     assert 0 not in r.per_class_count and 255 not in r.per_class_count
     assert sum(r.per_class_area_m2.values()) == pytest.approx(
-        np.count_nonzero((cls != 0) & (cls != 255)) * 900.0, rel=1e-12)
+        np.count_nonzero((cls != 0) & (cls != 255)) * 900.0, rel=1e-12
+    )
 
 
 def test_areas_are_square_metres_in_a_feet_crs(tmp_path):
     cls = class_map(6, (40, 50))
-    path = write_raster(tmp_path / "ft.tif", cls, crs="EPSG:2227",  # US survey feet
-                        transform=Affine(100.0, 0.0, 6_000_000.0, 0.0, -100.0, 2_000_000.0))
+    path = write_raster(
+        tmp_path / "ft.tif",
+        cls,
+        crs="EPSG:2227",  # US survey feet
+        transform=Affine(100.0, 0.0, 6_000_000.0, 0.0, -100.0, 2_000_000.0),
+    )
     r = vectorize(path, tmp_path / "ft.gpkg", block=16)
     pixel_m2 = (100.0 * 1200 / 3937) ** 2
     assert r.per_class_area_m2 == pytest.approx(
-        {c: float(n) * pixel_m2 for c, n in enumerate(pixel_counts(cls))}, rel=1e-9)
+        {c: float(n) * pixel_m2 for c, n in enumerate(pixel_counts(cls))}, rel=1e-9
+    )
 
 
 def test_empty_result_writes_an_empty_layer(tmp_path):
@@ -404,14 +467,17 @@ def test_existing_output_is_kept_without_overwrite(rasters, tmp_path):
     assert len(gpd.read_file(out)) > 0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"connectivity": 6}, "connectivity"),
-    ({"block": 0}, "block"),
-    ({"simplify": -1.0}, "simplify"),
-    ({"min_area": float("nan")}, "min_area"),
-    ({"class_ids": [255]}, "class_ids"),
-    ({"layer": " "}, "layer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"connectivity": 6}, "connectivity"),
+        ({"block": 0}, "block"),
+        ({"simplify": -1.0}, "simplify"),
+        ({"min_area": float("nan")}, "min_area"),
+        ({"class_ids": [255]}, "class_ids"),
+        ({"layer": " "}, "layer"),
+    ],
+)
 def test_bad_options(rasters, tmp_path, kwargs, match):
     path, _ = rasters["utm"]
     with pytest.raises(VectorizeError, match=match):
@@ -428,8 +494,16 @@ def test_bad_inputs(tmp_path):
     two = write_raster(tmp_path / "two.tif", cls, count=2)
     with pytest.raises(VectorizeError, match="single-band"):
         vectorize(two, tmp_path / "out.gpkg")
-    with rasterio.open(tmp_path / "nocrs.tif", "w", driver="GTiff", width=10, height=10, count=1,
-                       dtype="uint8", transform=UTM) as ds:
+    with rasterio.open(
+        tmp_path / "nocrs.tif",
+        "w",
+        driver="GTiff",
+        width=10,
+        height=10,
+        count=1,
+        dtype="uint8",
+        transform=UTM,
+    ) as ds:
         ds.write(cls, 1)
     with pytest.raises(VectorizeError, match="no CRS"):
         vectorize(tmp_path / "nocrs.tif", tmp_path / "out.gpkg")

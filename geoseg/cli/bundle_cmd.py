@@ -56,8 +56,18 @@ def _load_weights(path: str) -> dict[str, Any]:
     return state
 
 
-_META_KEYS = ("name", "bands", "normalization", "chip", "overlap", "resolution_m",
-              "input_units", "description", "card", "provenance")
+_META_KEYS = (
+    "name",
+    "bands",
+    "normalization",
+    "chip",
+    "overlap",
+    "resolution_m",
+    "input_units",
+    "description",
+    "card",
+    "provenance",
+)
 
 
 @click.group()
@@ -66,15 +76,26 @@ def bundle() -> None:
 
 
 @bundle.command("create")
-@click.option("--metadata", required=True,
-              help="JSON/YAML: name, bands, classes or scheme, normalization, chip, overlap …")
+@click.option(
+    "--metadata",
+    required=True,
+    help="JSON/YAML: name, bands, classes or scheme, normalization, chip, overlap …",
+)
 @click.option("--onnx", "onnx_path", default=None, help="Wrap this ONNX model.")
 @click.option("--arch", default=None, help="smp architecture, e.g. Unet, FPN, Segformer.")
 @click.option("--encoder", default=None, help="smp encoder, e.g. resnet18.")
-@click.option("--weights", default=None, help="State dict (.safetensors, or .pt read weights-only).")
+@click.option(
+    "--weights", default=None, help="State dict (.safetensors, or .pt read weights-only)."
+)
 @click.option("-o", "--out", "out", required=True, help="Bundle file to write.")
-def create(metadata: str, onnx_path: str | None, arch: str | None, encoder: str | None,
-           weights: str | None, out: str) -> None:
+def create(
+    metadata: str,
+    onnx_path: str | None,
+    arch: str | None,
+    encoder: str | None,
+    weights: str | None,
+    out: str,
+) -> None:
     """Create a bundle from an ONNX model or an smp architecture (+ weights).
 
     \b
@@ -92,13 +113,20 @@ def create(metadata: str, onnx_path: str | None, arch: str | None, encoder: str 
     if onnx_path is not None:
         if not Path(onnx_path).exists():
             raise InputError(f"ONNX file {onnx_path} does not exist")
-        made = ModelBundle.create(classes=_classes(meta), onnx=Path(onnx_path).read_bytes(),
-                                  arch_params=meta.get("arch_params"), **kwargs)
+        made = ModelBundle.create(
+            classes=_classes(meta),
+            onnx=Path(onnx_path).read_bytes(),
+            arch_params=meta.get("arch_params"),
+            **kwargs,
+        )
     else:
         made = ModelBundle.create(
-            classes=_classes(meta), architecture=arch or meta["architecture"],
-            encoder=encoder or meta.get("encoder"), arch_params=meta.get("arch_params"),
-            state_dict=_load_weights(weights) if weights else None, **kwargs,
+            classes=_classes(meta),
+            architecture=arch or meta["architecture"],
+            encoder=encoder or meta.get("encoder"),
+            arch_params=meta.get("arch_params"),
+            state_dict=_load_weights(weights) if weights else None,
+            **kwargs,
         )
     made.save(out)
     click.echo(f"wrote {out} ({made.name}, sha256 {made.sha256[:12]})", err=True)

@@ -40,7 +40,9 @@ def cli(verbose: int, quiet: int) -> None:
           --model landcover-nlcd8 --out results/
     """
     level = max(10, 30 - 10 * verbose + 10 * quiet)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def _register() -> None:

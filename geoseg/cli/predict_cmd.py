@@ -19,33 +19,78 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
 
 @click.command()
 @click.argument("scenes", nargs=-1, required=True)
-@click.option("--model", "-m", "model", required=True,
-              help="Bundle path or name of a shipped bundle (geoseg bundle list).")
-@click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False),
-              help="Output folder (created if missing).")
+@click.option(
+    "--model",
+    "-m",
+    "model",
+    required=True,
+    help="Bundle path or name of a shipped bundle (geoseg bundle list).",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (created if missing).",
+)
 @click.option("--chip", type=int, default=None, help="Chip edge in pixels [bundle's].")
-@click.option("--overlap", type=int, default=None,
-              help="Pixels shared by neighbouring chips [bundle's]; about 2x the receptive field.")
-@click.option("--block", type=int, default=1024, show_default=True,
-              help="Block edge in pixels: the unit of work; bounds memory.")
-@click.option("--batch-size", type=int, default=None,
-              help="Chips per forward pass [1 on CPU, 8 on a GPU].")
-@click.option("--blend", type=click.Choice(["smooth", "crop"]), default="smooth", show_default=True,
-              help="smooth: weighted overlap; crop: keep chip centres.")
-@click.option("--bands", default=None,
-              help="Bands for the model, 1-based indexes or names: '3,2,1' or 'red,green,blue,nir'.")
+@click.option(
+    "--overlap",
+    type=int,
+    default=None,
+    help="Pixels shared by neighbouring chips [bundle's]; about 2x the receptive field.",
+)
+@click.option(
+    "--block",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="Block edge in pixels: the unit of work; bounds memory.",
+)
+@click.option(
+    "--batch-size", type=int, default=None, help="Chips per forward pass [1 on CPU, 8 on a GPU]."
+)
+@click.option(
+    "--blend",
+    type=click.Choice(["smooth", "crop"]),
+    default="smooth",
+    show_default=True,
+    help="smooth: weighted overlap; crop: keep chip centres.",
+)
+@click.option(
+    "--bands",
+    default=None,
+    help="Bands for the model, 1-based indexes or names: '3,2,1' or 'red,green,blue,nir'.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--threads", type=int, default=None,
-              help="Block tasks run at once in this process [one per core, max 4].")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Block tasks run at once in this process [one per core, max 4].",
+)
 @click.option("--confidence", is_flag=True, help="Also write <stem>_confidence.tif (0-100).")
 @click.option("--no-vector", is_flag=True, help="Skip the polygons (<stem>_classes.gpkg).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--allow-no-crs", is_flag=True, help="Accept scenes without a CRS.")
-@click.option("--allow-mixed-crs", is_flag=True, help="Accept scenes in different CRSs in one call.")
-@click.option("--no-pad", is_flag=True, help="Refuse scenes smaller than one chip instead of padding.")
+@click.option(
+    "--allow-mixed-crs", is_flag=True, help="Accept scenes in different CRSs in one call."
+)
+@click.option(
+    "--no-pad", is_flag=True, help="Refuse scenes smaller than one chip instead of padding."
+)
 @click.option("--quicklook", is_flag=True, help="Also write <stem>_quicklook.png.")
-def predict(scenes: tuple[str, ...], model: str, out: str, bands: str | None, no_vector: bool,
-            no_pad: bool, quicklook: bool, **opts: Any) -> None:
+def predict(
+    scenes: tuple[str, ...],
+    model: str,
+    out: str,
+    bands: str | None,
+    no_vector: bool,
+    no_pad: bool,
+    quicklook: bool,
+    **opts: Any,
+) -> None:
     """Predict class maps (COG), confidence and polygons for one or more scenes.
 
     SCENES are raster paths or globs (quote globs). For each scene, OUT gets
@@ -61,8 +106,14 @@ def predict(scenes: tuple[str, ...], model: str, out: str, bands: str | None, no
 
     with progress_bar("chips") as bar:
         results = run_predict(
-            list(scenes), model, out, bands=_bands(bands), vector=not no_vector,
-            pad=not no_pad, progress=bar, **opts,
+            list(scenes),
+            model,
+            out,
+            bands=_bands(bands),
+            vector=not no_vector,
+            pad=not no_pad,
+            progress=bar,
+            **opts,
         )
     for res in results:
         if quicklook:

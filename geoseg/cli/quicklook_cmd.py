@@ -10,10 +10,13 @@ import click
 @click.option("--out", "-o", "out", required=True, help="PNG to write.")
 @click.option("--scene", default=None, help="Input scene to show beside the classes (true color).")
 @click.option("--bands", default=None, help="Scene bands for red,green,blue (1-based) [by name].")
-@click.option("--max-size", type=int, default=900, show_default=True, help="Longest edge of each panel.")
+@click.option(
+    "--max-size", type=int, default=900, show_default=True, help="Longest edge of each panel."
+)
 @click.option("--title", default=None, help="Figure title [file name].")
-def quicklook(classes: str, out: str, scene: str | None, bands: str | None, max_size: int,
-              title: str | None) -> None:
+def quicklook(
+    classes: str, out: str, scene: str | None, bands: str | None, max_size: int, title: str | None
+) -> None:
     """Render a class raster (and optionally its scene) to a PNG with a legend.
 
     \b

@@ -1,0 +1,1 @@
+"""Engines that run block tasks: in-process threads (and, later, Dask)."""

@@ -55,8 +55,14 @@ class PredictJob:
         """Precompute the per-chip weights of the grid."""
         rows, cols = grid.shape
         return cls(
-            scene=scene, grid=grid, blend=blend, batch_size=batch_size,
-            normalizer=normalizer, scale=scale, class_ids=class_ids, confidence=confidence,
+            scene=scene,
+            grid=grid,
+            blend=blend,
+            batch_size=batch_size,
+            normalizer=normalizer,
+            scale=scale,
+            class_ids=class_ids,
+            confidence=confidence,
             row_weights=axis_weights(grid.row_starts, grid.chip, grid.overlap, rows, blend),
             col_weights=axis_weights(grid.col_starts, grid.chip, grid.overlap, cols, blend),
         )
@@ -133,10 +139,13 @@ def run_block(job: PredictJob, block: Block, predictor: Predictor) -> BlockResul
     t_read = time.perf_counter() - t0
 
     chip_cells = _chip_cells(block)
-    todo, skipped = [], []
-    for (i, j), cells in chip_cells.items():
-        sl = (slice(g.row_starts[i] - r0, g.row_starts[i] - r0 + g.chip),
-              slice(g.col_starts[j] - c0, g.col_starts[j] - c0 + g.chip))
+    todo: list[tuple[int, int, tuple[slice, slice]]] = []
+    skipped: list[tuple[int, int, tuple[slice, slice]]] = []
+    for i, j in chip_cells:
+        sl = (
+            slice(g.row_starts[i] - r0, g.row_starts[i] - r0 + g.chip),
+            slice(g.col_starts[j] - c0, g.col_starts[j] - c0 + g.chip),
+        )
         (todo if valid[sl].any() else skipped).append((i, j, sl))
     finals: list[FinalCell] = []
     sums: dict[tuple[int, int], _Sums] = {}
@@ -146,8 +155,10 @@ def run_block(job: PredictJob, block: Block, predictor: Predictor) -> BlockResul
     for k in range(0, len(todo), job.batch_size):
         batch = todo[k : k + job.batch_size]
         tb = time.perf_counter()
-        x = job.normalizer.prepare(np.stack([data[(slice(None), *sl)] for _, _, sl in batch]),
-                                   np.stack([valid[sl] for _, _, sl in batch]))
+        x = job.normalizer.prepare(
+            np.stack([data[(slice(None), *sl)] for _, _, sl in batch]),
+            np.stack([valid[sl] for _, _, sl in batch]),
+        )
         tm = time.perf_counter()
         probs = predictor.predict(_pad_batch(x, job.batch_size))[: len(batch)]
         t_model += time.perf_counter() - tm
@@ -161,17 +172,25 @@ def run_block(job: PredictJob, block: Block, predictor: Predictor) -> BlockResul
         if entry is None:
             continue
         if cell.expected == 1:
-            cls, conf = finalize(entry.sums, entry.weights, job.class_ids,
-                                 confidence=job.confidence)
+            cls, conf = finalize(
+                entry.sums, entry.weights, job.class_ids, confidence=job.confidence
+            )
             finals.append(FinalCell(cell.window, cls, conf))
         else:
             partials.append(PartialCell(cell.key, cell.window, entry.sums, entry.weights))
     t_end = time.perf_counter()
     return BlockResult(
-        index=block.index, finals=finals, partials=partials,
-        chips_inferred=len(todo), chips_skipped_nodata=len(skipped),
-        seconds={"read": t_read, "model": t_model, "blend": t_blend - t_model,
-                 "cells": t_end - t_cells},
+        index=block.index,
+        finals=finals,
+        partials=partials,
+        chips_inferred=len(todo),
+        chips_skipped_nodata=len(skipped),
+        seconds={
+            "read": t_read,
+            "model": t_model,
+            "blend": t_blend - t_model,
+            "cells": t_end - t_cells,
+        },
     )
 
 
@@ -209,8 +228,9 @@ def _add_chip(
             if probs is None or valid is None:
                 finals.append(FinalCell(cell.window, *nodata_cell(h, w, job.confidence)))
             else:
-                cls, conf = classify(probs[:, lr, lc], valid[lr, lc], job.class_ids,
-                                     confidence=job.confidence)
+                cls, conf = classify(
+                    probs[:, lr, lc], valid[lr, lc], job.class_ids, confidence=job.confidence
+                )
                 finals.append(FinalCell(cell.window, cls, conf))
             continue
         entry = sums.get(cell.key)
