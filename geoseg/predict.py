@@ -33,7 +33,7 @@ from geoseg.predictor import get_predictor, resolve_device
 from geoseg.scene import Scene, open_scene
 from geoseg.writer import RasterSink, output_error
 
-DEFAULT_BLOCK = 1024
+MAX_AUTO_BLOCK = 2048
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PredictOptions:
 
     chip: int | None = None
     overlap: int | None = None
-    block: int = DEFAULT_BLOCK
+    block: int | None = None
     batch_size: int | None = None
     blend: str = "smooth"
     bands: tuple[int | str, ...] | None = None
@@ -61,7 +61,7 @@ class PredictOptions:
             raise InputError(f"--blend must be one of {', '.join(BLENDS)}, got '{self.blend}'")
         for name in ("batch_size", "block"):
             value = getattr(self, name)
-            if name == "batch_size" and value is None:
+            if value is None:
                 continue
             if not isinstance(value, int) or value < 1:
                 raise InputError(
@@ -248,6 +248,17 @@ def predict(
     ]
 
 
+def auto_block(shape: tuple[int, int], grid: ChipGrid, parallelism: int) -> int:
+    """Block edge: large (fewer re-read chip margins) but at least ~3 blocks per worker.
+
+    Rounded to a multiple of the stride so blocks own whole rows of chips. Any
+    block size gives the same bytes; this only trades memory, I/O and balance.
+    """
+    per_block = shape[0] * shape[1] / max(3 * parallelism, 1)
+    edge = min(MAX_AUTO_BLOCK, max(grid.stride, int(per_block**0.5)))
+    return max(grid.stride, edge // grid.stride * grid.stride)
+
+
 def default_batch_size(device: str) -> int:
     """Chips per forward pass: 1 on CPU (batching buys nothing there), 8 on a GPU."""
     return 8 if device.startswith("cuda") else 1
@@ -355,7 +366,8 @@ def predict_scene(
     chip = opts.chip or bundle.chip
     overlap = opts.overlap if opts.overlap is not None else min(bundle.overlap, chip - 1)
     grid = ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
-    plan = BlockPlan(grid, opts.block, keep="core" if opts.blend == "crop" else "chip")
+    block = opts.block or auto_block(scene.shape, grid, getattr(engine, "parallelism", 2))
+    plan = BlockPlan(grid, block, keep="core" if opts.blend == "crop" else "chip")
     normalizer, stats = _normalizer(scene, bundle)
     timings["stats"] = time.perf_counter() - t_start
     classes = bundle.classes
@@ -508,6 +520,7 @@ def _record(
             "chip": grid.chip,
             "overlap": grid.overlap,
             "batch_size": col.batch_size,
+            "block": plan.block,
             "device": device,
             "engine": getattr(engine, "name", type(engine).__name__),
         },

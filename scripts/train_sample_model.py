@@ -485,7 +485,8 @@ this scene, and check its maps before using them for anything.
 
 ## Training procedure
 
-- Split ({split_text}). The top band is held out by default because the southern
+- Split — {split_text}.
+  The top band is held out by default because the southern
   (bottom) part of the scene holds almost all wetland pixels; holding it out would
   leave about 300 wetland pixels to train on.
 - Random chips of 128–256 px from the training rows, half of them centred on a
@@ -499,8 +500,8 @@ this scene, and check its maps before using them for anything.
   choice, and the few settings tried while writing the script, used the validation
   region, so its numbers are slightly optimistic.
 - CPU only, {args.threads} threads, seed {args.seed}, `torch.use_deterministic_algorithms(True)`,
-  torch `{torch.__version__}`; about 10–15 min on 2 CPU cores (seconds per epoch in
-  the provenance).
+  torch `{torch.__version__}`; 8–10 min on 2 idle CPU cores, about 20 min on a busy
+  shared machine (seconds per epoch are in the provenance).
 
 ## Validation (spatially held-out rows, whole region, agreement with NLCD 2011)
 

@@ -44,9 +44,8 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
 @click.option(
     "--block",
     type=int,
-    default=1024,
-    show_default=True,
-    help="Block edge in pixels: the unit of work; bounds memory.",
+    default=None,
+    help="Block edge in pixels: the unit of work; bounds memory [auto, at most 2048].",
 )
 @click.option(
     "--batch-size", type=int, default=None, help="Chips per forward pass [1 on CPU, 8 on a GPU]."

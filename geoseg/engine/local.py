@@ -49,6 +49,11 @@ class LocalEngine:
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
 
+    @property
+    def parallelism(self) -> int:
+        """Block tasks that run at once on CPU."""
+        return self.threads or default_threads("cpu")
+
     def run(
         self,
         job: PredictJob,
