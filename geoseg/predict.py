@@ -34,6 +34,8 @@ from geoseg.scene import Scene, open_scene
 from geoseg.writer import RasterSink, output_error
 
 MAX_AUTO_BLOCK = 2048
+GDAL_CACHE_BYTES = 64 * 2**20
+OVERVIEWS = ("nearest", "mode")
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,13 @@ class PredictOptions:
     pad: bool = True
     threads: int | None = None
     vector_format: str = "gpkg"
+    overviews: str = "nearest"
 
     def __post_init__(self) -> None:
+        if self.overviews not in OVERVIEWS:
+            raise InputError(
+                f"--overviews must be one of {', '.join(OVERVIEWS)}, got '{self.overviews}'"
+            )
         if self.blend not in BLENDS:
             raise InputError(f"--blend must be one of {', '.join(BLENDS)}, got '{self.blend}'")
         for name in ("batch_size", "block"):
@@ -242,10 +249,26 @@ def predict(
     scene_objs = _preflight(paths, bundle, out, opts)
     device = resolve_device(opts.device)
     engine = engine or LocalEngine(threads=opts.threads)
-    return [
-        predict_scene(s, bundle, out, opts=opts, device=device, engine=engine, progress=progress)
-        for s in scene_objs
-    ]
+    with gdal_env():
+        return [
+            predict_scene(
+                s, bundle, out, opts=opts, device=device, engine=engine, progress=progress
+            )
+            for s in scene_objs
+        ]
+
+
+def gdal_env() -> Any:
+    """GDAL settings for a run: a bounded block cache unless the user set one.
+
+    GDAL's default cache is 5% of RAM per process and fills up reading a large
+    scene; memory must not grow with the scene, and re-reads stay within a block.
+    """
+    import rasterio
+
+    if "GDAL_CACHEMAX" in os.environ:
+        return rasterio.Env()
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 
 
 def auto_block(shape: tuple[int, int], grid: ChipGrid, parallelism: int) -> int:
@@ -341,7 +364,19 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB.
+
+    ``VmHWM`` where Linux has it: unlike ``ru_maxrss`` it is not inherited
+    from the parent across ``exec``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -395,6 +430,7 @@ def predict_scene(
             transform=scene.transform,
             classes=classes,
             description="class",
+            overviews=opts.overviews,
             tags={"GEOSEG_BUNDLE": bundle.name, "GEOSEG_BUNDLE_SHA256": bundle.sha256},
         )
         if opts.confidence:
@@ -535,6 +571,6 @@ def _record(
         "blocks": col.blocks,
         "block_seconds": {k: round(v, 3) for k, v in col.seconds.items()},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "outputs": {k: str(v) for k, v in paths.items()},
     }

@@ -3,7 +3,7 @@
 Cells arrive in any order, so pixels first go into a tiled, uncompressed
 temporary GeoTIFF (in-place window writes, no full-scene array); on commit GDAL's
 COG driver copies it into the final layout (tiled, DEFLATE, internal overviews
-with ``MODE`` resampling for classes) under another temporary name, which is
+with ``NEAREST`` (or ``MODE``) resampling for classes) under another temporary name, which is
 renamed to the final name last. Class names travel three ways so every reader
 finds them: the GeoTIFF color table, band metadata inside the file, and GDAL
 category names plus a raster attribute table in the ``.aux.xml`` sidecar.
@@ -31,6 +31,8 @@ from geoseg.errors import OutputError
 from geoseg.schemes import NODATA_CLASS, ClassInfo
 
 COG_BLOCK = 512
+DEFLATE_LEVEL = 3
+"""DEFLATE level of the COGs: 3 is ~2x faster than GDAL's default 6 for ~15% larger class maps."""
 
 
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
@@ -111,12 +113,13 @@ class RasterSink:
         classes: tuple[ClassInfo, ...] | None,
         description: str,
         tags: dict[str, str] | None = None,
+        overviews: str = "nearest",
     ) -> None:
         self.path = path
         self.classes = classes
         self.description = description
         self.tmp = temp_name(path)
-        self.resampling = "MODE" if classes is not None else "AVERAGE"
+        self.resampling = overviews.upper() if classes is not None else "AVERAGE"
         profile = {
             "driver": "GTiff",
             "dtype": "uint8",
@@ -169,6 +172,7 @@ class RasterSink:
                 COMPRESS="DEFLATE",
                 BLOCKSIZE=COG_BLOCK,
                 OVERVIEW_RESAMPLING=self.resampling,
+                LEVEL=DEFLATE_LEVEL,
                 BIGTIFF="IF_SAFER",
                 NUM_THREADS="ALL_CPUS",
             )

@@ -79,6 +79,13 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
 @click.option(
     "--no-pad", is_flag=True, help="Refuse scenes smaller than one chip instead of padding."
 )
+@click.option(
+    "--overviews",
+    type=click.Choice(["nearest", "mode"]),
+    default="nearest",
+    show_default=True,
+    help="Resampling of the class COG's overviews (mode: majority, slower).",
+)
 @click.option("--quicklook", is_flag=True, help="Also write <stem>_quicklook.png.")
 def predict(
     scenes: tuple[str, ...],
