@@ -33,7 +33,7 @@ from geoseg.predictor import get_predictor, resolve_device
 from geoseg.scene import Scene, open_scene
 from geoseg.writer import RasterSink, output_error
 
-MAX_AUTO_BLOCK = 2048
+MAX_AUTO_BLOCK = 1536
 GDAL_CACHE_BYTES = 64 * 2**20
 OVERVIEWS = ("nearest", "mode")
 

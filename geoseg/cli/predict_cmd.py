@@ -45,7 +45,7 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     "--block",
     type=int,
     default=None,
-    help="Block edge in pixels: the unit of work; bounds memory [auto, at most 2048].",
+    help="Block edge in pixels: the unit of work; bounds memory [auto, at most 1536].",
 )
 @click.option(
     "--batch-size", type=int, default=None, help="Chips per forward pass [1 on CPU, 8 on a GPU]."
