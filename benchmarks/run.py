@@ -122,6 +122,25 @@ def case(name: str, **kwargs: Any) -> dict[str, Any]:
     return result
 
 
+def rounds(cases: dict[str, tuple[str, dict[str, Any]]], repeat: int) -> dict[str, Any]:
+    """Run the cases interleaved ``repeat`` times; keep each one's median-time run.
+
+    Interleaving spreads slow spells of a shared machine over every case alike.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in cases}
+    for _ in range(repeat):
+        for key, (name, kwargs) in cases.items():
+            runs[key].append(case(name, **kwargs))
+    out = {}
+    for key, got in runs.items():
+        ordered = sorted(got, key=lambda r: r["seconds"])
+        median = dict(ordered[len(ordered) // 2])
+        median["all_seconds"] = [round(r["seconds"], 2) for r in got]
+        median["peak_rss_mb"] = max(r["peak_rss_mb"] for r in got)
+        out[key] = median
+    return out
+
+
 def machine() -> dict[str, Any]:
     import torch
 
@@ -150,6 +169,7 @@ def main() -> None:
     ap.add_argument("--cheap-size", type=int, default=8192)
     ap.add_argument("--memory-sizes", default="4096,16384")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians reported")
     args = ap.parse_args()
     WORK.mkdir(exist_ok=True)
     bundles = make_bundles()
@@ -157,34 +177,55 @@ def main() -> None:
     results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
     print(json.dumps(results["machine"]))
 
+    rep = args.repeat
     if not args.skip_real:
         scene = str(make_scene(args.real_size))
-        print(f"\n1. real model (Unet/ResNet-18), {args.real_size}^2")
-        mo = case("model_only", scene=scene, bundle_path=bundles["real"], batch=4, threads=None)
-        gs = case("geoseg", scene=scene, bundle_path=bundles["real"], out=out, vector=False)
+        print(f"\n1. real model (Unet/ResNet-18), {args.real_size}^2, {rep} interleaved rounds")
+        got = rounds(
+            {
+                "model_only": (
+                    "model_only",
+                    {"scene": scene, "bundle_path": bundles["real"], "batch": 4, "threads": None},
+                ),
+                "geoseg": (
+                    "geoseg",
+                    {"scene": scene, "bundle_path": bundles["real"], "out": out, "vector": False},
+                ),
+            },
+            rep,
+        )
         results["real"] = {
             "size": args.real_size,
-            "model_only": mo,
-            "geoseg": gs,
-            "ratio_geoseg_over_model_only": gs["seconds"] / mo["seconds"],
+            **got,
+            "ratio_geoseg_over_model_only": got["geoseg"]["seconds"] / got["model_only"]["seconds"],
         }
 
     scene = str(make_scene(args.cheap_size))
-    print(f"\n2. cheap model (1x1 conv), {args.cheap_size}^2")
-    floor = case("io_floor", scene=scene, out=str(WORK / "floor.tif"))
-    nv = case(
-        "naive", scene=scene, bundle_path=bundles["cheap"], out=str(WORK / "naive.tif"), batch=4
+    print(f"\n2. cheap model (1x1 conv), {args.cheap_size}^2, {rep} interleaved rounds")
+    cheap = bundles["cheap"]
+    got = rounds(
+        {
+            "io_floor": ("io_floor", {"scene": scene, "out": str(WORK / "floor.tif")}),
+            "naive": (
+                "naive",
+                {"scene": scene, "bundle_path": cheap, "out": str(WORK / "naive.tif"), "batch": 4},
+            ),
+            "geoseg": (
+                "geoseg",
+                {"scene": scene, "bundle_path": cheap, "out": out, "vector": False},
+            ),
+            "model_only": (
+                "model_only",
+                {"scene": scene, "bundle_path": cheap, "batch": 4, "threads": None},
+            ),
+        },
+        rep,
     )
-    gs = case("geoseg", scene=scene, bundle_path=bundles["cheap"], out=out, vector=False)
-    mo = case("model_only", scene=scene, bundle_path=bundles["cheap"], batch=4, threads=None)
     results["cheap"] = {
         "size": args.cheap_size,
-        "io_floor": floor,
-        "naive": nv,
-        "geoseg": gs,
-        "model_only": mo,
-        "speedup_vs_naive": nv["seconds"] / gs["seconds"],
-        "geoseg_over_io_floor": gs["seconds"] / floor["seconds"],
+        **got,
+        "speedup_vs_naive": got["naive"]["seconds"] / got["geoseg"]["seconds"],
+        "geoseg_over_io_floor": got["geoseg"]["seconds"] / got["io_floor"]["seconds"],
     }
 
     sizes = [int(s) for s in args.memory_sizes.split(",")]
