@@ -92,19 +92,36 @@ def nodata_cell(
     return cls, (cls.copy() if confidence else None)
 
 
+def softmax(scores: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Softmax over axis 0 of ``(classes, rows, cols)`` logits (a new array)."""
+    e: NDArray[np.float32] = scores - np.maximum.reduce(scores, axis=0)
+    np.exp(e, out=e)
+    e /= np.add.reduce(e, axis=0)
+    return e
+
+
 def classify(
-    probs: NDArray[np.float32],
+    scores: NDArray[np.float32],
     valid: NDArray[np.bool_],
     class_ids: NDArray[np.uint8],
     *,
     confidence: bool,
+    logits: bool = True,
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
-    """Classes and confidence of pixels covered by a single chip."""
-    idx, top = first_argmax(probs)
+    """Classes and confidence of pixels covered by a single chip.
+
+    ``scores`` are logits (or probabilities with ``logits=False``); the argmax
+    needs no softmax, and the top probability is ``1 / sum(exp(s - s_top))``.
+    """
+    idx, top = first_argmax(scores)
     classes = class_ids[idx]
     classes[~valid] = NODATA_CLASS
     conf = None
     if confidence:
+        if logits:
+            e = scores - top
+            np.exp(e, out=e)
+            top = 1.0 / np.add.reduce(e, axis=0)
         conf = np.rint(np.clip(top, 0.0, 1.0) * 100.0).astype(np.uint8)
         conf[~valid] = NODATA_CLASS
     return classes, conf

@@ -406,6 +406,9 @@ def predict_scene(
     normalizer, stats = _normalizer(scene, bundle)
     timings["stats"] = time.perf_counter() - t_start
     classes = bundle.classes
+    t = time.perf_counter()
+    predictor = get_predictor(bundle, device)
+    timings["load_model"] = time.perf_counter() - t
     job = PredictJob.build(
         scene,
         grid,
@@ -415,10 +418,8 @@ def predict_scene(
         scale=fixed_point_scale(grid),
         class_ids=np.array([c.id for c in classes], dtype=np.uint8),
         confidence=opts.confidence,
+        logits=predictor.logits,
     )
-    t = time.perf_counter()
-    predictor = get_predictor(bundle, device)
-    timings["load_model"] = time.perf_counter() - t
 
     sinks: dict[str, RasterSink] = {}
     staged: dict[str, Path] = {}

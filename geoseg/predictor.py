@@ -21,9 +21,10 @@ class Predictor(Protocol):
 
     n_classes: int
     device: str
+    logits: bool  # True: predict() returns logits (softmax not applied)
 
     def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
-        """``(n, bands, r, c)`` normalized input -> ``(n, classes, r, c)`` probabilities."""
+        """``(n, bands, r, c)`` normalized input -> ``(n, classes, r, c)`` class scores."""
         ...
 
 
@@ -58,16 +59,28 @@ def resolve_device(device: str) -> str:
 
 
 class TorchPredictor:
-    """A torch model from a bundle, softmax applied, on one device."""
+    """A torch model from a bundle on one device; returns logits.
+
+    Softmax is left to the blending step, which needs probabilities only where
+    chips overlap (and for confidence): the argmax of logits is the argmax of
+    probabilities.
+    """
+
+    logits = True
 
     def __init__(self, bundle: ModelBundle, device: str = "cpu") -> None:
         import torch
 
+        from geoseg.models import NATIVE_ARCHITECTURES
+
         self.device = device
         self.n_classes = len(bundle.classes)
-        # channels-last lets oneDNN/cuDNN use their fastest convolution kernels
-        # (about 30% less time per chip on CPU here); every chip goes the same way
-        self.memory_format = torch.channels_last
+        # channels-last lets oneDNN/cuDNN pick their fastest kernels for deep conv
+        # nets (about 30% less time per chip on CPU here); for the tiny native nets
+        # the layout conversions cost more than they save. A fixed rule, not a
+        # timing, so the same bundle always takes the same path.
+        deep = bundle.meta.get("architecture") not in NATIVE_ARCHITECTURES
+        self.memory_format = torch.channels_last if deep else torch.contiguous_format
         self.model = bundle.build_model().to(device, memory_format=self.memory_format)
         self._torch = torch
 
@@ -76,7 +89,7 @@ class TorchPredictor:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
             x = x.contiguous(memory_format=self.memory_format)
-            y = torch.softmax(self.model(x), dim=1).contiguous()
+            y = self.model(x).contiguous()
             out: NDArray[np.float32] = y.float().cpu().numpy()
         return out
 
@@ -106,7 +119,8 @@ class OnnxPredictor:
         self.input_name = self.session.get_inputs()[0].name
         self.n_classes = len(bundle.classes)
         self.device = device
-        self.softmax = bool(bundle.meta.get("arch_params", {}).get("apply_softmax", True))
+        # arch_params.apply_softmax false: the ONNX model already returns probabilities
+        self.logits = bool(bundle.meta.get("arch_params", {}).get("apply_softmax", True))
 
     def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
         (y,) = self.session.run(None, {self.input_name: np.ascontiguousarray(chips)})[:1]
@@ -117,10 +131,6 @@ class OnnxPredictor:
                 f"expected (n, {self.n_classes} classes, {chips.shape[2]}, {chips.shape[3]}) — "
                 "the model does not match the bundle's class scheme"
             )
-        if self.softmax:
-            y = y - y.max(axis=1, keepdims=True)
-            np.exp(y, out=y)
-            y /= y.sum(axis=1, keepdims=True)
         out: NDArray[np.float32] = y
         return out
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geoseg.blend import axis_weights, classify, finalize, nodata_cell
+from geoseg.blend import axis_weights, classify, finalize, nodata_cell, softmax
 from geoseg.chips import Block, Cell, ChipGrid, Window
 from geoseg.normalize import Normalizer
 from geoseg.predictor import Predictor
@@ -38,6 +38,7 @@ class PredictJob:
     confidence: bool
     row_weights: list[NDArray[np.float32]] = field(repr=False)
     col_weights: list[NDArray[np.float32]] = field(repr=False)
+    logits: bool = True  # the predictor returns logits, not probabilities
 
     @classmethod
     def build(
@@ -51,6 +52,7 @@ class PredictJob:
         scale: int,
         class_ids: NDArray[np.uint8],
         confidence: bool,
+        logits: bool = True,
     ) -> PredictJob:
         """Precompute the per-chip weights of the grid."""
         rows, cols = grid.shape
@@ -63,6 +65,7 @@ class PredictJob:
             scale=scale,
             class_ids=class_ids,
             confidence=confidence,
+            logits=logits,
             row_weights=axis_weights(grid.row_starts, grid.chip, grid.overlap, rows, blend),
             col_weights=axis_weights(grid.col_starts, grid.chip, grid.overlap, cols, blend),
         )
@@ -160,9 +163,9 @@ def run_block(job: PredictJob, block: Block, predictor: Predictor) -> BlockResul
             np.stack([valid[sl] for _, _, sl in batch]),
         )
         tm = time.perf_counter()
-        probs = predictor.predict(_pad_batch(x, job.batch_size))[: len(batch)]
+        scores = predictor.predict(_pad_batch(x, job.batch_size))[: len(batch)]
         t_model += time.perf_counter() - tm
-        for (i, j, sl), p in zip(batch, probs, strict=True):
+        for (i, j, sl), p in zip(batch, scores, strict=True):
             _add_chip(job, i, j, chip_cells[(i, j)], p, valid[sl], finals, sums)
         t_blend += time.perf_counter() - tb
     t_cells = time.perf_counter()
@@ -212,12 +215,12 @@ def _add_chip(
     i: int,
     j: int,
     cells: list[Cell],
-    probs: NDArray[np.float32] | None,
+    scores: NDArray[np.float32] | None,
     valid: NDArray[np.bool_] | None,
     finals: list[FinalCell],
     sums: dict[tuple[int, int], _Sums],
 ) -> None:
-    """Add one chip's probabilities (``None`` for an all-nodata chip) to its cells."""
+    """Add one chip's class scores (``None`` for an all-nodata chip) to its cells."""
     g = job.grid
     cr, cc = g.row_starts[i], g.col_starts[j]
     n_cls = len(job.class_ids)
@@ -225,23 +228,29 @@ def _add_chip(
         r, c, h, w = cell.window
         lr, lc = slice(r - cr, r - cr + h), slice(c - cc, c - cc + w)
         if cell.single:
-            if probs is None or valid is None:
+            if scores is None or valid is None:
                 finals.append(FinalCell(cell.window, *nodata_cell(h, w, job.confidence)))
             else:
                 cls, conf = classify(
-                    probs[:, lr, lc], valid[lr, lc], job.class_ids, confidence=job.confidence
+                    scores[:, lr, lc],
+                    valid[lr, lc],
+                    job.class_ids,
+                    confidence=job.confidence,
+                    logits=job.logits,
                 )
                 finals.append(FinalCell(cell.window, cls, conf))
             continue
         entry = sums.get(cell.key)
         if entry is None:
             entry = sums[cell.key] = _Sums(n_cls, h, w)
-        if probs is None or valid is None:
+        if scores is None or valid is None:
             continue
         wt = np.outer(job.row_weights[i][lr], job.col_weights[j][lc])
         wt *= valid[lr, lc]
         wt *= job.scale
-        q = probs[:, lr, lc] * wt
+        p = softmax(scores[:, lr, lc]) if job.logits else scores[:, lr, lc].copy()
+        p *= wt
+        q = p
         entry.sums += np.rint(q, out=q).astype(np.int32)
         entry.weights += np.rint(wt).astype(np.int32)
 
