@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run.py                      # defaults below (about 15 minutes on 2 cores)
+    python benchmarks/run.py                      # defaults below (about 8 minutes on 2 cores)
     python benchmarks/run.py --cheap-size 4096 --real-size 2048 --memory-sizes 2048,8192  # quick
 
 Sections (same chips everywhere: chip 512, overlap 64, one synthetic 4-band uint8
