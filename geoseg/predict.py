@@ -424,25 +424,7 @@ def predict_scene(
     sinks: dict[str, RasterSink] = {}
     staged: dict[str, Path] = {}
     try:
-        sinks["classes"] = RasterSink(
-            paths["classes"],
-            shape=scene.shape,
-            crs=scene.crs,
-            transform=scene.transform,
-            classes=classes,
-            description="class",
-            overviews=opts.overviews,
-            tags={"GEOSEG_BUNDLE": bundle.name, "GEOSEG_BUNDLE_SHA256": bundle.sha256},
-        )
-        if opts.confidence:
-            sinks["confidence"] = RasterSink(
-                paths["confidence"],
-                shape=scene.shape,
-                crs=scene.crs,
-                transform=scene.transform,
-                classes=None,
-                description="confidence of the top class, percent",
-            )
+        _open_sinks(sinks, scene, bundle, paths, opts)
         collector = _Collector(plan, job, sinks, progress, len(grid))
         t = time.perf_counter()
         engine.run(job, plan.blocks(), predictor, collector)
@@ -500,6 +482,32 @@ def predict_scene(
     return PredictResult(
         scene=scene.path, outputs={k: str(v) for k, v in paths.items()}, record=record
     )
+
+
+def _open_sinks(
+    sinks: dict[str, RasterSink],
+    scene: Scene,
+    bundle: ModelBundle,
+    paths: dict[str, Path],
+    opts: PredictOptions,
+) -> None:
+    """Open the class (and confidence) rasters into ``sinks`` (filled as they open)."""
+    grid = {"shape": scene.shape, "crs": scene.crs, "transform": scene.transform}
+    sinks["classes"] = RasterSink(
+        paths["classes"],
+        **grid,
+        classes=bundle.classes,
+        description="class",
+        overviews=opts.overviews,
+        tags={"GEOSEG_BUNDLE": bundle.name, "GEOSEG_BUNDLE_SHA256": bundle.sha256},
+    )
+    if opts.confidence:
+        sinks["confidence"] = RasterSink(
+            paths["confidence"],
+            **grid,
+            classes=None,
+            description="confidence of the top class, percent",
+        )
 
 
 def _publish(staged: dict[str, Path], paths: dict[str, Path], sinks: dict[str, RasterSink]) -> None:

@@ -134,3 +134,64 @@ def test_killed_run_leaves_no_final_file(tmp_path: Path) -> None:
     ], names
     with rasterio.open(out / "big_classes.tif") as ds:
         assert ds.shape == (1400, 1400)
+
+
+def _run_in_pty(args: list[str]) -> str:
+    """Run a command on a real pseudo-terminal (100 columns) and return what it drew."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(args[0], args)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    out = b""
+    while select.select([fd], [], [], 120)[0]:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return out.decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    scene = scene_file(tmp_path / "s.tif", (300, 280))
+    bundle = make_bundle().save(tmp_path / "m.bundle")
+    drawn = _run_in_pty(
+        [
+            sys.executable,
+            "-m",
+            "geoseg",
+            "predict",
+            str(scene),
+            "--model",
+            str(bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-vector",
+        ]
+    )
+    assert "100%" in drawn and "chips/s" in drawn, drawn[-2000:]
+    quiet = subprocess.run(
+        [
+            *_geoseg(),
+            "predict",
+            str(scene),
+            "--model",
+            str(bundle),
+            "--out",
+            str(tmp_path / "out2"),
+            "--no-vector",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "chips/s" not in quiet.stderr  # no bar in logs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 
@@ -25,7 +26,10 @@ def progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
         if bar is None or bar.total != total or done < bar.n:
             if bar is not None:
                 bar.close()
-            bar = state["bar"] = tqdm(total=total, unit=unit, dynamic_ncols=True, leave=True)
+            # a terminal that reports 0 columns (some ptys, CI consoles) would get an
+            # empty bar from dynamic_ncols; use the queried width with a fallback
+            width = shutil.get_terminal_size(fallback=(100, 24)).columns or 100
+            bar = state["bar"] = tqdm(total=total, unit=unit, ncols=width, leave=True)
         bar.update(done - bar.n)
 
     try:
