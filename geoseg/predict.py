@@ -29,12 +29,11 @@ from geoseg.engine.local import LocalEngine
 from geoseg.engine.task import BlockResult, PredictJob, merge_partial
 from geoseg.errors import InputError, OutputError, SceneError
 from geoseg.normalize import build_normalizer, scene_percentiles
-from geoseg.predictor import get_predictor, resolve_device
-from geoseg.scene import Scene, open_scene
+from geoseg.predictor import resolve_device, returns_logits
+from geoseg.scene import Scene, gdal_env, open_scene
 from geoseg.writer import RasterSink, output_error
 
 MAX_AUTO_BLOCK = 1536
-GDAL_CACHE_BYTES = 64 * 2**20
 OVERVIEWS = ("nearest", "mode")
 
 
@@ -198,6 +197,7 @@ def predict(
     *,
     progress: Callable[[int, int], None] | None = None,
     engine: Any = None,
+    client: Any = None,
     **options: Any,
 ) -> list[PredictResult]:
     """Predict class maps for one or more scenes.
@@ -213,8 +213,11 @@ def predict(
     progress
         ``progress(chips_done, chips_total)`` called after each block.
     engine
-        An engine with ``run(job, blocks, predictor, on_result)``; default
-        :class:`~geoseg.engine.local.LocalEngine`.
+        An engine with ``prepare(bundle, device)`` and ``run(job, blocks, on_result)``;
+        default :class:`~geoseg.engine.local.LocalEngine`, or
+        :class:`~geoseg.engine.dask.DaskEngine` when ``client`` is given.
+    client
+        A ``dask.distributed.Client``: run the block tasks on its workers.
     **options
         Fields of :class:`PredictOptions` (``chip``, ``overlap``, ``block``,
         ``batch_size``, ``blend``, ``bands``, ``device``, ``confidence``,
@@ -248,6 +251,10 @@ def predict(
     out = Path(out_dir)
     scene_objs = _preflight(paths, bundle, out, opts)
     device = resolve_device(opts.device)
+    if engine is None and client is not None:
+        from geoseg.engine.dask import DaskEngine
+
+        engine = DaskEngine(client)
     engine = engine or LocalEngine(threads=opts.threads)
     with gdal_env():
         return [
@@ -256,19 +263,6 @@ def predict(
             )
             for s in scene_objs
         ]
-
-
-def gdal_env() -> Any:
-    """GDAL settings for a run: a bounded block cache unless the user set one.
-
-    GDAL's default cache is 5% of RAM per process and fills up reading a large
-    scene; memory must not grow with the scene, and re-reads stay within a block.
-    """
-    import rasterio
-
-    if "GDAL_CACHEMAX" in os.environ:
-        return rasterio.Env()
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 
 
 def auto_block(shape: tuple[int, int], grid: ChipGrid, parallelism: int) -> int:
@@ -407,7 +401,7 @@ def predict_scene(
     timings["stats"] = time.perf_counter() - t_start
     classes = bundle.classes
     t = time.perf_counter()
-    predictor = get_predictor(bundle, device)
+    engine.prepare(bundle, device)
     timings["load_model"] = time.perf_counter() - t
     job = PredictJob.build(
         scene,
@@ -418,7 +412,7 @@ def predict_scene(
         scale=fixed_point_scale(grid),
         class_ids=np.array([c.id for c in classes], dtype=np.uint8),
         confidence=opts.confidence,
-        logits=predictor.logits,
+        logits=returns_logits(bundle),
     )
 
     sinks: dict[str, RasterSink] = {}
@@ -427,7 +421,7 @@ def predict_scene(
         _open_sinks(sinks, scene, bundle, paths, opts)
         collector = _Collector(plan, job, sinks, progress, len(grid))
         t = time.perf_counter()
-        engine.run(job, plan.blocks(), predictor, collector)
+        engine.run(job, plan.blocks(), collector)
         timings["inference"] = time.perf_counter() - t
         if collector.inferred == 0:
             raise SceneError(

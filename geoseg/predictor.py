@@ -161,7 +161,16 @@ def check_onnx_bundle(bundle: ModelBundle) -> None:
     p.predict(np.zeros((n, len(bundle.bands), size, size), dtype=np.float32))
 
 
+def returns_logits(bundle: ModelBundle) -> bool:
+    """Whether the bundle's predictor returns logits (else probabilities)."""
+    if bundle.kind == "onnx":
+        return bool(bundle.meta.get("arch_params", {}).get("apply_softmax", True))
+    return True
+
+
 _cache: dict[tuple[str, str], Predictor] = {}
+LOADS: list[str] = []
+"""Bundle hashes this process built a model for (tests use it: once per process)."""
 _cache_lock = threading.Lock()
 
 
@@ -177,7 +186,13 @@ def get_predictor(bundle: ModelBundle, device: str = "cpu") -> Predictor:
                 else TorchPredictor(bundle, device)
             )
             _cache[key] = pred
+            LOADS.append(bundle.sha256)
         return pred
+
+
+def loaded_bundles() -> list[str]:
+    """Hashes of the bundles this process built a model for, in order (one per build)."""
+    return list(LOADS)
 
 
 def predictor_info(pred: Any) -> dict[str, Any]:

@@ -127,6 +127,20 @@ class Scene:
         return data, valid
 
 
+GDAL_CACHE_BYTES = 64 * 2**20
+
+
+def gdal_env() -> Any:
+    """GDAL settings for a run: a bounded block cache unless the user set one.
+
+    GDAL's default cache is 5% of RAM per process and fills up reading a large
+    scene; memory must not grow with the scene, and re-reads stay within a block.
+    """
+    if "GDAL_CACHEMAX" in os.environ:
+        return rasterio.Env()
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+
+
 def read_error(path: str, err: BaseException) -> RasterReadError:
     """The error for pixels GDAL could not read."""
     return RasterReadError(

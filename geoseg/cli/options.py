@@ -6,6 +6,7 @@ import contextlib
 import shutil
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -37,3 +38,37 @@ def progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
     finally:
         if state["bar"] is not None:
             state["bar"].close()
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A Dask client for ``--scheduler``/``--workers``, or ``None`` for the local engine."""
+    from geoseg.errors import InputError
+
+    if scheduler and workers:
+        raise InputError("pass either --scheduler (an existing cluster) or --workers (a new one)")
+    if not scheduler and not workers:
+        yield None
+        return
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    from geoseg.engine.dask import require_distributed
+
+    distributed = require_distributed()
+    if scheduler:
+        try:
+            client = distributed.Client(scheduler, timeout=10)
+        except OSError as err:
+            raise InputError(
+                f"cannot reach the Dask scheduler at {scheduler} ({err}); is it running?"
+            ) from err
+        with client:
+            yield client
+        return
+    with (
+        distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import progress_bar
+from geoseg.cli.options import dask_client, progress_bar
 
 
 def _bands(value: str | None) -> tuple[int | str, ...] | None:
@@ -80,6 +80,17 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     "--no-pad", is_flag=True, help="Refuse scenes smaller than one chip instead of padding."
 )
 @click.option(
+    "--scheduler",
+    default=None,
+    help="Run on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Start a local Dask cluster of N single-threaded worker processes.",
+)
+@click.option(
     "--overviews",
     type=click.Choice(["nearest", "mode"]),
     default="nearest",
@@ -95,6 +106,8 @@ def predict(
     no_vector: bool,
     no_pad: bool,
     quicklook: bool,
+    scheduler: str | None,
+    workers: int | None,
     **opts: Any,
 ) -> None:
     """Predict class maps (COG), confidence and polygons for one or more scenes.
@@ -107,10 +120,12 @@ def predict(
     Examples:
       geoseg predict data/zion/landsat8_2015-08-18_b2345.tif -m landcover-nlcd8 -o results/
       geoseg predict 'archive/*.tif' -m my.bundle -o results/ --bands red,green,blue,nir
+      geoseg predict scene.tif -m water.bundle -o results/ --workers 4
+      geoseg predict scene.tif -m water.bundle -o results/ --scheduler tcp://10.0.0.5:8786
     """
     from geoseg.predict import predict as run_predict
 
-    with progress_bar("chips") as bar:
+    with dask_client(scheduler, workers) as client, progress_bar("chips") as bar:
         results = run_predict(
             list(scenes),
             model,
@@ -119,6 +134,7 @@ def predict(
             vector=not no_vector,
             pad=not no_pad,
             progress=bar,
+            client=client,
             **opts,
         )
     for res in results:

@@ -17,9 +17,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from geoseg.bundle import ModelBundle
 from geoseg.chips import Block
 from geoseg.engine.task import BlockResult, PredictJob, run_block
-from geoseg.predictor import Predictor
+from geoseg.predictor import Predictor, get_predictor
 
 TRIM_EVERY = 4
 """Blocks between two returns of freed memory to the OS (each costs page faults later)."""
@@ -69,6 +70,11 @@ class LocalEngine:
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
+        self._predictor: Predictor | None = None
+
+    def prepare(self, bundle: ModelBundle, device: str) -> None:
+        """Build (or reuse) the model for ``bundle`` on ``device`` in this process."""
+        self._predictor = get_predictor(bundle, device)
 
     @property
     def parallelism(self) -> int:
@@ -79,10 +85,12 @@ class LocalEngine:
         self,
         job: PredictJob,
         blocks: Iterable[Block],
-        predictor: Predictor,
         on_result: Callable[[BlockResult], None],
     ) -> None:
         """Run every block; call ``on_result`` on this thread as each finishes."""
+        predictor = self._predictor
+        if predictor is None:
+            raise RuntimeError("LocalEngine.run before prepare()")
         n = self.threads or default_threads(predictor.device)
         per_task = 1 if predictor.device.startswith("cuda") else max(1, (os.cpu_count() or 1) // n)
         in_flight = n + 1

@@ -1,0 +1,224 @@
+"""The Dask engine gives the local engine's bytes: LocalCluster, a real scheduler, lost workers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import geoseg
+from tests.common import make_bundle, read, scene_file
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return scene_file(tmp_path_factory.mktemp("dask") / "s.tif", (700, 650), seed=21)
+
+
+@pytest.fixture(scope="module")
+def bundle() -> geoseg.ModelBundle:
+    return make_bundle(
+        "Unet",
+        encoder="resnet18",
+        chip=128,
+        overlap=32,
+        arch_params={"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
+    )
+
+
+@pytest.fixture(scope="module")
+def local_result(
+    scene: Path, bundle: geoseg.ModelBundle, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    out = tmp_path_factory.mktemp("local")
+    [res] = geoseg.predict(scene, bundle, out, block=256, confidence=True, vector=False)
+    return read(res.outputs["classes"]), read(res.outputs["confidence"]), res.record
+
+
+def _check_same(res: geoseg.PredictResult, local: tuple[np.ndarray, np.ndarray, dict]) -> None:
+    cls, conf, rec = local
+    assert np.array_equal(read(res.outputs["classes"]), cls)
+    assert np.abs(read(res.outputs["confidence"]).astype(int) - conf).max() <= 1
+    assert res.record["chips_inferred"] == rec["chips_inferred"]
+    assert res.record["parameters"]["engine"] == "dask"
+
+
+def test_local_cluster_same_bytes_and_model_once_per_worker(
+    scene, bundle, local_result, tmp_path: Path
+) -> None:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        [res] = geoseg.predict(
+            scene, bundle, tmp_path, block=256, confidence=True, vector=False, client=client
+        )
+        from geoseg.predictor import loaded_bundles
+
+        loads = client.run(loaded_bundles)
+    _check_same(res, local_result)
+    assert res.record["blocks"] > 4
+    # each worker built the model exactly once, however many blocks it ran
+    assert [len(v) for v in loads.values()] == [1, 1], loads
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _cli_cluster(
+    n_workers: int, *, nanny: bool = True
+) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A real `dask scheduler` and `dask worker` processes on loopback."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [
+        subprocess.Popen(
+            [
+                *dask,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                ":0",
+                "--no-show",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    workers = []
+    try:
+        for _ in range(n_workers):
+            w = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--nanny" if nanny else "--no-nanny",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            workers.append(w)
+        procs += workers
+        yield address, workers
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_real_scheduler_and_workers_same_bytes(scene, bundle, local_result, tmp_path: Path) -> None:
+    with _cli_cluster(2) as (address, _), distributed.Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+        [res] = geoseg.predict(
+            scene, bundle, tmp_path, block=256, confidence=True, vector=False, client=client
+        )
+    _check_same(res, local_result)
+
+
+def test_killing_a_worker_mid_run_changes_nothing(
+    scene, bundle, local_result, tmp_path: Path
+) -> None:
+    with (
+        _cli_cluster(2, nanny=False) as (address, workers),
+        distributed.Client(address, timeout=60) as client,
+    ):
+        client.wait_for_workers(2, timeout=120)
+        killed = []
+
+        def progress(done: int, total: int) -> None:
+            if not killed and done >= total // 4:
+                os.kill(workers[0].pid, signal.SIGKILL)  # no nanny: this pid is the worker
+                killed.append(time.time())
+
+        [res] = geoseg.predict(
+            scene,
+            bundle,
+            tmp_path,
+            block=128,
+            confidence=True,
+            vector=False,
+            client=client,
+            progress=progress,
+        )
+        alive = len(client.scheduler_info()["workers"])
+    assert killed, "the worker was never killed"
+    assert alive == 1  # the scheduler saw it go; its blocks were rerun elsewhere
+    _check_same(res, local_result)
+
+
+def test_cli_workers_and_scheduler(scene, bundle, local_result, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from geoseg.cli.main import cli
+
+    bpath = bundle.save(tmp_path / "m.bundle")
+    res = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            str(scene),
+            "--model",
+            str(bpath),
+            "--out",
+            str(tmp_path / "w"),
+            "--workers",
+            "2",
+            "--block",
+            "256",
+            "--confidence",
+            "--no-vector",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(read(tmp_path / "w" / "s_classes.tif"), local_result[0])
+    port = _free_port()  # nothing listens there
+    res = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            str(scene),
+            "--model",
+            str(bpath),
+            "--out",
+            str(tmp_path / "x"),
+            "--scheduler",
+            f"tcp://127.0.0.1:{port}",
+        ],
+    )
+    assert res.exit_code == 2 and "cannot reach the Dask scheduler" in res.stderr
+    assert not (tmp_path / "x" / "s_classes.tif").exists()
