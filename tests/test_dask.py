@@ -222,3 +222,53 @@ def test_cli_workers_and_scheduler(scene, bundle, local_result, tmp_path: Path) 
     )
     assert res.exit_code == 2 and "cannot reach the Dask scheduler" in res.stderr
     assert not (tmp_path / "x" / "s_classes.tif").exists()
+
+
+@contextlib.contextmanager
+def _http_server(folder: Path) -> Iterator[str]:
+    """A loopback HTTP server with byte ranges (what /vsicurl/ needs), in its own process.
+
+    Its own process, not a thread: GDAL holds the GIL while it opens a URL, so a
+    server thread in this interpreter could never answer.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("range_server.py")), str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_remote_cog_read_by_workers(scene, bundle, local_result, tmp_path: Path) -> None:
+    """Workers read /vsicurl/ inputs themselves; only block results travel."""
+    from rasterio.shutil import copy as rio_copy
+
+    served = tmp_path / "served"
+    served.mkdir()
+    rio_copy(scene, served / "s.tif", driver="COG", BLOCKSIZE=256)
+    with (
+        _http_server(served) as url,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        [res] = geoseg.predict(
+            f"/vsicurl/{url}/s.tif",
+            bundle,
+            tmp_path / "out",
+            block=256,
+            confidence=True,
+            vector=False,
+            client=client,
+        )
+    _check_same(res, local_result)
+    assert res.record["scene"]["path"] == f"/vsicurl/{url}/s.tif"
