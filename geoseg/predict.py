@@ -84,6 +84,8 @@ class PredictResult:
     scene: str
     outputs: dict[str, str]
     record: dict[str, Any] = field(repr=False)
+    state: str = "done"  # done | skipped (a batch found it done) | failed
+    error: str | None = None
 
 
 def expand_scenes(scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -231,8 +233,11 @@ def predict(
     Raises
     ------
     GeosegError
-        Any problem with the inputs, the bundle or the output folder; raised
-        before any output with a final name is written.
+        Any problem with the inputs, the bundle or the output folder; for one
+        scene, raised before any output with a final name is written.
+    BatchError
+        Several scenes and some failed: the others finished, their state is in
+        ``<out_dir>/manifest.json`` and ``err.results`` (see :mod:`geoseg.batch`).
 
     Examples
     --------
@@ -249,19 +254,31 @@ def predict(
         bundle = load_bundle(bundle)
     paths = expand_scenes(scenes)
     out = Path(out_dir)
-    scene_objs = _preflight(paths, bundle, out, opts)
+    if len(paths) == 1:
+        scene_objs = _preflight(paths, bundle, out, opts)
     device = resolve_device(opts.device)
     if engine is None and client is not None:
         from geoseg.engine.dask import DaskEngine
 
         engine = DaskEngine(client)
     engine = engine or LocalEngine(threads=opts.threads)
+    if len(paths) > 1:
+        from geoseg.batch import run_batch
+
+        return run_batch(
+            paths, bundle, out, opts=opts, device=device, engine=engine, progress=progress
+        )
     with gdal_env():
         return [
             predict_scene(
-                s, bundle, out, opts=opts, device=device, engine=engine, progress=progress
+                scene_objs[0],
+                bundle,
+                out,
+                opts=opts,
+                device=device,
+                engine=engine,
+                progress=progress,
             )
-            for s in scene_objs
         ]
 
 

@@ -123,33 +123,58 @@ def predict(
       geoseg predict scene.tif -m water.bundle -o results/ --workers 4
       geoseg predict scene.tif -m water.bundle -o results/ --scheduler tcp://10.0.0.5:8786
     """
+    from geoseg.batch import BatchError
     from geoseg.predict import predict as run_predict
 
+    failure: BatchError | None = None
     with dask_client(scheduler, workers) as client, progress_bar("chips") as bar:
-        results = run_predict(
-            list(scenes),
-            model,
-            out,
-            bands=_bands(bands),
-            vector=not no_vector,
-            pad=not no_pad,
-            progress=bar,
-            client=client,
-            **opts,
-        )
+        try:
+            results = run_predict(
+                list(scenes),
+                model,
+                out,
+                bands=_bands(bands),
+                vector=not no_vector,
+                pad=not no_pad,
+                progress=bar,
+                client=client,
+                **opts,
+            )
+        except BatchError as err:
+            results, failure = err.results, err
     for res in results:
-        if quicklook:
-            from geoseg.quicklook import quicklook as make_quicklook
-
-            png = res.outputs["classes"].replace("_classes.tif", "_quicklook.png")
-            make_quicklook(res.outputs["classes"], png, scene=res.scene)
-            res.outputs["quicklook"] = png
-        rec = res.record
+        _report(res, quicklook)
+    if len(results) > 1:
+        states = [r.state for r in results]
         click.echo(
-            f"{res.scene}: {rec['chips_inferred']} chips inferred "
-            f"({rec['chips_skipped_nodata']} nodata skipped) in {rec['timings_s']['total']:.1f} s",
+            f"{states.count('done')} done, {states.count('skipped')} already done, "
+            f"{states.count('failed')} failed (state of each: {out}/manifest.json)",
             err=True,
         )
-        for kind, path in res.outputs.items():
-            click.echo(f"  {kind:<10} {path}", err=True)
     sys.stdout.flush()
+    if failure is not None:
+        raise failure
+
+
+def _report(res: Any, quicklook: bool) -> None:
+    """One scene's lines of the summary (and its quicklook when asked)."""
+    if res.state == "failed":
+        click.secho(f"{res.scene}: failed: {res.error}", fg="red", err=True)
+        return
+    if quicklook:
+        from geoseg.quicklook import quicklook as make_quicklook
+
+        png = res.outputs["classes"].replace("_classes.tif", "_quicklook.png")
+        make_quicklook(res.outputs["classes"], png, scene=res.scene)
+        res.outputs["quicklook"] = png
+    rec = res.record
+    if res.state == "skipped":
+        click.echo(f"{res.scene}: already done with the same inputs and options", err=True)
+        return
+    click.echo(
+        f"{res.scene}: {rec['chips_inferred']} chips inferred "
+        f"({rec['chips_skipped_nodata']} nodata skipped) in {rec['timings_s']['total']:.1f} s",
+        err=True,
+    )
+    for kind, path in res.outputs.items():
+        click.echo(f"  {kind:<10} {path}", err=True)
