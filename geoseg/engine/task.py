@@ -28,7 +28,7 @@ from geoseg.scene import Scene
 class PredictJob:
     """Everything a block task needs besides the model."""
 
-    scene: Scene
+    scene: Scene | None  # None when pixels come from elsewhere (xarray)
     grid: ChipGrid
     blend: str
     batch_size: int
@@ -43,7 +43,7 @@ class PredictJob:
     @classmethod
     def build(
         cls,
-        scene: Scene,
+        scene: Scene | None,
         grid: ChipGrid,
         *,
         blend: str,
@@ -75,6 +75,7 @@ class PredictJob:
 class FinalCell:
     """Finished pixels of one cell."""
 
+    key: tuple[int, int]
     window: Window
     classes: NDArray[np.uint8]
     confidence: NDArray[np.uint8] | None
@@ -125,22 +126,42 @@ class _Sums:
         self.weights = np.zeros((h, w), dtype=np.int32)
 
 
+def block_window(grid: ChipGrid, block: Block) -> Window:
+    """The union of a block's chips (may reach past the scene for padded chips)."""
+    r0 = grid.row_starts[block.row_chips[0]]
+    c0 = grid.col_starts[block.col_chips[0]]
+    h = grid.row_starts[block.row_chips[-1]] + grid.chip - r0
+    w = grid.col_starts[block.col_chips[-1]] + grid.chip - c0
+    return r0, c0, h, w
+
+
 def run_block(job: PredictJob, block: Block, predictor: Predictor) -> BlockResult:
+    """Read a block's pixels from the job's scene and :func:`infer_block` them."""
+    if job.scene is None:
+        raise RuntimeError("run_block needs a job with a scene; use infer_block with pixels")
+    t0 = time.perf_counter()
+    data, valid = job.scene.read(block_window(job.grid, block), raw=True)
+    return infer_block(job, block, data, valid, predictor, read_seconds=time.perf_counter() - t0)
+
+
+def infer_block(
+    job: PredictJob,
+    block: Block,
+    data: NDArray[Any],
+    valid: NDArray[np.bool_],
+    predictor: Predictor,
+    *,
+    read_seconds: float = 0.0,
+) -> BlockResult:
     """Infer a block's chips and turn them into final and partial cells.
 
-    Cells covered by one chip take that chip's prediction directly (argmax of
-    its probabilities, no blending arithmetic); cells covered by several chips
-    get fixed-point weighted sums.
+    ``data``/``valid`` cover :func:`block_window`. Cells covered by one chip take
+    that chip's prediction directly (argmax, no blending arithmetic); cells
+    covered by several chips get fixed-point weighted sums.
     """
-    t0 = time.perf_counter()
     g = job.grid
-    r0 = g.row_starts[block.row_chips[0]]
-    c0 = g.col_starts[block.col_chips[0]]
-    h = g.row_starts[block.row_chips[-1]] + g.chip - r0
-    w = g.col_starts[block.col_chips[-1]] + g.chip - c0
-    data, valid = job.scene.read((r0, c0, h, w), raw=True)
-    t_read = time.perf_counter() - t0
-
+    r0, c0 = block_window(g, block)[:2]
+    t_read = read_seconds
     chip_cells = _chip_cells(block)
     todo: list[tuple[int, int, tuple[slice, slice]]] = []
     skipped: list[tuple[int, int, tuple[slice, slice]]] = []
@@ -178,7 +199,7 @@ def run_block(job: PredictJob, block: Block, predictor: Predictor) -> BlockResul
             cls, conf = finalize(
                 entry.sums, entry.weights, job.class_ids, confidence=job.confidence
             )
-            finals.append(FinalCell(cell.window, cls, conf))
+            finals.append(FinalCell(cell.key, cell.window, cls, conf))
         else:
             partials.append(PartialCell(cell.key, cell.window, entry.sums, entry.weights))
     t_end = time.perf_counter()
@@ -229,7 +250,7 @@ def _add_chip(
         lr, lc = slice(r - cr, r - cr + h), slice(c - cc, c - cc + w)
         if cell.single:
             if scores is None or valid is None:
-                finals.append(FinalCell(cell.window, *nodata_cell(h, w, job.confidence)))
+                finals.append(FinalCell(cell.key, cell.window, *nodata_cell(h, w, job.confidence)))
             else:
                 cls, conf = classify(
                     scores[:, lr, lc],
@@ -238,7 +259,7 @@ def _add_chip(
                     confidence=job.confidence,
                     logits=job.logits,
                 )
-                finals.append(FinalCell(cell.window, cls, conf))
+                finals.append(FinalCell(cell.key, cell.window, cls, conf))
             continue
         entry = sums.get(cell.key)
         if entry is None:

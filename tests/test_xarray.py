@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import geoseg
+from tests.common import make_bundle, read, scene_file
+
+rioxarray = pytest.importorskip("rioxarray")
+dask = pytest.importorskip("dask")
+
+
+@pytest.mark.parametrize(("blend", "block"), [("smooth", 100), ("crop", 1000)])
+def test_lazy_dataarray_equals_predict(tmp_path: Path, blend: str, block: int) -> None:
+    src = scene_file(tmp_path / "s.tif", (230, 210), nodata=0, seed=4)
+    bundle = make_bundle(
+        "Unet",
+        encoder="resnet18",
+        chip=96,
+        overlap=32,
+        arch_params={"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
+    )
+    [ref] = geoseg.predict(
+        src, bundle, tmp_path / "out", blend=blend, confidence=True, vector=False
+    )
+    da = rioxarray.open_rasterio(src, chunks={"x": 64, "y": 64})
+    ds = geoseg.predict_xarray(da, bundle, blend=blend, block=block, confidence=True)
+    assert isinstance(ds["classes"].data, dask.array.Array)  # lazy until computed
+    cls = ds["classes"].compute()
+    assert np.array_equal(cls.values, read(ref.outputs["classes"]))
+    assert np.abs(ds["confidence"].values.astype(int) - read(ref.outputs["confidence"])).max() <= 1
+    assert cls.rio.crs == da.rio.crs
+    assert cls.rio.transform() == da.rio.transform()
+    window = ds["classes"][50:120, 30:90].values  # slicing computes only what it needs
+    assert np.array_equal(window, cls.values[50:120, 30:90])
+
+
+def test_band_selection_and_errors(tmp_path: Path) -> None:
+    src = scene_file(tmp_path / "s.tif", (80, 90), bands=5)
+    da = rioxarray.open_rasterio(src)
+    bundle = make_bundle(chip=32, overlap=8)
+    with pytest.raises(geoseg.InputError, match="expects 4"):
+        geoseg.predict_xarray(da, bundle)
+    out = geoseg.predict_xarray(da, bundle, bands=[0, 1, 2, 3])
+    assert out.shape == (80, 90) and out.dtype == np.uint8
