@@ -27,6 +27,7 @@ from geoseg.errors import (  # noqa: E402
 )
 from geoseg.predict import PredictResult, predict  # noqa: E402
 from geoseg.scene import Scene, open_scene  # noqa: E402
+from geoseg.stac import predict_stac  # noqa: E402
 from geoseg.vectorize import VectorizeResult, vectorize  # noqa: E402
 from geoseg.xarray_predict import predict_xarray  # noqa: E402
 
@@ -50,6 +51,7 @@ __all__ = [
     "load_bundle",
     "open_scene",
     "predict",
+    "predict_stac",
     "predict_xarray",
     "shipped_bundles",
     "vectorize",

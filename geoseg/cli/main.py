@@ -46,9 +46,10 @@ def cli(verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from geoseg.cli import bundle_cmd, predict_cmd, quicklook_cmd, vectorize_cmd
+    from geoseg.cli import bundle_cmd, predict_cmd, quicklook_cmd, stac_cmd, vectorize_cmd
 
     cli.add_command(predict_cmd.predict)
+    cli.add_command(stac_cmd.predict_stac)
     cli.add_command(vectorize_cmd.vectorize)
     cli.add_command(bundle_cmd.bundle)
     cli.add_command(quicklook_cmd.quicklook)

@@ -1,0 +1,265 @@
+"""STAC in and out: predict the items of a catalog, write the results as a catalog.
+
+Items come from a local STAC Catalog, Collection or ItemCollection (pystac).
+For each item the bundle's bands are found by asset key (``asset=``) or by the
+``eo:bands`` common names of its assets: one multi-band asset, or one
+single-band asset per band (Sentinel-2/Landsat style). Either way geoseg writes a
+small VRT named after the item that stacks exactly the bundle's bands in the
+bundle's order; GDAL reads the assets through it (``/vsicurl/`` for http(s)
+hrefs, ``/vsis3/`` for ``s3://``), so workers read remote data directly.
+
+The results go to ``<out>/stac/catalog.json``: one item per input item (same id,
+geometry, datetime), with the class COG (and the ``classification`` extension's
+class list), confidence, polygons and run record as assets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from geoseg.atomic import atomic_path
+from geoseg.bundle import ModelBundle, load_bundle
+from geoseg.errors import InputError, MissingDependencyError
+
+CLASSIFICATION = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
+INPUTS = "_inputs"
+
+
+def _pystac() -> Any:
+    try:
+        import pystac
+    except ImportError as err:
+        raise MissingDependencyError("STAC needs pystac: pip install 'geoseg[stac]'") from err
+    return pystac
+
+
+def gdal_href(href: str) -> str:
+    """A STAC href as a path GDAL opens (``/vsicurl/``, ``/vsis3/`` for remote ones)."""
+    if href.startswith(("http://", "https://")):
+        return f"/vsicurl/{href}"
+    if href.startswith("s3://"):
+        return "/vsis3/" + href[len("s3://") :]
+    if href.startswith("gs://"):
+        return "/vsigs/" + href[len("gs://") :]
+    return href
+
+
+@dataclass(frozen=True)
+class BandSource:
+    """Where one model band comes from: an asset path and its 1-based band."""
+
+    path: str
+    band: int
+
+
+def read_items(source: str | os.PathLike[str]) -> list[Any]:
+    """Items of a local STAC Catalog, Collection or ItemCollection, in stable order."""
+    pystac = _pystac()
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        raise InputError(f"STAC file {path} does not exist")
+    try:
+        obj = pystac.read_file(path)
+    except Exception as err:  # pystac raises several types for bad documents
+        try:
+            obj = pystac.ItemCollection.from_file(path)
+        except Exception:
+            raise InputError(
+                f"{path} is not a STAC catalog, collection or item collection: {err}"
+            ) from err
+    if isinstance(obj, pystac.Item):
+        items = [obj]
+    elif isinstance(obj, pystac.ItemCollection):
+        items = list(obj)
+    else:
+        items = list(obj.get_items(recursive=True))
+    for item in items:
+        item.make_asset_hrefs_absolute()
+    if not items:
+        raise InputError(f"{path} holds no STAC items")
+    return sorted(items, key=lambda it: it.id)
+
+
+def _eo_bands(asset: Any) -> list[dict[str, Any]]:
+    bands = asset.extra_fields.get("eo:bands") or asset.extra_fields.get("bands") or []
+    return [b for b in bands if isinstance(b, dict)]
+
+
+def band_sources(item: Any, bands: tuple[str, ...], *, asset: str | None) -> list[BandSource]:
+    """Find each of the bundle's ``bands`` in the item's assets.
+
+    Raises
+    ------
+    InputError
+        The asset key is missing, or some bands have no asset with that
+        ``eo:bands`` common name (or name).
+    """
+    if asset is not None:
+        if asset not in item.assets:
+            raise InputError(
+                f"item {item.id} has no asset '{asset}'; it has {', '.join(sorted(item.assets))}"
+            )
+        a = item.assets[asset]
+        names = [(b.get("common_name") or b.get("name") or "").lower() for b in _eo_bands(a)]
+        href = gdal_href(a.get_absolute_href() or a.href)
+        if names and all(b.lower() in names for b in bands):
+            return [BandSource(href, names.index(b.lower()) + 1) for b in bands]
+        return [BandSource(href, i + 1) for i in range(len(bands))]
+    wanted = {b.lower() for b in bands}
+    found: dict[str, BandSource] = {}
+    for key, a in item.assets.items():
+        for i, b in enumerate(_eo_bands(a)):
+            for name in (
+                b.get("common_name"),
+                b.get("name"),
+                key if len(_eo_bands(a)) == 1 else None,
+            ):
+                if name and name.lower() in wanted and name.lower() not in found:
+                    found[name.lower()] = BandSource(
+                        gdal_href(a.get_absolute_href() or a.href), i + 1
+                    )
+    missing = [b for b in bands if b.lower() not in found]
+    if missing:
+        raise InputError(
+            f"item {item.id}: no asset with eo:bands common name {', '.join(missing)}; "
+            "pass --asset KEY for a multi-band asset"
+        )
+    return [found[b.lower()] for b in bands]
+
+
+def write_vrt(path: Path, sources: list[BandSource], names: tuple[str, ...]) -> Path:
+    """A VRT stacking ``sources`` as bands named ``names`` (all on one grid)."""
+    import rasterio
+
+    with rasterio.open(sources[0].path) as ref:
+        width, height, crs, transform = ref.width, ref.height, ref.crs, ref.transform
+    bands = []
+    for k, (src, name) in enumerate(zip(sources, names, strict=True), 1):
+        with rasterio.open(src.path) as ds:
+            if (ds.width, ds.height) != (width, height) or ds.transform != transform:
+                raise InputError(
+                    f"{src.path} is not on the grid of {sources[0].path}; bands "
+                    "of one item must share a grid"
+                )
+            dtype = ds.dtypes[src.band - 1]
+            nodata = ds.nodatavals[src.band - 1]
+        vrt_type = {
+            "uint8": "Byte",
+            "uint16": "UInt16",
+            "int16": "Int16",
+            "uint32": "UInt32",
+            "int32": "Int32",
+            "float32": "Float32",
+            "float64": "Float64",
+        }[dtype]
+        nd = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+        bands.append(
+            f'<VRTRasterBand dataType="{vrt_type}" band="{k}"><Description>{escape(name)}'
+            f'</Description>{nd}<SimpleSource><SourceFilename relativeToVRT="0">'
+            f"{escape(src.path)}</SourceFilename><SourceBand>{src.band}</SourceBand>"
+            "</SimpleSource></VRTRasterBand>"
+        )
+    gt = ", ".join(repr(v) for v in transform.to_gdal())
+    srs = f"<SRS>{escape(crs.to_wkt())}</SRS>" if crs else ""
+    text = (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{srs}'
+        f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def predict_stac(
+    source: str | os.PathLike[str],
+    bundle: ModelBundle | str,
+    out_dir: str | os.PathLike[str],
+    *,
+    asset: str | None = None,
+    **options: Any,
+) -> list[Any]:
+    """Predict every item of a STAC catalog and write ``<out_dir>/stac/catalog.json``.
+
+    ``options`` are those of :func:`geoseg.predict` (``client=`` included).
+    Returns the per-item results; raises :class:`~geoseg.batch.BatchError` after
+    the whole run if some items failed (the catalog then lists the others).
+    """
+    from geoseg.batch import BatchError
+    from geoseg.predict import predict
+
+    bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
+    out = Path(out_dir)
+    items = read_items(source)
+    vrts = [
+        write_vrt(
+            out / INPUTS / f"{it.id}.vrt", band_sources(it, bundle.bands, asset=asset), bundle.bands
+        )
+        for it in items
+    ]
+    try:
+        results = predict([str(v) for v in vrts], bundle, out, **options)
+        failure = None
+    except BatchError as err:
+        results, failure = err.results, err
+    write_catalog(out, items, results, bundle)
+    if failure is not None:
+        raise failure
+    return results
+
+
+def write_catalog(out: Path, items: list[Any], results: list[Any], bundle: ModelBundle) -> Path:
+    """A self-contained STAC catalog of the results (failed items left out)."""
+    pystac = _pystac()
+    catalog = pystac.Catalog(
+        id="geoseg-results", description=f"geoseg predictions with bundle {bundle.name}"
+    )
+    classes = [
+        {
+            "value": c.id,
+            "name": c.name.replace(" ", "_"),
+            "description": c.name,
+            "color_hint": c.color.lstrip("#").upper(),
+        }
+        for c in bundle.classes
+    ]
+    media = {
+        "classes": pystac.MediaType.COG,
+        "confidence": pystac.MediaType.COG,
+        "vector": "application/geopackage+sqlite3",
+        "run": pystac.MediaType.JSON,
+    }
+    for item, res in zip(items, results, strict=True):
+        if res.state == "failed":
+            continue
+        new = pystac.Item(
+            id=item.id,
+            geometry=item.geometry,
+            bbox=item.bbox,
+            datetime=item.datetime,
+            properties=dict(item.properties),
+        )
+        new.stac_extensions.append(CLASSIFICATION)
+        for key, path in res.outputs.items():
+            extra = {"classification:classes": classes} if key == "classes" else {}
+            new.add_asset(
+                key,
+                pystac.Asset(
+                    href=os.path.abspath(path),
+                    media_type=media.get(key),
+                    roles=["data"] if key != "run" else ["metadata"],
+                    extra_fields=extra,
+                ),
+            )
+        src = item.get_self_href()
+        if src:
+            new.add_link(pystac.Link("derived_from", src, media_type=pystac.MediaType.JSON))
+        catalog.add_item(new)
+    catalog.normalize_hrefs(str(out / "stac"))
+    catalog.make_all_asset_hrefs_relative()
+    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, dest_href=str(out / "stac"))
+    return out / "stac" / "catalog.json"
