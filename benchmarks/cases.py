@@ -137,7 +137,45 @@ def io_floor(scene: str, out: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t, "chips": n}
 
 
-CASES = {"model_only": model_only, "geoseg": run_geoseg, "naive": naive, "io_floor": io_floor}
+def run_dask(
+    scene: str, bundle_path: str, out: str, workers: int, **options: Any
+) -> dict[str, Any]:
+    """geoseg.predict on a LocalCluster of single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+
+    import geoseg
+    from geoseg.predict import peak_rss_mb as vmhwm
+    from geoseg.predictor import warm
+
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(warm, bundle_path)  # models built before the clock starts, as elsewhere
+        bundle = geoseg.load_bundle(bundle_path)
+        t = time.perf_counter()
+        [res] = geoseg.predict(
+            scene, bundle, out, overwrite=True, device="cpu", client=client, **options
+        )
+        seconds = time.perf_counter() - t
+        workers_rss = sorted(client.run(vmhwm).values())
+    return {
+        "seconds": seconds,
+        "chips": res.record["chips_inferred"],
+        "workers": workers,
+        "worker_peak_rss_mb": [round(v, 1) for v in workers_rss],
+    }
+
+
+CASES = {
+    "model_only": model_only,
+    "geoseg": run_geoseg,
+    "naive": naive,
+    "io_floor": io_floor,
+    "dask": run_dask,
+}
 
 
 def main() -> None:

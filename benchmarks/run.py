@@ -16,6 +16,9 @@ scene with patchy structure, 512-px DEFLATE tiles):
    floor. Target: naive / geoseg >= 5.
 3. Peak RSS of ``geoseg predict`` (cheap model) at two scene sizes 16x apart in
    area. Target: within 20 %.
+4. Dask: a LocalCluster of 1 vs 2 single-threaded worker processes (real model),
+   the Dask overhead against the in-process engine, and peak RSS of the client
+   and of the workers at the two memory sizes. Target: >= 1.8x, within 20 %.
 
 Results go to stdout and ``benchmarks/results.json``.
 """
@@ -163,45 +166,30 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--real-size", type=int, default=4096)
-    ap.add_argument("--cheap-size", type=int, default=8192)
-    ap.add_argument("--memory-sizes", default="4096,16384")
-    ap.add_argument("--skip-real", action="store_true")
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians reported")
-    args = ap.parse_args()
-    WORK.mkdir(exist_ok=True)
-    bundles = make_bundles()
-    out = str(WORK / "out")
-    results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
-    print(json.dumps(results["machine"]))
+def section_real(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
+    scene = str(make_scene(args.real_size))
+    print(f"\n1. real model (Unet/ResNet-18), {args.real_size}^2, {args.repeat} interleaved rounds")
+    real = bundles["real"]
+    got = rounds(
+        {
+            "model_only": (
+                "model_only",
+                {"scene": scene, "bundle_path": real, "batch": 4, "threads": None},
+            ),
+            "geoseg": (
+                "geoseg",
+                {"scene": scene, "bundle_path": real, "out": out, "vector": False},
+            ),
+        },
+        args.repeat,
+    )
+    ratio = got["geoseg"]["seconds"] / got["model_only"]["seconds"]
+    return {"size": args.real_size, **got, "ratio_geoseg_over_model_only": ratio}
 
-    rep = args.repeat
-    if not args.skip_real:
-        scene = str(make_scene(args.real_size))
-        print(f"\n1. real model (Unet/ResNet-18), {args.real_size}^2, {rep} interleaved rounds")
-        got = rounds(
-            {
-                "model_only": (
-                    "model_only",
-                    {"scene": scene, "bundle_path": bundles["real"], "batch": 4, "threads": None},
-                ),
-                "geoseg": (
-                    "geoseg",
-                    {"scene": scene, "bundle_path": bundles["real"], "out": out, "vector": False},
-                ),
-            },
-            rep,
-        )
-        results["real"] = {
-            "size": args.real_size,
-            **got,
-            "ratio_geoseg_over_model_only": got["geoseg"]["seconds"] / got["model_only"]["seconds"],
-        }
 
+def section_cheap(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
     scene = str(make_scene(args.cheap_size))
-    print(f"\n2. cheap model (1x1 conv), {args.cheap_size}^2, {rep} interleaved rounds")
+    print(f"\n2. cheap model (1x1 conv), {args.cheap_size}^2, {args.repeat} interleaved rounds")
     cheap = bundles["cheap"]
     got = rounds(
         {
@@ -219,18 +207,20 @@ def main() -> None:
                 {"scene": scene, "bundle_path": cheap, "batch": 4, "threads": None},
             ),
         },
-        rep,
+        args.repeat,
     )
-    results["cheap"] = {
+    return {
         "size": args.cheap_size,
         **got,
         "speedup_vs_naive": got["naive"]["seconds"] / got["geoseg"]["seconds"],
         "geoseg_over_io_floor": got["geoseg"]["seconds"] / got["io_floor"]["seconds"],
     }
 
+
+def section_memory(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
     sizes = [int(s) for s in args.memory_sizes.split(",")]
     print(f"\n3. peak memory, cheap model, {' vs '.join(f'{s}^2' for s in sizes)}")
-    results["memory"] = {"sizes": sizes}
+    result: dict[str, Any] = {"sizes": sizes}
     for label, opts in (("default options", {}), ("block 2048 both", {"block": 2048})):
         print(f"  ({label})")
         mem = [
@@ -244,34 +234,130 @@ def main() -> None:
             )
             for s in sizes
         ]
-        results["memory"][label] = {
-            "runs": mem,
-            "rss_ratio": mem[-1]["peak_rss_mb"] / mem[0]["peak_rss_mb"],
-        }
-    results["memory"]["model_only_rss_mb"] = results["cheap"]["model_only"]["peak_rss_mb"]
+        result[label] = {"runs": mem, "rss_ratio": mem[-1]["peak_rss_mb"] / mem[0]["peak_rss_mb"]}
+    return result
 
+
+def section_dask(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
+    """Scaling of 1 vs 2 single-threaded Dask workers, and memory of client and workers."""
+    scene = str(make_scene(args.dask_size))
+    print(f"\n4. Dask LocalCluster, real model, {args.dask_size}^2, {args.repeat} rounds")
+    real = bundles["real"]
+    got = rounds(
+        {
+            "local": ("geoseg", {"scene": scene, "bundle_path": real, "out": out, "vector": False}),
+            "dask_1": (
+                "dask",
+                {"scene": scene, "bundle_path": real, "out": out, "vector": False, "workers": 1},
+            ),
+            "dask_2": (
+                "dask",
+                {"scene": scene, "bundle_path": real, "out": out, "vector": False, "workers": 2},
+            ),
+        },
+        args.repeat,
+    )
+    sizes = [int(s) for s in args.memory_sizes.split(",")]
+    print(f"  memory, cheap model, {' vs '.join(f'{s}^2' for s in sizes)}")
+    mem = [
+        case(
+            "dask",
+            scene=str(make_scene(s)),
+            bundle_path=bundles["cheap"],
+            out=out,
+            vector=False,
+            workers=2,
+        )
+        for s in sizes
+    ]
+    return {
+        "size": args.dask_size,
+        **got,
+        "speedup_2_over_1": got["dask_1"]["seconds"] / got["dask_2"]["seconds"],
+        "overhead_dask2_over_local": got["dask_2"]["seconds"] / got["local"]["seconds"],
+        "memory": {
+            "sizes": sizes,
+            "runs": mem,
+            "client_rss_ratio": mem[-1]["peak_rss_mb"] / mem[0]["peak_rss_mb"],
+            "worker_rss_ratio": max(mem[-1]["worker_peak_rss_mb"])
+            / max(mem[0]["worker_peak_rss_mb"]),
+        },
+    }
+
+
+def summary(results: dict[str, Any]) -> None:
     print("\nsummary")
     if "real" in results:
         r = results["real"]
         print(
-            "  real model: geoseg end-to-end / model-only = "
-            f"{r['ratio_geoseg_over_model_only']:.2f}"
-            "  (target <= 0.70)"
+            f"  real model: geoseg end-to-end / model-only = "
+            f"{r['ratio_geoseg_over_model_only']:.2f}  (target <= 0.70)"
         )
-    c = results["cheap"]
-    print(
-        f"  cheap model: naive / geoseg = {c['speedup_vs_naive']:.2f}x  (target >= 5);"
-        f" geoseg / IO floor = {c['geoseg_over_io_floor']:.1f}x"
-    )
-    m = results["memory"]
-    for label in ("default options", "block 2048 both"):
-        runs = m[label]["runs"]
+    if "cheap" in results:
+        c = results["cheap"]
         print(
-            f"  peak RSS {sizes[-1]}^2 / {sizes[0]}^2, {label}: {m[label]['rss_ratio']:.2f}"
-            f" ({runs[0]['peak_rss_mb']:.0f} / {runs[-1]['peak_rss_mb']:.0f} MB; target <= 1.20)"
+            f"  cheap model: naive / geoseg = {c['speedup_vs_naive']:.2f}x  (target >= 5);"
+            f" geoseg / IO floor = {c['geoseg_over_io_floor']:.1f}x"
         )
-    print(f"  cheap model-only loop peak RSS: {m['model_only_rss_mb']:.0f} MB")
-    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if "memory" in results:
+        m = results["memory"]
+        a, b = m["sizes"][0], m["sizes"][-1]
+        for label in ("default options", "block 2048 both"):
+            runs = m[label]["runs"]
+            print(
+                f"  peak RSS {b}^2 / {a}^2, {label}: {m[label]['rss_ratio']:.2f}"
+                f" ({runs[0]['peak_rss_mb']:.0f} / {runs[-1]['peak_rss_mb']:.0f} MB;"
+                " target <= 1.20)"
+            )
+        if "cheap" in results:
+            print(
+                f"  cheap model-only loop peak RSS: "
+                f"{results['cheap']['model_only']['peak_rss_mb']:.0f} MB"
+            )
+    if "dask" in results:
+        d = results["dask"]
+        m = d["memory"]
+        print(
+            f"  dask: 2 workers vs 1 = {d['speedup_2_over_1']:.2f}x (target >= 1.8);"
+            f" dask(2) / in-process = {d['overhead_dask2_over_local']:.2f}"
+        )
+        print(
+            f"  dask memory {m['sizes'][-1]}^2 / {m['sizes'][0]}^2: client "
+            f"{m['client_rss_ratio']:.2f}, workers {m['worker_rss_ratio']:.2f} (target <= 1.20)"
+        )
+
+
+SECTIONS = {
+    "real": section_real,
+    "cheap": section_cheap,
+    "memory": section_memory,
+    "dask": section_dask,
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--real-size", type=int, default=4096)
+    ap.add_argument("--cheap-size", type=int, default=8192)
+    ap.add_argument("--dask-size", type=int, default=2048)
+    ap.add_argument("--memory-sizes", default="4096,16384")
+    ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians reported")
+    args = ap.parse_args()
+    WORK.mkdir(exist_ok=True)
+    bundles = make_bundles()
+    out = str(WORK / "out")
+    results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
+    print(json.dumps(results["machine"]))
+    for name in args.sections.split(","):
+        results[name] = SECTIONS[name](args, bundles, out)
+    summary(results)
+    target = HERE / (
+        "results.json"
+        if args.sections == ",".join(SECTIONS)
+        else f"results-{args.sections.replace(',', '-')}.json"
+    )
+    target.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

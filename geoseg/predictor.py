@@ -190,6 +190,18 @@ def get_predictor(bundle: ModelBundle, device: str = "cpu") -> Predictor:
         return pred
 
 
+def warm(bundle_ref: str, device: str = "cpu") -> str:
+    """Build the predictor of a bundle path or name in this process; returns its hash.
+
+    For ``client.run(warm, path)`` on Dask workers before timing a run.
+    """
+    from geoseg.bundle import load_bundle
+
+    bundle = load_bundle(bundle_ref)
+    get_predictor(bundle, device)
+    return bundle.sha256
+
+
 def loaded_bundles() -> list[str]:
     """Hashes of the bundles this process built a model for, in order (one per build)."""
     return list(LOADS)

@@ -45,14 +45,21 @@ def cli(verbose: int, quiet: int) -> None:
     )
 
 
-def _register() -> None:
-    from geoseg.cli import bundle_cmd, predict_cmd, quicklook_cmd, stac_cmd, vectorize_cmd
+# (module under geoseg.cli, click command attribute): one line per verb.
+COMMANDS: list[tuple[str, str]] = [
+    ("predict_cmd", "predict"),
+    ("stac_cmd", "predict_stac"),
+    ("vectorize_cmd", "vectorize"),
+    ("bundle_cmd", "bundle"),
+    ("quicklook_cmd", "quicklook"),
+]
 
-    cli.add_command(predict_cmd.predict)
-    cli.add_command(stac_cmd.predict_stac)
-    cli.add_command(vectorize_cmd.vectorize)
-    cli.add_command(bundle_cmd.bundle)
-    cli.add_command(quicklook_cmd.quicklook)
+
+def _register() -> None:
+    import importlib
+
+    for module, attr in COMMANDS:
+        cli.add_command(getattr(importlib.import_module(f"geoseg.cli.{module}"), attr))
 
 
 _register()
