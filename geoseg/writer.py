@@ -6,7 +6,9 @@ COG driver copies it into the final layout (tiled, DEFLATE, internal overviews
 with ``NEAREST`` (or ``MODE``) resampling for classes) under another temporary name, which is
 renamed to the final name last. Class names travel three ways so every reader
 finds them: the GeoTIFF color table, band metadata inside the file, and GDAL
-category names plus a raster attribute table in the ``.aux.xml`` sidecar.
+category names plus a raster attribute table in the ``.aux.xml`` sidecar. A
+``<stem>.qml`` sidecar (QGIS's default style: paletted, class names as labels)
+is staged and published with them.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from rasterio.windows import Window as RioWindow
 
-from geoseg.atomic import remove_quietly, temp_name
+from geoseg.atomic import clean_stale, remove_quietly, temp_name
 from geoseg.chips import Window
 from geoseg.errors import OutputError
 from geoseg.schemes import NODATA_CLASS, ClassInfo
+from geoseg.styles import qml_path, raster_qml
 
 COG_BLOCK = 512
 DEFLATE_LEVEL = 3
@@ -119,6 +122,8 @@ class RasterSink:
         self.classes = classes
         self.description = description
         self.tmp = temp_name(path)
+        self.staged_qml: Path | None = None
+        clean_stale(qml_path(path))  # a style an interrupted run staged
         self.resampling = overviews.upper() if classes is not None else "AVERAGE"
         profile = {
             "driver": "GTiff",
@@ -180,31 +185,50 @@ class RasterSink:
                 Path(f"{cog}.aux.xml").write_text(
                     category_aux_xml(self.classes, self.description), encoding="utf-8"
                 )
+                self.staged_qml = qml_path(cog)
+                self.staged_qml.write_text(raster_qml(self.classes), encoding="utf-8")
         except (RasterioError, OSError) as err:
             remove_quietly(cog)
+            self._drop_staged_qml()
             raise output_error(self.path, err) from err
         finally:
             remove_quietly(self.tmp)
         return cog
 
     def publish(self, staged: Path) -> Path:
-        """Rename a finished COG from :meth:`finish` (sidecar first) to the final name."""
+        """Rename a finished COG from :meth:`finish` (sidecars first) to the final name.
+
+        Sidecars of an earlier run that this one did not make (``.aux.xml``, a
+        paletted ``.qml``) are removed, so they never describe the new raster.
+        """
         aux = Path(f"{self.path}.aux.xml")
         if Path(f"{staged}.aux.xml").exists():
             os.replace(f"{staged}.aux.xml", aux)
         elif aux.exists():
             aux.unlink()
+        qml = qml_path(self.path)
+        if self.staged_qml is not None and self.staged_qml.exists():
+            os.replace(self.staged_qml, qml)
+            self.staged_qml = None
+        elif qml.exists() and 'type="paletted"' in qml.read_text(errors="replace"):
+            qml.unlink()  # a class style from an earlier run; a user's own style stays
         os.replace(staged, self.path)
         return self.path
 
     def abort(self) -> None:
-        """Drop the temporary file."""
+        """Drop the temporary files."""
         if not self.ds.closed:
             try:
                 self.ds.close()
             except (RasterioError, OSError):
                 pass
         remove_quietly(self.tmp)
+        self._drop_staged_qml()
+
+    def _drop_staged_qml(self) -> None:
+        if self.staged_qml is not None:
+            remove_quietly(self.staged_qml)
+            self.staged_qml = None
 
 
 def _colormap(classes: tuple[ClassInfo, ...]) -> dict[int, tuple[int, int, int, int]]:
