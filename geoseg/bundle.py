@@ -4,7 +4,9 @@ A bundle is a `safetensors <https://huggingface.co/docs/safetensors>`_ file. Its
 header's ``__metadata__["geoseg"]`` holds JSON metadata (architecture, encoder,
 input bands, normalization, class scheme, chip size, resolution, provenance,
 model card); its tensors are the model weights, or, for an ONNX bundle, the
-ONNX bytes as one ``uint8`` tensor named ``onnx``. The metadata carries a
+ONNX bytes as one ``uint8`` tensor named ``onnx``. A bundle of kind ``index``
+(a spectral-index baseline, see :mod:`geoseg.indices`) has no tensors: its
+``index`` metadata is the whole model. The metadata carries a
 SHA-256 over itself and every tensor, checked on load, so a corrupted or
 edited bundle is refused instead of producing silent garbage.
 """
@@ -30,6 +32,7 @@ from geoseg.schemes import ClassInfo, parse_classes
 FORMAT = "geoseg-bundle"
 FORMAT_VERSION = 1
 ONNX_TENSOR = "onnx"
+KINDS = ("torch", "onnx", "index")
 BUNDLE_SUFFIX = ".bundle"
 
 
@@ -64,8 +67,8 @@ def _validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("name", "kind", "bands", "classes", "normalization", "chip", "overlap"):
         if key not in out:
             raise BundleError(f"bundle metadata lacks '{key}'")
-    if out["kind"] not in ("torch", "onnx"):
-        raise BundleError(f"bundle kind must be 'torch' or 'onnx', got {out['kind']!r}")
+    if out["kind"] not in KINDS:
+        raise BundleError(f"bundle kind must be one of {', '.join(KINDS)}, got {out['kind']!r}")
     bands = out["bands"]
     if not isinstance(bands, list) or not bands or not all(isinstance(b, str) for b in bands):
         raise BundleError("bundle 'bands' must be a non-empty list of band names")
@@ -76,6 +79,17 @@ def _validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         raise BundleError(f"bundle chip {chip} / overlap {overlap} are not a valid chip grid")
     if out["kind"] == "torch" and not out.get("architecture"):
         raise BundleError("a torch bundle needs an 'architecture'")
+    if out["kind"] == "index":
+        from geoseg.indices import validate_index_meta
+
+        out["index"] = validate_index_meta(out)
+    return out
+
+
+def finish_meta(meta: Mapping[str, Any], tensors: Mapping[str, NDArray[Any]]) -> dict[str, Any]:
+    """Validated metadata with its ``sha256`` over itself and ``tensors``."""
+    out = _validate_meta(meta)
+    out["sha256"] = _digest(out, tensors)
     return out
 
 
@@ -98,7 +112,7 @@ class ModelBundle:
 
     @property
     def kind(self) -> str:
-        """``torch`` or ``onnx``."""
+        """``torch``, ``onnx`` or ``index``."""
         return str(self.meta["kind"])
 
     @property
@@ -233,7 +247,7 @@ class ModelBundle:
     def build_model(self) -> Any:
         """The torch model with its weights loaded (eval mode, CPU)."""
         if self.kind != "torch":
-            raise BundleError(f"bundle '{self.name}' wraps ONNX, not a torch model")
+            raise BundleError(f"bundle '{self.name}' is of kind {self.kind}, not a torch model")
         from geoseg.models import build_model
 
         model = build_model(
@@ -249,10 +263,15 @@ class ModelBundle:
     def card_text(self) -> str:
         """A human-readable summary plus the model card."""
         m = self.meta
+        detail = ""
+        if m["kind"] == "torch":
+            detail = f": {m.get('architecture')} / {m.get('encoder')}"
+        elif m["kind"] == "index":
+            from geoseg.indices import threshold_text
+
+            detail = f": {threshold_text(m['index'])}"
         lines = [
-            f"bundle      {m['name']}  ({m['kind']}"
-            + (f": {m.get('architecture')} / {m.get('encoder')}" if m["kind"] == "torch" else "")
-            + ")",
+            f"bundle      {m['name']}  ({m['kind']}{detail})",
             f"sha256      {self.sha256}",
             f"bands       {', '.join(self.bands)}"
             + (f"  [{m['input_units']}]" if m.get("input_units") else ""),

@@ -414,6 +414,11 @@ def predict_scene(
     grid = ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
     block = opts.block or auto_block(scene.shape, grid, getattr(engine, "parallelism", 2))
     plan = BlockPlan(grid, block, keep="core" if opts.blend == "crop" else "chip")
+    # [index bundles] an Otsu index bundle takes its threshold from this whole scene,
+    # once, before any block runs (same bundle for every engine); others pass through.
+    from geoseg.indices import resolve_scene_bundle
+
+    bundle = resolve_scene_bundle(scene, bundle)
     normalizer, stats = _normalizer(scene, bundle)
     timings["stats"] = time.perf_counter() - t_start
     classes = bundle.classes
@@ -568,6 +573,7 @@ def _record(
             "name": bundle.name,
             "sha256": bundle.sha256,
             "kind": bundle.kind,
+            **({"index": bundle.meta["index"]} if bundle.kind == "index" else {}),  # threshold
             "architecture": bundle.meta.get("architecture"),
             "encoder": bundle.meta.get("encoder"),
         },

@@ -180,11 +180,16 @@ def get_predictor(bundle: ModelBundle, device: str = "cpu") -> Predictor:
     with _cache_lock:
         pred = _cache.get(key)
         if pred is None:
-            pred = (
-                OnnxPredictor(bundle, device)
-                if bundle.kind == "onnx"
-                else TorchPredictor(bundle, device)
-            )
+            if bundle.kind == "index":  # spectral-index baselines: geoseg.indices
+                from geoseg.indices import IndexPredictor
+
+                pred = IndexPredictor(bundle, device)
+            else:
+                pred = (
+                    OnnxPredictor(bundle, device)
+                    if bundle.kind == "onnx"
+                    else TorchPredictor(bundle, device)
+                )
             _cache[key] = pred
             LOADS.append(bundle.sha256)
         return pred
