@@ -155,8 +155,16 @@ class Block:
         return len(self.row_chips) * len(self.col_chips)
 
 
-def _axis_owner(starts: tuple[int, ...], block: int) -> list[int]:
-    return [s // block for s in starts]
+def _axis_owner(starts: tuple[int, ...], block: int, stride: int) -> list[int]:
+    """Block index of each chip along an axis: ``block // stride`` consecutive chips per block.
+
+    Ownership goes by chip index, not by origin, so the shifted last chip (whose
+    origin lies less than a stride after its neighbour's) is counted like any
+    other: blocks hold equal numbers of chips and no block is twice as slow as
+    the rest, which would otherwise be the tail of every parallel run.
+    """
+    per = max(1, block // stride)
+    return [i // per for i in range(len(starts))]
 
 
 def _axis_intervals(kept: list[tuple[int, int]], n: int) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -178,7 +186,9 @@ class BlockPlan:
 
     With ``keep="chip"`` every pixel of a chip is blended (``smooth``); with
     ``keep="core"`` a chip contributes only its centre (``crop``), so every
-    pixel comes from exactly one chip.
+    pixel comes from exactly one chip. A block owns ``block // stride`` (at
+    least 1) consecutive chips per axis, so ``block`` is its edge in pixels
+    rounded down to whole chip strides.
     """
 
     grid: ChipGrid
@@ -198,8 +208,8 @@ class BlockPlan:
     def cells(self) -> list[Cell]:
         """Every cell of the scene, row-major."""
         g = self.grid
-        rown = _axis_owner(g.row_starts, self.block)
-        coln = _axis_owner(g.col_starts, self.block)
+        rown = _axis_owner(g.row_starts, self.block, g.stride)
+        coln = _axis_owner(g.col_starts, self.block, g.stride)
         rows = _axis_intervals(self._kept(g.row_starts, g.shape[0]), g.shape[0])
         cols = _axis_intervals(self._kept(g.col_starts, g.shape[1]), g.shape[1])
         out = []
@@ -214,8 +224,8 @@ class BlockPlan:
     def blocks(self) -> Iterator[Block]:
         """Blocks that own at least one chip, row-major."""
         g = self.grid
-        rown = _axis_owner(g.row_starts, self.block)
-        coln = _axis_owner(g.col_starts, self.block)
+        rown = _axis_owner(g.row_starts, self.block, g.stride)
+        coln = _axis_owner(g.col_starts, self.block, g.stride)
         by_block: dict[tuple[int, int], list[Cell]] = {}
         for cell in self.cells():
             for c in cell.contributors:

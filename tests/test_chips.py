@@ -52,13 +52,14 @@ def _brute_cover(grid: ChipGrid, block: int, keep: str) -> tuple[np.ndarray, np.
     count = np.zeros((rows, cols), dtype=int)
     rb = core_bounds(grid.row_starts, grid.chip, rows)
     cb = core_bounds(grid.col_starts, grid.chip, cols)
+    per = max(1, block // grid.stride)  # a block owns `per` consecutive chips per axis
     for i, rs in enumerate(grid.row_starts):
         r0, r1 = (rb[i], rb[i + 1]) if keep == "core" else (rs, min(rs + grid.chip, rows))
         for j, cs in enumerate(grid.col_starts):
             c0, c1 = (cb[j], cb[j + 1]) if keep == "core" else (cs, min(cs + grid.chip, cols))
             for r in range(r0, r1):
                 for c in range(c0, c1):
-                    owners[r, c].add((rs // block, cs // block))
+                    owners[r, c].add((i // per, j // per))
             count[r0:r1, c0:c1] += 1
     return owners, count
 
@@ -121,3 +122,12 @@ def test_blocks_own_each_chip_once_for_any_block_size() -> None:
     for block in (64, 100, 256, 512, 4096):
         blocks = list(BlockPlan(grid, block).blocks())
         assert sum(b.n_chips for b in blocks) == len(grid)
+
+
+def test_blocks_hold_equal_chip_counts_including_the_shifted_last_chip() -> None:
+    # 2048 px, chip 512, stride 448: origins 0, 448, 896, 1344 and the shifted 1536.
+    grid = ChipGrid((2048, 2048), 512, 64)
+    assert grid.row_starts[-1] - grid.row_starts[-2] < grid.stride
+    assert {b.n_chips for b in BlockPlan(grid, grid.stride).blocks()} == {1}
+    counts = sorted(b.n_chips for b in BlockPlan(grid, 2 * grid.stride).blocks())
+    assert counts == [1] + [2] * 4 + [4] * 4  # 5 chips per axis: 2 + 2 + 1
