@@ -372,7 +372,7 @@ def test_simplify_keeps_a_valid_coverage(rasters, tmp_path, connectivity):
 def test_simplify_in_bands_keeps_a_valid_coverage(rasters, tmp_path, monkeypatch):
     import importlib
 
-    module = importlib.import_module("geoseg.vectorize")  # the package attribute is the function
+    module = importlib.import_module("geoseg.vector.geometry")
     monkeypatch.setattr(module, "_SIMPLIFY_BATCH", 700)  # forces bands and early batches
     path, cls = rasters["utm"]
     r = vectorize(path, tmp_path / "s.fgb", block=128, simplify=45.0)

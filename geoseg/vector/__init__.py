@@ -1,0 +1,40 @@
+"""Polygonize a class raster block by block, joined across block edges.
+
+A class raster can be far larger than memory, so it is read in blocks of
+``block × block`` pixels, row-major. Inside a block, connected pixels of one
+class get one label (:func:`scipy.ndimage.label`) and GDAL polygonizes the label
+image in *global pixel coordinates*: every vertex is an integer, so joining two
+pieces that meet at a block edge is an exact union, never a float snap. A piece
+that touches the edge of a block not yet read waits in a union-find; the facing
+pixel lines of neighbouring blocks say which pieces belong together (same class
+on both sides, diagonals too with 8-connectivity). A joined polygon is released
+as soon as every block it touches has been read, so memory holds one block and
+the pieces pending along one row of block edges, whatever the raster size. The
+result has the same polygons as a whole-raster polygonization.
+
+Why the details are as they are:
+
+- With 8-connectivity GDAL returns rings that touch themselves at a corner,
+  which GEOS and QGIS call invalid; we label 8-connected regions but polygonize
+  them 4-connected and gather the parts into one valid MultiPolygon per region.
+- Areas of a geographic raster are integrated over the ellipsoid (pyproj's
+  ``Geod`` ellipsoid of the CRS) along the pixel edges, which are meridians and
+  parallels; a geodesic polygon area would bow every long east-west edge.
+- Coverage-safe simplification runs on each batch of polygons released
+  together (one block row) with the batch's outline held fixed, so edges shared
+  inside a batch are simplified once for both sides and edges shared with other
+  batches are kept exactly: no gaps, no overlaps.
+
+The package is split by concern: :mod:`~geoseg.vector.grid` (the raster and the
+options), :mod:`~geoseg.vector.polygonize` (labels and pieces per block, the
+stitcher that joins them), :mod:`~geoseg.vector.geometry` (simplification,
+areas), :mod:`~geoseg.vector.writers` (the formats) and
+:mod:`~geoseg.vector.core` (:func:`vectorize`, which runs them in a stream).
+"""
+
+from __future__ import annotations
+
+from geoseg.vector.core import VectorizeResult, vectorize
+from geoseg.vector.grid import DRIVERS
+
+__all__ = ["DRIVERS", "VectorizeResult", "vectorize"]

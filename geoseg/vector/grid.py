@@ -1,0 +1,162 @@
+"""Raster grid and options shared by every vectorize step."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.errors import RasterioError
+from rasterio.transform import Affine
+
+from geoseg.errors import InputError, RasterReadError, VectorizeError
+from geoseg.schemes import NODATA_CLASS, ClassInfo, parse_classes
+
+log = logging.getLogger(__name__)
+
+DRIVERS = {
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".fgb": "FlatGeobuf",
+    ".parquet": "Parquet",
+}
+"""Output formats by file extension."""
+
+METRES_PER_DEGREE = 111_320.0
+"""Length of one degree at the equator, to turn a tolerance in metres into degrees."""
+
+Geoms = NDArray[np.object_]
+
+
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """What every block needs to know about the raster and the options."""
+
+    shape: tuple[int, int]
+    block: int
+    transform: Affine
+    crs: Any
+    selected: NDArray[np.bool_]  # (256,) True for class values to polygonize
+    names: tuple[str, ...]  # (255,) class name by id
+    geographic: bool
+    unit_m: float  # metres per CRS unit (projected CRSs)
+    ellipsoid: tuple[float, float]  # semi-major axis (m), first eccentricity squared
+    connectivity: int
+
+    @property
+    def blocks(self) -> tuple[int, int]:
+        """Number of block rows and block columns."""
+        return -(-self.shape[0] // self.block), -(-self.shape[1] // self.block)
+
+    @property
+    def pixel_size(self) -> float:
+        """Side of a square with a pixel's area, in CRS units."""
+        return math.sqrt(abs(self.transform.determinant))
+
+
+# --- options and raster ----------------------------------------------------------------
+
+
+def _driver_for(out: Path) -> str:
+    driver = DRIVERS.get(out.suffix.lower())
+    if driver is None:
+        raise VectorizeError(
+            f"cannot tell the vector format of {out}: use one of the extensions "
+            f"{', '.join(DRIVERS)} (GeoPackage, GeoJSON, FlatGeobuf, GeoParquet)"
+        )
+    return driver
+
+
+def _check_options(
+    *,
+    connectivity: int,
+    block: int,
+    min_area: float | None,
+    simplify: float | None,
+    class_ids: Sequence[int] | None,
+    layer: str | None,
+) -> None:
+    if connectivity not in (4, 8):
+        raise VectorizeError(f"connectivity must be 4 or 8, got {connectivity!r}")
+    if not isinstance(block, int) or block < 1:
+        raise VectorizeError(f"block must be a positive number of pixels, got {block!r}")
+    for name, value in (("min_area", min_area), ("simplify", simplify)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise VectorizeError(f"{name} must be a number ≥ 0 (metres), got {value!r}")
+    bad = [
+        i
+        for i in class_ids or ()
+        if not isinstance(i, int | np.integer) or not 0 <= i < NODATA_CLASS
+    ]
+    if bad:
+        raise VectorizeError(f"class_ids must be integers in 0..254, got {bad}")
+    if layer is not None and not layer.strip():
+        raise VectorizeError("layer must be a non-empty name; leave it out to use the raster stem")
+
+
+def _open_raster(raster: str | os.PathLike[str]) -> Any:
+    try:
+        ds = rasterio.open(raster)
+    except RasterioError as err:
+        raise RasterReadError(f"cannot open class raster {raster}: {err}; check the path") from err
+    if ds.count != 1 or ds.dtypes[0] != "uint8":
+        ds.close()
+        raise VectorizeError(
+            f"{raster} has {ds.count} band(s) of {ds.dtypes[0]}; vectorize needs a single-band "
+            "uint8 class raster such as the *_classes.tif that predict writes"
+        )
+    if ds.crs is None:
+        ds.close()
+        raise VectorizeError(f"{raster} has no CRS; assign one (gdal_edit.py -a_srs EPSG:…) first")
+    return ds
+
+
+def _grid_for(
+    ds: Any,
+    *,
+    classes: Sequence[ClassInfo] | None,
+    class_ids: Sequence[int] | None,
+    block: int,
+    connectivity: int,
+) -> _Grid:
+    import pyproj
+
+    selected = np.zeros(256, dtype=bool)
+    selected[list(class_ids) if class_ids is not None else slice(0, NODATA_CLASS)] = True
+    if ds.nodata is not None and float(ds.nodata).is_integer() and 0 <= ds.nodata < 256:
+        selected[int(ds.nodata)] = False
+    crs = pyproj.CRS.from_user_input(ds.crs.to_wkt())
+    geod = crs.get_geod() or pyproj.Geod(ellps="WGS84")
+    return _Grid(
+        shape=(ds.height, ds.width),
+        block=block,
+        transform=ds.transform,
+        crs=ds.crs,
+        selected=selected,
+        names=_class_names(ds, classes),
+        geographic=crs.is_geographic,
+        unit_m=1.0 if crs.is_geographic else crs.axis_info[0].unit_conversion_factor,
+        ellipsoid=(geod.a, geod.es),
+        connectivity=connectivity,
+    )
+
+
+def _class_names(ds: Any, classes: Sequence[ClassInfo] | None) -> tuple[str, ...]:
+    if classes is None and "GEOSEG_CLASSES" in ds.tags():
+        try:
+            classes = parse_classes(json.loads(ds.tags()["GEOSEG_CLASSES"]))
+        except (ValueError, TypeError, InputError) as err:
+            raise VectorizeError(
+                f"{ds.name} has an unreadable GEOSEG_CLASSES tag ({err}); pass classes= explicitly"
+            ) from err
+    names = {c.id: c.name for c in classes or ()}
+    return tuple(names.get(i, f"class_{i}") for i in range(NODATA_CLASS))

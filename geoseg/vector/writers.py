@@ -1,0 +1,229 @@
+"""Format writers: GeoPackage, FlatGeobuf, GeoJSON (RFC 7946), GeoParquet, all streamed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import shapely
+from numpy.typing import NDArray
+
+from geoseg.atomic import atomic_path
+from geoseg.errors import OutputError, VectorizeError
+from geoseg.vector.grid import METRES_PER_DEGREE, Geoms, _Grid
+from geoseg.writer import output_error
+
+log = logging.getLogger(__name__)
+
+_PARQUET_ROWS = 65_536  # rows per Parquet row group; blocks release far fewer at a time
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Finished polygons written together: output coordinates, classes, areas (m²)."""
+
+    geoms: Geoms
+    classes: NDArray[np.uint8]
+    areas: NDArray[np.float64]
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def _output_format(driver: str, grid: _Grid) -> str:
+    """Pick the writer; GeoJSON crossing the antimeridian goes through GDAL, which cuts it."""
+    if driver == "GeoJSON" and _outside_plus_minus_180(grid):
+        return "GeoJSON-GDAL"
+    return driver
+
+
+def _outside_plus_minus_180(grid: _Grid) -> bool:
+    from rasterio.warp import transform_bounds
+
+    t, (h, w) = grid.transform, grid.shape
+    xs = [t.c + t.a * c + t.b * r for r, c in ((0, 0), (0, w), (h, 0), (h, w))]
+    ys = [t.f + t.d * c + t.e * r for r, c in ((0, 0), (0, w), (h, 0), (h, w))]
+    west, _, east, _ = transform_bounds(
+        grid.crs, "EPSG:4326", min(xs), min(ys), max(xs), max(ys), densify_pts=21
+    )
+    return bool(west > east or west < -180 or east > 180)
+
+
+def _wgs84(grid: _Grid) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """Map coordinates to lon/lat, rounded to a thousandth of a pixel (RFC 7946 output)."""
+    import pyproj
+
+    transformer = pyproj.Transformer.from_crs(
+        pyproj.CRS.from_user_input(grid.crs.to_wkt()), "EPSG:4326", always_xy=True
+    )
+    digits = _geojson_digits(grid)
+
+    def to_wgs84(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+        out = np.round(np.column_stack([lon, lat]), digits)
+        if not np.isfinite(out).all():
+            raise VectorizeError(
+                "some polygons cannot be reprojected to EPSG:4326 for GeoJSON; "
+                "write .gpkg, .fgb or .parquet instead"
+            )
+        return out
+
+    return to_wgs84
+
+
+def _geojson_digits(grid: _Grid) -> int:
+    """Decimals of a degree that resolve a thousandth of a pixel."""
+    pixel = grid.pixel_size * (1.0 if grid.geographic else grid.unit_m / METRES_PER_DEGREE)
+    return int(min(15, max(6, math.ceil(-math.log10(pixel / 1000)))))
+
+
+class _Source:
+    """Batches for a writer; keeps an error raised while producing or converting them.
+
+    GDAL pulls batches through Arrow's C stream, which turns any Python error
+    into a generic one; :func:`_write_atomic` re-raises the original instead.
+    """
+
+    def __init__(self, batches: Iterable[_Batch]) -> None:
+        self.batches = batches
+        self.error: BaseException | None = None
+
+    def each(self, convert: Callable[[_Batch], Any]) -> Iterator[Any]:
+        try:
+            for batch in self.batches:
+                yield convert(batch)
+        except BaseException as err:
+            self.error = err
+            raise
+
+
+def _write_atomic(
+    batches: Iterable[_Batch], out: Path, *, fmt: str, layer: str, grid: _Grid
+) -> None:
+    """Write under a temporary name, rename when complete, delete it on any failure."""
+    source = _Source(batches)
+    writer = {"GeoJSON": _write_geojson, "Parquet": _write_parquet}.get(fmt, _write_ogr)
+    try:
+        with atomic_path(out) as tmp:
+            writer(source, tmp, fmt=fmt, layer=layer, grid=grid)
+    except BaseException as err:
+        if source.error is not None:
+            raise source.error  # noqa: B904 - the producer's own error, cause intact
+        if isinstance(err, Exception) and not isinstance(err, OutputError):
+            raise output_error(out, err) from err
+        raise
+
+
+def _schema(grid: _Grid, *, ogr: bool) -> pa.Schema:
+    wkb = {"ARROW:extension:name": "geoarrow.wkb"} if ogr else None  # how GDAL finds geometry
+    schema = pa.schema(
+        [
+            pa.field("class_id", pa.int32(), nullable=False),
+            pa.field("class_name", pa.string(), nullable=False),
+            pa.field("area_m2", pa.float64(), nullable=False),
+            pa.field("geometry", pa.binary(), nullable=False, metadata=wkb),
+        ]
+    )
+    return schema if ogr else schema.with_metadata({"geo": json.dumps(_geo_metadata(grid))})
+
+
+def _record_batch(batch: _Batch, *, schema: pa.Schema, names: pa.Array) -> pa.RecordBatch:
+    return pa.record_batch(
+        [
+            pa.array(batch.classes.astype(np.int32)),
+            names.take(pa.array(batch.classes)),
+            pa.array(batch.areas),
+            pa.array(shapely.to_wkb(batch.geoms), pa.binary()),
+        ],
+        schema=schema,
+    )
+
+
+def _geometry_type(grid: _Grid) -> str:
+    return "Polygon" if grid.connectivity == 4 else "MultiPolygon"
+
+
+def _write_ogr(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
+    import pyogrio
+
+    options = {
+        "GPKG": {"SPATIAL_INDEX": "YES"},
+        "FlatGeobuf": {"SPATIAL_INDEX": "YES"},
+        "GeoJSON-GDAL": {
+            "RFC7946": "YES",  # reprojects to EPSG:4326, cuts at ±180°
+            "COORDINATE_PRECISION": str(_geojson_digits(grid)),
+        },
+    }[fmt]
+    schema = _schema(grid, ogr=True)
+    convert = partial(_record_batch, schema=schema, names=pa.array(grid.names, pa.string()))
+    reader = pa.RecordBatchReader.from_batches(schema, source.each(convert))
+    pyogrio.write_arrow(
+        reader,
+        str(tmp),
+        layer=layer,
+        driver=fmt.removesuffix("-GDAL"),
+        geometry_name="geometry",
+        geometry_type=_geometry_type(grid),
+        crs=grid.crs.to_wkt(),
+        layer_options=options,
+    )
+
+
+def _write_geojson(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
+    """RFC 7946 FeatureCollection, streamed (GDAL's writer is ~5x slower here)."""
+    names = [json.dumps(n) for n in grid.names]
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(f'{{"type": "FeatureCollection", "name": {json.dumps(layer)}, "features": [\n')
+        sep = ""
+        for text in source.each(partial(_geojson_features, names=names)):
+            f.write(sep + text)
+            sep = ",\n"
+        f.write("\n]}\n")
+
+
+def _geojson_features(batch: _Batch, *, names: list[str]) -> str:
+    geometries = shapely.to_geojson(batch.geoms).tolist()
+    return ",\n".join(
+        f'{{"type": "Feature", "properties": {{"class_id": {c}, "class_name": {names[c]}, '
+        f'"area_m2": {a!r}}}, "geometry": {g}}}'
+        for c, a, g in zip(batch.classes.tolist(), batch.areas.tolist(), geometries, strict=True)
+    )
+
+
+def _geo_metadata(grid: _Grid) -> dict[str, Any]:
+    """GeoParquet 1.1 ``geo`` metadata (CRS as PROJJSON)."""
+    import pyproj
+
+    crs = pyproj.CRS.from_user_input(grid.crs.to_wkt())
+    column = {
+        "encoding": "WKB",
+        "geometry_types": [_geometry_type(grid)],
+        "crs": crs.to_json_dict(),
+        "orientation": "counterclockwise",
+    }
+    return {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
+
+
+def _write_parquet(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
+    """GeoParquet through pyarrow (GDAL's Parquet driver is not in pyogrio's wheels)."""
+    import pyarrow.parquet as pq
+
+    schema = _schema(grid, ogr=False)
+    convert = partial(_record_batch, schema=schema, names=pa.array(grid.names, pa.string()))
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        held: list[pa.RecordBatch] = []
+        for batch in source.each(convert):
+            held.append(batch)
+            if sum(b.num_rows for b in held) >= _PARQUET_ROWS:
+                writer.write_table(pa.Table.from_batches(held, schema=schema))
+                held = []
+        if held:
+            writer.write_table(pa.Table.from_batches(held, schema=schema))
