@@ -52,6 +52,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("vectorize_cmd", "vectorize"),
     ("bundle_cmd", "bundle"),
     ("quicklook_cmd", "quicklook"),
+    ("eval_cmd", "eval_"),
+    ("train_cmd", "train"),
 ]
 
 
