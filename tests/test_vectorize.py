@@ -384,18 +384,12 @@ def test_simplify_in_bands_keeps_a_valid_coverage(rasters, tmp_path, monkeypatch
 # --- options --------------------------------------------------------------------------------
 
 
-def test_class_ids_and_min_area(rasters, utm_reference, tmp_path):
+def test_class_ids(rasters, utm_reference, tmp_path):
     path, _ = rasters["utm"]
-    ref_geoms, ref_classes = utm_reference[4]
+    _, ref_classes = utm_reference[4]
     r = vectorize(path, tmp_path / "some.gpkg", block=50, class_ids=[1, 3])
     assert set(r.per_class_count) == {1, 3}
     assert r.per_class_count == {c: int(np.count_nonzero(ref_classes == c)) for c in (1, 3)}
-
-    r = vectorize(path, tmp_path / "big.gpkg", block=50, min_area=5 * 900.0)
-    gdf = gpd.read_file(r.path)
-    kept = shapely.area(ref_geoms) >= 5 * 900.0
-    assert len(gdf) == kept.sum() and gdf["area_m2"].min() >= 5 * 900.0
-    assert_same_polygons(gdf, ref_geoms[kept], ref_classes[kept])
 
 
 def test_class_names_from_argument_or_fallback(tmp_path):

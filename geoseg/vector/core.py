@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ from geoseg.vector import geometry
 from geoseg.vector.geometry import _areas, _as_multi, _simplify, _to_map, _tolerance_px
 from geoseg.vector.grid import Geoms, _check_options, _driver_for, _Grid, _grid_for, _open_raster
 from geoseg.vector.polygonize import _release_blocks
+from geoseg.vector.sieve import sieve_scratch, sieved
 from geoseg.vector.writers import _Batch, _output_format, _wgs84, _write_atomic
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,14 @@ def vectorize(
     class_ids
         Only polygonize these classes.
     min_area
-        Polygons smaller than this many square metres are dropped (not merged
-        into a neighbour: their place stays empty).
+        Sieve (m²): regions with less area merge into the neighbouring class
+        they share the longest boundary with (among regions of at least
+        ``min_area``; ties go to the lowest class id), repeated until no small
+        region touches a large one; a group of small regions enclosed by
+        nodata or the raster edge stays. Runs on the raster before the
+        polygons, exactly and in bounded memory, whatever the block size (see
+        :mod:`geoseg.vector.sieve`). All classes take part, not only
+        ``class_ids``; nodata is never merged into or out of.
     simplify
         Coverage-safe simplification tolerance in metres (turned into degrees
         with 111 320 m per degree for a geographic CRS). Polygons released
@@ -144,18 +152,23 @@ def vectorize(
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     clean_stale(out)  # temporaries of an earlier run that was killed
-    with _open_raster(raster) as ds:
+    clean_stale(sieve_scratch(out))
+    with _open_raster(raster) as ds, contextlib.ExitStack() as stack:
         grid = _grid_for(
             ds, classes=classes, class_ids=class_ids, block=block, connectivity=connectivity
         )
         layer = layer or Path(str(raster)).stem
         fmt = _output_format(driver, grid)
         tally = _Tally()
-        released = _release_blocks(ds, grid, progress)
+        src = ds
+        if min_area:
+            src = stack.enter_context(
+                sieved(ds, grid, min_area=min_area, scratch=sieve_scratch(out))
+            )
+        released = _release_blocks(src, grid, progress)
         batches = _finish_batches(
             released,
             grid,
-            min_area=min_area,
             simplify=simplify,
             tally=tally,
             to_wgs84=_wgs84(grid) if fmt == "GeoJSON" else None,
@@ -197,7 +210,6 @@ def _finish_batches(
     released: Iterable[tuple[Geoms, NDArray[np.uint8], bool]],
     grid: _Grid,
     *,
-    min_area: float | None,
     simplify: float | None,
     tally: _Tally,
     to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
@@ -216,9 +228,7 @@ def _finish_batches(
             continue
         geoms, classes = np.concatenate([g for g, _ in held]), np.concatenate([c for _, c in held])
         held.clear()
-        geoms, classes, areas = _filter_simplify(
-            geoms, classes, grid, min_area=min_area, tolerance=tolerance
-        )
+        geoms, classes, areas = _simplify_batch(geoms, classes, grid, tolerance=tolerance)
         for i in range(0, len(geoms), _CHUNK):  # bounds the copies made for output
             chunk = slice(i, i + _CHUNK)
             batch = _Batch(
@@ -228,23 +238,17 @@ def _finish_batches(
             yield batch
 
 
-def _filter_simplify(
+def _simplify_batch(
     geoms: Geoms,
     classes: NDArray[np.uint8],
     grid: _Grid,
     *,
-    min_area: float | None,
     tolerance: float,
 ) -> tuple[Geoms, NDArray[np.uint8], NDArray[np.float64]]:
-    """Drop polygons under ``min_area``, simplify the rest; their areas in m²."""
-    areas = _areas(geoms, grid)
-    if min_area:
-        keep = areas >= min_area
-        geoms, classes, areas = geoms[keep], classes[keep], areas[keep]
+    """Simplify a batch (if asked); the areas in m² of what will be written."""
     if tolerance and len(geoms):
         geoms = _simplify(geoms, tolerance)
-        areas = _areas(geoms, grid)
-    return geoms, classes, areas
+    return geoms, classes, _areas(geoms, grid)
 
 
 def _output_geoms(

@@ -85,6 +85,29 @@ def _areas(geoms: Geoms, grid: _Grid) -> NDArray[np.float64]:
     return _ellipsoidal_area(_to_map(geoms, grid.transform), *grid.ellipsoid)
 
 
+def pixel_areas(
+    grid: _Grid, rows: NDArray[np.int64], cols: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Area in m² of the pixels at ``rows``, ``cols`` (broadcast together).
+
+    A projected raster gives a 0-d array (every pixel has the same area); a
+    geographic one integrates each pixel's four edges over the ellipsoid, as
+    :func:`_ellipsoidal_area` does for polygons (exact for north-up pixels).
+    """
+    t = grid.transform
+    if not grid.geographic:
+        return np.asarray(abs(t.determinant) * grid.unit_m**2, dtype=np.float64)
+    a, es = grid.ellipsoid
+    r, c = np.broadcast_arrays(
+        np.asarray(rows, dtype=np.float64), np.asarray(cols, dtype=np.float64)
+    )
+    corners = [(r, c), (r, c + 1), (r + 1, c + 1), (r + 1, c)]
+    lon = [np.radians(t.c + t.a * cc + t.b * rr) for rr, cc in corners]
+    s = [_authalic_integral(np.radians(t.f + t.d * cc + t.e * rr), a, es) for rr, cc in corners]
+    total = sum((lon[(i + 1) % 4] - lon[i]) * (s[i] + s[(i + 1) % 4]) / 2 for i in range(4))
+    return np.asarray(np.abs(total), dtype=np.float64)
+
+
 def _ellipsoidal_area(geoms: Geoms, a: float, es: float) -> NDArray[np.float64]:
     """Area on the ellipsoid of lon/lat polygons whose edges are straight in lon/lat.
 

@@ -51,6 +51,7 @@ class _Grid:
     unit_m: float  # metres per CRS unit (projected CRSs)
     ellipsoid: tuple[float, float]  # semi-major axis (m), first eccentricity squared
     connectivity: int
+    nodata: int | None = None  # declared nodata class value, if any (255 is never a class)
 
     @property
     def blocks(self) -> tuple[int, int]:
@@ -132,8 +133,10 @@ def _grid_for(
 
     selected = np.zeros(256, dtype=bool)
     selected[list(class_ids) if class_ids is not None else slice(0, NODATA_CLASS)] = True
+    nodata = None
     if ds.nodata is not None and float(ds.nodata).is_integer() and 0 <= ds.nodata < 256:
-        selected[int(ds.nodata)] = False
+        nodata = int(ds.nodata)
+        selected[nodata] = False
     crs = pyproj.CRS.from_user_input(ds.crs.to_wkt())
     geod = crs.get_geod() or pyproj.Geod(ellps="WGS84")
     return _Grid(
@@ -147,6 +150,7 @@ def _grid_for(
         unit_m=1.0 if crs.is_geographic else crs.axis_info[0].unit_conversion_factor,
         ellipsoid=(geod.a, geod.es),
         connectivity=connectivity,
+        nodata=nodata,
     )
 
 
