@@ -325,7 +325,7 @@ def _file_geometry(path: Path) -> GeometryKind:
         kind = str(info.get("geometry_type") or "")
         for name in ("Point", "LineString"):
             if name in kind:
-                return name  # type: ignore[return-value]
+                return name
     return "Polygon"
 
 

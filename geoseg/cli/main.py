@@ -54,6 +54,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("quicklook_cmd", "quicklook"),
     ("eval_cmd", "eval_"),
     ("train_cmd", "train"),
+    ("stats_cmd", "stats"),
 ]
 
 
