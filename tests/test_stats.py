@@ -314,3 +314,9 @@ def test_bad_input(tmp_path: Path, case: str, expected: str) -> None:
         _classes(path, _sample())
         args += ["--out", str(tmp_path / "t.txt")]
     assert expected in _one_line_error(args)
+
+
+def test_help_has_an_example() -> None:
+    res = CliRunner().invoke(cli, ["stats", "--help"])
+    assert res.exit_code == 0
+    assert "Examples:" in res.output and "geoseg stats results/scene_classes.tif" in res.output
