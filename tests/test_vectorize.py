@@ -291,7 +291,7 @@ def test_formats_round_trip(rasters, tmp_path, ext):
     gdf = gpd.read_parquet(r.path) if ext == ".parquet" else gpd.read_file(r.path)
 
     assert len(gdf) == r.features == len(reference)
-    assert list(gdf.columns) == ["class_id", "class_name", "area_m2", "geometry"]
+    assert list(gdf.columns) == ["class_id", "class_name", "area_m2", "perimeter_m", "geometry"]
     for column in ("class_id", "class_name", "area_m2"):
         assert sorted(gdf[column]) == sorted(reference[column])
     assert shapely.is_valid(gdf.geometry.values).all()

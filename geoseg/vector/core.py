@@ -18,9 +18,24 @@ from geoseg.atomic import clean_stale
 from geoseg.errors import OutputError
 from geoseg.schemes import ClassInfo
 from geoseg.vector import geometry
-from geoseg.vector.geometry import _areas, _as_multi, _simplify, _to_map, _tolerance_px
-from geoseg.vector.grid import Geoms, _check_options, _driver_for, _Grid, _grid_for, _open_raster
-from geoseg.vector.polygonize import _release_blocks
+from geoseg.vector.geometry import (
+    _areas,
+    _as_multi,
+    _perimeters,
+    _simplify,
+    _to_map,
+    _tolerance_px,
+)
+from geoseg.vector.grid import (
+    Geoms,
+    _check_options,
+    _driver_for,
+    _Grid,
+    _grid_for,
+    _open_confidence,
+    _open_raster,
+)
+from geoseg.vector.polygonize import _release_blocks, _Released
 from geoseg.vector.sieve import sieve_scratch, sieved
 from geoseg.vector.writers import _Batch, _output_format, _wgs84, _write_atomic
 
@@ -52,10 +67,14 @@ def vectorize(
     class_ids: Sequence[int] | None = None,
     min_area: float | None = None,
     simplify: float | None = None,
+    smooth: bool = False,
+    confidence: str | os.PathLike[str] | None = None,
+    source: str | None = None,
+    date: str | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> VectorizeResult:
-    """Turn a class raster into polygons with ``class_id``, ``class_name``, ``area_m2``.
+    """Turn a class raster into polygons with their class, area and perimeter.
 
     The raster is read block by block and pieces are joined across block
     edges, so the output has exactly the polygons of a whole-raster
@@ -100,6 +119,26 @@ def vectorize(
         gaps or overlaps; edges between batches keep every pixel step. It is
         applied in pixel space, so with non-square pixels the tolerance is
         measured in the mean pixel size. Costs roughly 100 µs per polygon.
+    smooth
+        Cut the pixel stairs: every corner of an edge shared by two polygons
+        is cut between the midpoints of its pixel edges, so one-pixel steps
+        become straight diagonals (see
+        :func:`geoseg.vector.geometry.smooth_coverage`). Junctions of three or
+        more polygons stay put and both sides of an edge get the same cut, so
+        the polygons remain a valid coverage (no gaps, no overlaps) with the
+        same union. Runs on the same batches as ``simplify`` (before it), so
+        like it, it leaves the pixel steps on edges between batches, nodata
+        and the raster border.
+    confidence
+        A confidence raster on the same grid (the ``*_confidence.tif`` that
+        predict writes); adds ``mean_confidence``, the mean of its valid
+        pixels under each polygon (before simplification; null if none).
+    source
+        Scene the class raster came from, written as ``source``; defaults to
+        the raster's ``GEOSEG_SOURCE`` tag. Left out when unknown.
+    date
+        The scene's acquisition date (ISO 8601), written as ``date``;
+        defaults to the raster's ``GEOSEG_DATE`` tag. Left out when unknown.
     overwrite
         Replace an existing ``out``.
     progress
@@ -121,9 +160,10 @@ def vectorize(
 
     Notes
     -----
-    ``area_m2`` is the area of the written geometry: planar for a projected
-    CRS (pixel-exact when unsimplified), on the CRS's ellipsoid for a
-    geographic one. Geometries are in the raster's CRS, except GeoJSON.
+    ``area_m2`` and ``perimeter_m`` measure the written geometry: planar
+    for a projected CRS (pixel-exact when unsimplified), on the CRS's
+    ellipsoid along the drawn edges for a geographic one. Geometries are in
+    the raster's CRS, except GeoJSON.
 
     Examples
     --------
@@ -154,8 +194,18 @@ def vectorize(
     clean_stale(out)  # temporaries of an earlier run that was killed
     clean_stale(sieve_scratch(out))
     with _open_raster(raster) as ds, contextlib.ExitStack() as stack:
+        conf = None
+        if confidence is not None:
+            conf = stack.enter_context(_open_confidence(confidence, ds))
         grid = _grid_for(
-            ds, classes=classes, class_ids=class_ids, block=block, connectivity=connectivity
+            ds,
+            classes=classes,
+            class_ids=class_ids,
+            block=block,
+            connectivity=connectivity,
+            confidence=conf is not None,
+            source=source,
+            date=date,
         )
         layer = layer or Path(str(raster)).stem
         fmt = _output_format(driver, grid)
@@ -165,11 +215,12 @@ def vectorize(
             src = stack.enter_context(
                 sieved(ds, grid, min_area=min_area, scratch=sieve_scratch(out))
             )
-        released = _release_blocks(src, grid, progress)
+        released = _release_blocks(src, grid, progress, confidence=conf)
         batches = _finish_batches(
             released,
             grid,
             simplify=simplify,
+            smooth=smooth,
             tally=tally,
             to_wgs84=_wgs84(grid) if fmt == "GeoJSON" else None,
         )
@@ -207,48 +258,47 @@ class _Tally:
 
 
 def _finish_batches(
-    released: Iterable[tuple[Geoms, NDArray[np.uint8], bool]],
+    released: Iterable[_Released],
     grid: _Grid,
     *,
     simplify: float | None,
+    smooth: bool,
     tally: _Tally,
     to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
 ) -> Iterator[_Batch]:
-    """Group released polygons (a block row when simplifying), finish them in chunks.
+    """Group released polygons (a block row when smoothing or simplifying), finish in chunks.
 
-    A batch is simplified as one coverage with its outline fixed; it ends at
-    the end of a block row, or at the end of a block once it holds
+    A batch is smoothed and simplified as one coverage with its outline fixed;
+    it ends at the end of a block row, or at the end of a block once it holds
     ``_SIMPLIFY_BATCH`` polygons, which bounds memory on very noisy rows.
     """
     tolerance = _tolerance_px(grid, simplify)
-    held: list[tuple[Geoms, NDArray[np.uint8]]] = []
-    for geoms, classes, row_end in released:
-        held.append((geoms, classes))
-        if tolerance and not row_end and sum(len(g) for g, _ in held) < geometry._SIMPLIFY_BATCH:
+    held: list[_Released] = []
+    for part in released:
+        held.append(part)
+        size = sum(len(h.classes) for h in held)
+        if (tolerance or smooth) and not part.row_end and size < geometry._SIMPLIFY_BATCH:
             continue
-        geoms, classes = np.concatenate([g for g, _ in held]), np.concatenate([c for _, c in held])
+        geoms = np.concatenate([h.geoms for h in held])
+        classes = np.concatenate([h.classes for h in held])
+        conf = np.concatenate([h.conf for h in held], axis=1)
         held.clear()
-        geoms, classes, areas = _simplify_batch(geoms, classes, grid, tolerance=tolerance)
+        if (tolerance or smooth) and len(geoms):
+            geoms = _simplify(geoms, tolerance, smooth=smooth)
+        areas, perimeters = _areas(geoms, grid), _perimeters(geoms, grid)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = conf[0] / conf[1] if grid.confidence else np.zeros(0)
         for i in range(0, len(geoms), _CHUNK):  # bounds the copies made for output
             chunk = slice(i, i + _CHUNK)
             batch = _Batch(
-                _output_geoms(geoms[chunk], grid, to_wgs84), classes[chunk], areas[chunk]
+                _output_geoms(geoms[chunk], grid, to_wgs84),
+                classes[chunk],
+                areas[chunk],
+                perimeters[chunk],
+                mean[chunk],
             )
             tally.add(batch)
             yield batch
-
-
-def _simplify_batch(
-    geoms: Geoms,
-    classes: NDArray[np.uint8],
-    grid: _Grid,
-    *,
-    tolerance: float,
-) -> tuple[Geoms, NDArray[np.uint8], NDArray[np.float64]]:
-    """Simplify a batch (if asked); the areas in m² of what will be written."""
-    if tolerance and len(geoms):
-        geoms = _simplify(geoms, tolerance)
-    return geoms, classes, _areas(geoms, grid)
 
 
 def _output_geoms(

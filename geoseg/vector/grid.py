@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from geoseg.errors import InputError, RasterReadError, VectorizeError
 from geoseg.schemes import NODATA_CLASS, ClassInfo, parse_classes
 
 log = logging.getLogger(__name__)
+
+SOURCE_TAG = "GEOSEG_SOURCE"
+"""Class raster tag naming the scene it came from (``source`` attribute)."""
+
+DATE_TAG = "GEOSEG_DATE"
+"""Class raster tag with the scene's acquisition date, ISO 8601 (``date`` attribute)."""
 
 DRIVERS = {
     ".gpkg": "GPKG",
@@ -52,6 +59,9 @@ class _Grid:
     ellipsoid: tuple[float, float]  # semi-major axis (m), first eccentricity squared
     connectivity: int
     nodata: int | None = None  # declared nodata class value, if any (255 is never a class)
+    confidence: bool = False  # a confidence raster gives mean_confidence
+    source: str | None = None  # the scene the class raster came from, when known
+    date: str | None = None  # the scene's acquisition date (ISO 8601), when known
 
     @property
     def blocks(self) -> tuple[int, int]:
@@ -128,6 +138,9 @@ def _grid_for(
     class_ids: Sequence[int] | None,
     block: int,
     connectivity: int,
+    confidence: bool = False,
+    source: str | None = None,
+    date: str | None = None,
 ) -> _Grid:
     import pyproj
 
@@ -151,7 +164,47 @@ def _grid_for(
         ellipsoid=(geod.a, geod.es),
         connectivity=connectivity,
         nodata=nodata,
+        confidence=confidence,
+        source=source if source is not None else ds.tags().get(SOURCE_TAG),
+        date=_check_date(date if date is not None else ds.tags().get(DATE_TAG), ds.name),
     )
+
+
+def _check_date(date: str | None, raster: str) -> str | None:
+    """An ISO 8601 date or date-time, as given; None if unknown."""
+    if date is None or not str(date).strip():
+        return None
+    try:
+        datetime.fromisoformat(str(date))
+    except ValueError as err:
+        raise VectorizeError(
+            f"date {date!r} (for {raster}) is not an ISO 8601 date; give it as YYYY-MM-DD"
+        ) from err
+    return str(date)
+
+
+def _open_confidence(path: str | os.PathLike[str], ds: Any) -> Any:
+    """Open a confidence raster that lies on the class raster's grid."""
+    try:
+        conf = rasterio.open(path)
+    except RasterioError as err:
+        raise RasterReadError(
+            f"cannot open confidence raster {path}: {err}; check the path"
+        ) from err
+    same = (conf.width, conf.height, conf.transform, conf.crs) == (
+        ds.width,
+        ds.height,
+        ds.transform,
+        ds.crs,
+    )
+    if conf.count != 1 or not same:
+        conf.close()
+        raise VectorizeError(
+            f"confidence raster {path} must be one band on the class raster's grid "
+            f"({ds.width}×{ds.height}, same transform and CRS): pass the *_confidence.tif "
+            "that predict wrote beside the class raster"
+        )
+    return conf
 
 
 def _class_names(ds: Any, classes: Sequence[ClassInfo] | None) -> tuple[str, ...]:

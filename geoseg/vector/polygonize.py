@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
@@ -36,18 +36,41 @@ class _Block:
     labels: NDArray[np.int32]
     label_class: NDArray[np.uint8]  # class of each local label; [0] unused
     pieces: Geoms  # one (Multi)Polygon per local label, in label order
+    conf: NDArray[np.float64]  # per local label: sum of confidence, pixels with one; (2, n)
 
 
-def _read_block(ds: Any, grid: _Grid, index: tuple[int, int]) -> _Block:
+class _Released(NamedTuple):
+    """Polygons complete after a block: pixel space, classes, confidence sums."""
+
+    geoms: Geoms
+    classes: NDArray[np.uint8]
+    conf: NDArray[np.float64]  # (2, n): sum of confidence, pixels with a confidence
+    row_end: bool  # the block ended a block row
+
+
+def _read_block(ds: Any, grid: _Grid, index: tuple[int, int], confidence: Any = None) -> _Block:
     r0, c0 = index[0] * grid.block, index[1] * grid.block
     h, w = min(grid.block, grid.shape[0] - r0), min(grid.block, grid.shape[1] - c0)
-    try:
-        data = ds.read(1, window=Window(c0, r0, w, h))
-    except RasterioError as err:
-        raise RasterReadError(f"cannot read {ds.name} at rows {r0}.., cols {c0}..: {err}") from err
+    data = _read(ds, Window(c0, r0, w, h))
     labels, label_class = _label(data, grid.selected, grid.connectivity)
     pieces = _polygonize(labels, offset=(r0, c0), multipart=grid.connectivity == 8)
-    return _Block(index, (r0, c0), data, labels, label_class, pieces)
+    n = len(label_class)
+    conf = np.zeros((2, n))
+    if confidence is not None:
+        values = _read(confidence, Window(c0, r0, w, h))
+        ok = (labels > 0) & (values != (255 if confidence.nodata is None else confidence.nodata))
+        conf[0] = np.bincount(labels[ok], weights=values[ok], minlength=n)
+        conf[1] = np.bincount(labels[ok], minlength=n)
+    return _Block(index, (r0, c0), data, labels, label_class, pieces, conf)
+
+
+def _read(ds: Any, window: Window) -> NDArray[Any]:
+    try:
+        return np.asarray(ds.read(1, window=window))
+    except RasterioError as err:
+        raise RasterReadError(
+            f"cannot read {ds.name} at rows {window.row_off}.., cols {window.col_off}..: {err}"
+        ) from err
 
 
 def _label(
@@ -165,8 +188,9 @@ class _Stitcher:
         self.by_wait: dict[int, set[int]] = defaultdict(set)
         self.geom: dict[int, Any] = {}
         self.cls: dict[int, int] = {}
+        self.conf: dict[int, tuple[float, float]] = {}
 
-    def add(self, blk: _Block) -> tuple[Geoms, NDArray[np.uint8]]:
+    def add(self, blk: _Block) -> tuple[Geoms, NDArray[np.uint8], NDArray[np.float64]]:
         """Take one block (row-major order); return the polygons now complete."""
         r, c = blk.index
         if c == 0:
@@ -185,15 +209,17 @@ class _Stitcher:
                 blk.pieces[label - 1],
                 int(blk.label_class[label]),
                 max(int(waits[label]), r * self.n_cols + c),
+                (float(blk.conf[0, label]), float(blk.conf[1, label])),
             )
         for a, b in pairs.tolist():
             self._union(a, b)
         self._keep_edges(blk, base)
-        done_geoms, done_cls = self._release(r * self.n_cols + c)
+        done_geoms, done_cls, done_conf = self._release(r * self.n_cols + c)
         keep = ~is_pending[1:]
         return (
             np.concatenate([blk.pieces[keep], done_geoms]),
             np.concatenate([blk.label_class[1:][keep], done_cls]),
+            np.concatenate([blk.conf[:, 1:][:, keep], done_conf], axis=1),
         )
 
     def _pairs(self, blk: _Block, base: int) -> NDArray[np.int64]:
@@ -244,13 +270,16 @@ class _Stitcher:
         self.below[0][c0 + 1 : c0 + w + 1] = _global(blk.labels[-1, :], base)
         self.below[1][c0 + 1 : c0 + w + 1] = blk.data[-1, :]
 
-    def _register(self, gid: int, geom: Any, cls: int, wait: int) -> None:
+    def _register(
+        self, gid: int, geom: Any, cls: int, wait: int, conf: tuple[float, float]
+    ) -> None:
         self.parent[gid] = gid
         self.members[gid] = [gid]
         self.wait[gid] = wait
         self.by_wait[wait].add(gid)
         self.geom[gid] = geom
         self.cls[gid] = cls
+        self.conf[gid] = conf
 
     def _find(self, gid: int) -> int:
         root = gid
@@ -275,10 +304,11 @@ class _Stitcher:
             self.by_wait[wb].add(ra)
             self.wait[ra] = wb
 
-    def _release(self, k: int) -> tuple[Geoms, NDArray[np.uint8]]:
+    def _release(self, k: int) -> tuple[Geoms, NDArray[np.uint8], NDArray[np.float64]]:
         roots = sorted(self.by_wait.pop(k, ()))
         geoms = np.empty(len(roots), dtype=object)
         classes = np.empty(len(roots), dtype=np.uint8)
+        conf = np.zeros((2, len(roots)))
         for i, root in enumerate(roots):
             ids = self.members.pop(root)
             del self.wait[root]
@@ -286,8 +316,9 @@ class _Stitcher:
             classes[i] = self.cls[root]
             for j in ids:
                 del self.parent[j], self.cls[j]
+                conf[:, i] += self.conf.pop(j)
             geoms[i] = parts[0] if len(parts) == 1 else shapely.union_all(parts)
-        return geoms, classes
+        return geoms, classes, conf
 
 
 def _global(labels: NDArray[np.int32], base: int) -> NDArray[np.int64]:
@@ -295,15 +326,19 @@ def _global(labels: NDArray[np.int32], base: int) -> NDArray[np.int64]:
 
 
 def _release_blocks(
-    ds: Any, grid: _Grid, progress: Callable[[int, int], None] | None
-) -> Iterator[tuple[Geoms, NDArray[np.uint8], bool]]:
-    """Yield ``(pixel-space polygons, classes, end of block row)`` after each block."""
+    ds: Any,
+    grid: _Grid,
+    progress: Callable[[int, int], None] | None,
+    *,
+    confidence: Any = None,
+) -> Iterator[_Released]:
+    """Yield the polygons completed by each block, in pixel space."""
     n_rows, n_cols = grid.blocks
     stitcher = _Stitcher(grid)
     for r in range(n_rows):
         for c in range(n_cols):
-            geoms, classes = stitcher.add(_read_block(ds, grid, (r, c)))
-            yield geoms, classes, c == n_cols - 1
+            geoms, classes, conf = stitcher.add(_read_block(ds, grid, (r, c), confidence))
+            yield _Released(geoms, classes, conf, c == n_cols - 1)
             if progress is not None:
                 progress(r * n_cols + c + 1, n_rows * n_cols)
     if stitcher.members:  # every piece waits for a block that exists

@@ -28,11 +28,13 @@ _PARQUET_ROWS = 65_536  # rows per Parquet row group; blocks release far fewer a
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    """Finished polygons written together: output coordinates, classes, areas (m²)."""
+    """Finished polygons written together, in output coordinates, with their attributes."""
 
     geoms: Geoms
     classes: NDArray[np.uint8]
-    areas: NDArray[np.float64]
+    areas: NDArray[np.float64]  # m²
+    perimeters: NDArray[np.float64]  # m
+    confidence: NDArray[np.float64]  # mean confidence (NaN: none); empty without a raster
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -122,29 +124,48 @@ def _write_atomic(
         raise
 
 
+def columns(grid: _Grid) -> list[str]:
+    """Attribute columns written for this grid, in order (geometry comes last)."""
+    names = ["class_id", "class_name", "area_m2", "perimeter_m"]
+    names += ["mean_confidence"] if grid.confidence else []
+    names += ["source"] if grid.source is not None else []
+    names += ["date"] if grid.date is not None else []
+    return names
+
+
 def _schema(grid: _Grid, *, ogr: bool) -> pa.Schema:
     wkb = {"ARROW:extension:name": "geoarrow.wkb"} if ogr else None  # how GDAL finds geometry
-    schema = pa.schema(
-        [
-            pa.field("class_id", pa.int32(), nullable=False),
-            pa.field("class_name", pa.string(), nullable=False),
-            pa.field("area_m2", pa.float64(), nullable=False),
-            pa.field("geometry", pa.binary(), nullable=False, metadata=wkb),
-        ]
-    )
+    types = {
+        "class_id": pa.int32(),
+        "class_name": pa.string(),
+        "area_m2": pa.float64(),
+        "perimeter_m": pa.float64(),
+        "mean_confidence": pa.float64(),
+        "source": pa.string(),
+        "date": pa.string(),
+    }
+    fields = [pa.field(n, types[n], nullable=n == "mean_confidence") for n in columns(grid)]
+    schema = pa.schema([*fields, pa.field("geometry", pa.binary(), nullable=False, metadata=wkb)])
     return schema if ogr else schema.with_metadata({"geo": json.dumps(_geo_metadata(grid))})
 
 
-def _record_batch(batch: _Batch, *, schema: pa.Schema, names: pa.Array) -> pa.RecordBatch:
-    return pa.record_batch(
-        [
-            pa.array(batch.classes.astype(np.int32)),
-            names.take(pa.array(batch.classes)),
-            pa.array(batch.areas),
-            pa.array(shapely.to_wkb(batch.geoms), pa.binary()),
-        ],
-        schema=schema,
-    )
+def _record_batch(
+    batch: _Batch, *, schema: pa.Schema, names: pa.Array, grid: _Grid
+) -> pa.RecordBatch:
+    n = len(batch.classes)
+    arrays = [
+        pa.array(batch.classes.astype(np.int32)),
+        names.take(pa.array(batch.classes)),
+        pa.array(batch.areas),
+        pa.array(batch.perimeters),
+    ]
+    if grid.confidence:
+        arrays.append(pa.array(batch.confidence, mask=np.isnan(batch.confidence)))
+    for value in (grid.source, grid.date):
+        if value is not None:
+            arrays.append(pa.array([value] * n, pa.string()))
+    arrays.append(pa.array(shapely.to_wkb(batch.geoms), pa.binary()))
+    return pa.record_batch(arrays, schema=schema)
 
 
 def _geometry_type(grid: _Grid) -> str:
@@ -163,7 +184,9 @@ def _write_ogr(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid)
         },
     }[fmt]
     schema = _schema(grid, ogr=True)
-    convert = partial(_record_batch, schema=schema, names=pa.array(grid.names, pa.string()))
+    convert = partial(
+        _record_batch, schema=schema, names=pa.array(grid.names, pa.string()), grid=grid
+    )
     reader = pa.RecordBatchReader.from_batches(schema, source.each(convert))
     pyogrio.write_arrow(
         reader,
@@ -183,18 +206,29 @@ def _write_geojson(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _G
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(f'{{"type": "FeatureCollection", "name": {json.dumps(layer)}, "features": [\n')
         sep = ""
-        for text in source.each(partial(_geojson_features, names=names)):
+        for text in source.each(partial(_geojson_features, names=names, grid=grid)):
             f.write(sep + text)
             sep = ",\n"
         f.write("\n]}\n")
 
 
-def _geojson_features(batch: _Batch, *, names: list[str]) -> str:
+def _geojson_features(batch: _Batch, *, names: list[str], grid: _Grid) -> str:
     geometries = shapely.to_geojson(batch.geoms).tolist()
+    tail = "".join(
+        f", {json.dumps(k)}: {json.dumps(v)}"
+        for k, v in (("source", grid.source), ("date", grid.date))
+        if v is not None
+    )
+    rows = zip(batch.classes.tolist(), batch.areas.tolist(), batch.perimeters.tolist(), strict=True)
+    if grid.confidence:
+        conf = ["null" if c != c else repr(c) for c in batch.confidence.tolist()]
+        tails = [f', "mean_confidence": {c}{tail}' for c in conf]
+    else:
+        tails = [tail] * len(batch.classes)
     return ",\n".join(
         f'{{"type": "Feature", "properties": {{"class_id": {c}, "class_name": {names[c]}, '
-        f'"area_m2": {a!r}}}, "geometry": {g}}}'
-        for c, a, g in zip(batch.classes.tolist(), batch.areas.tolist(), geometries, strict=True)
+        f'"area_m2": {a!r}, "perimeter_m": {p!r}{t}}}, "geometry": {g}}}'
+        for (c, a, p), t, g in zip(rows, tails, geometries, strict=True)
     )
 
 
@@ -217,7 +251,9 @@ def _write_parquet(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _G
     import pyarrow.parquet as pq
 
     schema = _schema(grid, ogr=False)
-    convert = partial(_record_batch, schema=schema, names=pa.array(grid.names, pa.string()))
+    convert = partial(
+        _record_batch, schema=schema, names=pa.array(grid.names, pa.string()), grid=grid
+    )
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         held: list[pa.RecordBatch] = []
         for batch in source.each(convert):
