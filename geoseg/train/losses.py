@@ -24,7 +24,7 @@ def auto_class_weights(counts: NDArray[np.int64], cap: float = 10.0) -> NDArray[
 
     Examples
     --------
-    >>> auto_class_weights(np.array([900, 100])).round(3).tolist()
+    >>> [round(float(w), 3) for w in auto_class_weights(np.array([900, 100]))]
     [0.833, 2.5]
     """
     freq = counts / max(int(counts.sum()), 1)

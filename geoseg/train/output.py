@@ -50,37 +50,51 @@ def weights_sha256(state: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
+def _json_safe(v: Any) -> Any:
+    """NaN and infinities as ``None`` (strict JSON has neither)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    return v
+
+
 def build_record(res: TrainResult) -> dict[str, Any]:
     """The training record: config, data hashes, split, per-epoch history, timings."""
     prep = res.prepared
-    return {
-        "bundle": res.cfg.bundle_name,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "config": res.cfg.to_dict(),
-        "data": data_record(prep.images, res.cfg),
-        "split": prep.split,
-        "normalization": prep.normalization,
-        "classes": [c.name for c in prep.classes],
-        "train_pixels": dict(zip((c.name for c in prep.classes), prep.counts, strict=True)),
-        "class_weights": prep.class_weights,
-        "device": res.device,
-        "epochs_run": len(res.history),
-        "best_epoch": res.best_epoch,
-        "stopped_early": res.stopped_early,
-        "resumed_from_epoch": res.resumed_from,
-        "history": res.history,
-        "validation": res.best_val,
-        "weights_sha256": weights_sha256(res.best_state),
-        "seconds": res.seconds,
-        "versions": versions(),
-    }
+    config = res.cfg.to_dict()
+    config.pop("base_dir", None)  # a local absolute path: says nothing about the model
+    record: dict[str, Any] = _json_safe(
+        {
+            "bundle": res.cfg.bundle_name,
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "config": config,
+            "data": data_record(prep.images, res.cfg),
+            "split": prep.split,
+            "normalization": prep.normalization,
+            "classes": [c.name for c in prep.classes],
+            "train_pixels": dict(zip((c.name for c in prep.classes), prep.counts, strict=True)),
+            "class_weights": prep.class_weights,
+            "device": res.device,
+            "epochs_run": len(res.history),
+            "best_epoch": res.best_epoch,
+            "stopped_early": res.stopped_early,
+            "resumed_from_epoch": res.resumed_from,
+            "history": res.history,
+            "validation": res.best_val,
+            "weights_sha256": weights_sha256(res.best_state),
+            "seconds": res.seconds,
+            "versions": versions(),
+        }
+    )
+    return record
 
 
 def write_curves(history: list[dict[str, Any]], path: Path) -> Path:
     """Loss and validation mIoU/OA per epoch as a PNG (matplotlib, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # a bare Figure renders with the Agg canvas and never touches pyplot's global state
     from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
