@@ -213,6 +213,29 @@ def test_split_keeps_training_chips_away_from_validation(prepared: Prepared) -> 
     assert prepared.split["val_labelled_px"] > 0 and prepared.split["train_labelled_px"] > 0
 
 
+def test_split_by_validation_polygon(crop: dict[str, Path], tmp_path: Path) -> None:
+    from scipy.ndimage import distance_transform_cdt
+
+    from geoseg.scene import open_scene
+
+    scene = open_scene(crop["image"])
+    t = scene.transform
+    x0, y0 = t * (100, 0)  # columns 100..159, all rows: the validation region
+    x1, y1 = t * (160, 160)
+    path = tmp_path / "val.gpkg"
+    gpd.GeoDataFrame(geometry=[box(x0, y1, x1, y0)], crs=scene.crs).to_file(path)
+    prep = prepare_data(
+        _cfg(crop, tmp_path, split={"method": "polygon", "polygon": str(path), "gap": 5})
+    )
+    img = prep.images[0]
+    assert img.val[:, 100:].all() and not img.val[:, :100].any()
+    dist = distance_transform_cdt(~img.val, metric="chessboard")
+    assert img.train_zone.sum() == (dist > 5).sum() and not img.train_zone[:, 95:].any()
+    for ref in prep.sampler.grid + prep.sampler.epoch(np.random.default_rng(0)):
+        assert ref.col + ref.size <= 95
+    assert prep.split["method"] == "polygon" and prep.split["val_labelled_px"] > 0
+
+
 # -- preprocessing parity with inference -------------------------------------
 
 
@@ -238,9 +261,12 @@ class _RecordingEngine(LocalEngine):
         self._predictor = self.recorder  # type: ignore[assignment]
 
 
+@pytest.mark.parametrize("spec", [None, {"type": "percentile", "low": 2, "high": 98}])
 def test_training_chip_equals_what_the_predictor_receives(
-    prepared: Prepared, crop: dict[str, Path], tmp_path: Path
+    prepared: Prepared, crop: dict[str, Path], tmp_path: Path, spec: dict[str, Any] | None
 ) -> None:
+    if spec is not None:  # per-scene percentiles: measured by the same function both sides
+        prepared = prepare_data(_cfg(crop, tmp_path, normalization=spec))
     bundle = ModelBundle.create(
         name="parity",
         architecture="Pointwise",
