@@ -466,7 +466,8 @@ def test_cli_flags_and_bad_input(crop: dict[str, Path], tmp_path: Path) -> None:
     cfg = tmp_path / "small.yaml"
     cfg.write_text(
         "model: {architecture: Pointwise, encoder: null, chip: 32, overlap: 4}\n"
-        "split: {block: 48, gap: 4}\nsampling: {chips_per_epoch: 8}\nbatch: 4\n"
+        "split: {block: 48, gap: 4}\nsampling: {mode: grid, chips_per_epoch: 8}\nbatch: 4\n"
+        "loss: [{name: focal}, {name: lovasz, weight: 0.5}]\n"
     )
     res = runner.invoke(cli, [*args[:1], str(cfg), *args[1:]])
     assert res.exit_code == 0, res.output
