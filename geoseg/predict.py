@@ -29,7 +29,7 @@ from geoseg.engine.local import LocalEngine
 from geoseg.engine.task import BlockResult, PredictJob, merge_partial
 from geoseg.errors import InputError, OutputError, SceneError
 from geoseg.normalize import build_normalizer, scene_percentiles
-from geoseg.predictor import resolve_device, returns_logits
+from geoseg.predictor import PRECISIONS, check_precision, resolve_device, returns_logits
 from geoseg.scene import Scene, gdal_env, open_scene
 from geoseg.writer import RasterSink, output_error
 
@@ -57,8 +57,13 @@ class PredictOptions:
     threads: int | None = None
     vector_format: str = "gpkg"
     overviews: str = "nearest"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'"
+            )
         if self.overviews not in OVERVIEWS:
             raise InputError(
                 f"--overviews must be one of {', '.join(OVERVIEWS)}, got '{self.overviews}'"
@@ -256,12 +261,15 @@ def predict(
     out = Path(out_dir)
     if len(paths) == 1:
         scene_objs = _preflight(paths, bundle, out, opts)
-    device = resolve_device(opts.device)
     if engine is None and client is not None:
         from geoseg.engine.dask import DaskEngine
 
         engine = DaskEngine(client)
     engine = engine or LocalEngine(threads=opts.threads)
+    # where the model runs decides the device: on a cluster the workers are asked
+    resolve = getattr(engine, "resolve_device", resolve_device)
+    device = resolve(opts.device)
+    check_precision(opts.precision, device)
     if len(paths) > 1:
         from geoseg.batch import run_batch
 
@@ -423,7 +431,7 @@ def predict_scene(
     timings["stats"] = time.perf_counter() - t_start
     classes = bundle.classes
     t = time.perf_counter()
-    engine.prepare(bundle, device)
+    engine.prepare(bundle, device, precision=opts.precision)
     timings["load_model"] = time.perf_counter() - t
     job = PredictJob.build(
         scene,

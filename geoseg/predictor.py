@@ -7,6 +7,7 @@ and returns class probabilities ``(n, classes, rows, cols)`` as float32.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,6 +27,45 @@ class Predictor(Protocol):
     def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
         """``(n, bands, r, c)`` normalized input -> ``(n, classes, r, c)`` class scores."""
         ...
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+"""Forward-pass precisions: float32, or autocast to bfloat16 / float16 (CUDA only)."""
+
+
+def check_precision(precision: str, device: str) -> str:
+    """Validate ``--precision`` for ``device``; returns it.
+
+    Raises
+    ------
+    InputError
+        Unknown precision, or float16 asked for on a CPU.
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise InputError(
+            "--precision fp16 needs a CUDA GPU (CPUs have no fast float16 kernels); "
+            "use --precision bf16 or fp32 on CPU"
+        )
+    return precision
+
+
+def predict_stream(
+    predictor: Predictor, batches: Iterable[NDArray[np.float32]]
+) -> Iterator[NDArray[np.float32]]:
+    """Class scores for each batch of ``batches``, in order.
+
+    A predictor with its own ``predict_stream`` (the torch one on CUDA) overlaps
+    the preparation of the next batch with the forward pass of the current one;
+    any other predictor runs one batch after the other.
+    """
+    stream = getattr(predictor, "predict_stream", None)
+    if stream is not None:
+        yield from stream(batches)
+        return
+    for x in batches:
+        yield predictor.predict(x)
 
 
 def resolve_device(device: str) -> str:
@@ -64,17 +104,37 @@ class TorchPredictor:
     Softmax is left to the blending step, which needs probabilities only where
     chips overlap (and for confidence): the argmax of logits is the argmax of
     probabilities.
+
+    On CUDA, chips go up from page-locked (pinned) host memory with
+    asynchronous copies, and :meth:`predict_stream` keeps the GPU busy: it
+    launches a batch's forward pass, then lets the caller read and normalize the
+    next batch on the CPU and queues its upload while the GPU still computes,
+    and only then waits for the first batch's scores. ``precision`` ``bf16`` or
+    ``fp16`` runs the forward pass under :func:`torch.autocast` (mixed
+    precision: convolutions in 16 bits, reductions in 32); scores come back as
+    float32 either way.
     """
 
     logits = True
 
-    def __init__(self, bundle: ModelBundle, device: str = "cpu") -> None:
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", precision: str = "fp32") -> None:
         import torch
 
         from geoseg.models import NATIVE_ARCHITECTURES
 
+        check_precision(precision, device)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(
+                f"device {device} asked for, but this process sees no CUDA GPU "
+                "(on a Dask worker: is CUDA_VISIBLE_DEVICES set right?); use --device cpu"
+            )
         self.device = device
+        self.precision = precision
         self.n_classes = len(bundle.classes)
+        self._cuda = device.startswith("cuda")
+        self._autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[
+            precision
+        ]
         # channels-last lets oneDNN/cuDNN pick their fastest kernels for deep conv
         # nets (about 30% less time per chip on CPU here); for the tiny native nets
         # the layout conversions cost more than they save. A fixed rule, not a
@@ -84,14 +144,50 @@ class TorchPredictor:
         self.model = bundle.build_model().to(device, memory_format=self.memory_format)
         self._torch = torch
 
-    def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _upload(self, chips: NDArray[np.float32]) -> Any:
+        """Chips as a tensor on the device (pinned + asynchronous on CUDA)."""
+        x = self._torch.from_numpy(np.ascontiguousarray(chips))
+        if self._cuda:
+            # pin_memory() draws on torch's caching host allocator: same-shape
+            # batches reuse the same page-locked buffers
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _forward(self, x: Any) -> Any:
         torch = self._torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
-            x = x.contiguous(memory_format=self.memory_format)
-            y = self.model(x).contiguous()
-            out: NDArray[np.float32] = y.float().cpu().numpy()
+        if self._autocast_dtype is None:
+            return self.model(x)
+        with torch.autocast(
+            device_type="cuda" if self._cuda else "cpu", dtype=self._autocast_dtype
+        ):
+            return self.model(x)
+
+    def _download(self, y: Any) -> NDArray[np.float32]:
+        out: NDArray[np.float32] = y.float().contiguous().cpu().numpy()
         return out
+
+    def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
+        with self._torch.inference_mode():
+            return self._download(self._forward(self._upload(chips)))
+
+    def predict_stream(
+        self, batches: Iterable[NDArray[np.float32]]
+    ) -> Iterator[NDArray[np.float32]]:
+        """Scores per batch; on CUDA the next batch is prepared while this one runs."""
+        if not self._cuda:
+            for chips in batches:
+                yield self.predict(chips)
+            return
+        torch = self._torch
+        todo = iter(batches)
+        with torch.inference_mode():
+            first = next(todo, None)
+            x = None if first is None else self._upload(first)
+            while x is not None:
+                y = self._forward(x)  # queued on the GPU; returns at once
+                nxt = next(todo, None)  # the caller reads + normalizes on the CPU meanwhile
+                x = None if nxt is None else self._upload(nxt)
+                yield self._download(y)  # waits for this batch only
 
 
 class OnnxPredictor:
@@ -168,15 +264,25 @@ def returns_logits(bundle: ModelBundle) -> bool:
     return True
 
 
-_cache: dict[tuple[str, str], Predictor] = {}
+_cache: dict[tuple[str, str, str], Predictor] = {}
 LOADS: list[str] = []
 """Bundle hashes this process built a model for (tests use it: once per process)."""
 _cache_lock = threading.Lock()
 
 
-def get_predictor(bundle: ModelBundle, device: str = "cpu") -> Predictor:
-    """The predictor for ``bundle`` on ``device``, built once per process."""
-    key = (bundle.sha256, device)
+def get_predictor(bundle: ModelBundle, device: str = "cpu", precision: str = "fp32") -> Predictor:
+    """The predictor for ``bundle`` on ``device``, built once per process.
+
+    ``precision`` applies to torch bundles; ONNX bundles run as exported
+    (float32 only) and index bundles compute in float32 whatever it says.
+    """
+    check_precision(precision, device)
+    if bundle.kind == "onnx" and precision != "fp32":
+        raise InputError(
+            f"bundle '{bundle.name}' is ONNX and runs as exported; --precision {precision} "
+            "applies to torch bundles (drop it, or export the ONNX model in that precision)"
+        )
+    key = (bundle.sha256, device, precision)
     with _cache_lock:
         pred = _cache.get(key)
         if pred is None:
@@ -188,14 +294,14 @@ def get_predictor(bundle: ModelBundle, device: str = "cpu") -> Predictor:
                 pred = (
                     OnnxPredictor(bundle, device)
                     if bundle.kind == "onnx"
-                    else TorchPredictor(bundle, device)
+                    else TorchPredictor(bundle, device, precision)
                 )
             _cache[key] = pred
             LOADS.append(bundle.sha256)
         return pred
 
 
-def warm(bundle_ref: str, device: str = "cpu") -> str:
+def warm(bundle_ref: str, device: str = "cpu", precision: str = "fp32") -> str:
     """Build the predictor of a bundle path or name in this process; returns its hash.
 
     For ``client.run(warm, path)`` on Dask workers before timing a run.
@@ -203,7 +309,7 @@ def warm(bundle_ref: str, device: str = "cpu") -> str:
     from geoseg.bundle import load_bundle
 
     bundle = load_bundle(bundle_ref)
-    get_predictor(bundle, device)
+    get_predictor(bundle, device, precision)
     return bundle.sha256
 
 
@@ -214,4 +320,8 @@ def loaded_bundles() -> list[str]:
 
 def predictor_info(pred: Any) -> dict[str, Any]:
     """What the run record says about a predictor."""
-    return {"class": type(pred).__name__, "device": pred.device}
+    return {
+        "class": type(pred).__name__,
+        "device": pred.device,
+        "precision": getattr(pred, "precision", "fp32"),
+    }

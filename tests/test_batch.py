@@ -41,6 +41,14 @@ def _manifest(out: Path) -> dict:
     return json.loads((out / MANIFEST).read_text())["scenes"]
 
 
+def _scene0_done(out: Path) -> bool:
+    """The manifest (replaced atomically) records scene0 as done."""
+    try:
+        return _manifest(out).get("scene0", {}).get("state") == "done"
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
 @pytest.fixture(scope="module")
 def bundle() -> geoseg.ModelBundle:
     return make_bundle(chip=64, overlap=16)
@@ -133,7 +141,7 @@ def test_killed_batch_resumes_to_the_same_bytes(tmp_path: Path, bundle) -> None:
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and not (out / "scene0_run.json").exists():
+    while time.time() < deadline and not _scene0_done(out):
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

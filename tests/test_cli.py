@@ -127,6 +127,7 @@ def test_killed_run_leaves_no_final_file(tmp_path: Path) -> None:
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "big_classes.gpkg",
+        "big_classes.qml",  # QGIS style sidecar of the class raster
         "big_classes.tif",
         "big_classes.tif.aux.xml",
         "big_confidence.tif",

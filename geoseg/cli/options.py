@@ -41,14 +41,26 @@ def progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
-    """A Dask client for ``--scheduler``/``--workers``, or ``None`` for the local engine."""
+def dask_client(
+    scheduler: str | None, workers: int | None, gpus: list[int] | None = None
+) -> Iterator[Any]:
+    """A Dask client for ``--scheduler``/``--workers``/``--gpus``, or ``None`` (local engine)."""
     from geoseg.errors import InputError
 
-    if scheduler and workers:
-        raise InputError("pass either --scheduler (an existing cluster) or --workers (a new one)")
-    if not scheduler and not workers:
+    if sum(bool(x) for x in (scheduler, workers, gpus)) > 1:
+        raise InputError(
+            "pass one of --scheduler (an existing cluster), --workers (a new CPU cluster) "
+            "or --gpus (a new cluster, one worker per GPU)"
+        )
+    if not scheduler and not workers and not gpus:
         yield None
+        return
+    if gpus:
+        from geoseg.engine.dask import gpu_cluster, require_distributed
+
+        distributed = require_distributed()
+        with gpu_cluster(gpus) as cluster, distributed.Client(cluster) as client:
+            yield client
         return
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")

@@ -17,6 +17,17 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     return tuple(int(v) if v.isdigit() else v for v in items)
 
 
+def _gpus(value: str | None) -> list[int] | None:
+    from geoseg.errors import InputError
+
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items or not all(v.isdigit() for v in items):
+        raise InputError(f"--gpus takes GPU indexes such as 0,1; got '{value}'")
+    return [int(v) for v in items]
+
+
 @click.command()
 @click.argument("scenes", nargs=-1, required=True)
 @click.option(
@@ -91,6 +102,18 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     help="Start a local Dask cluster of N single-threaded worker processes.",
 )
 @click.option(
+    "--gpus",
+    default=None,
+    help="Start a local Dask cluster with one worker per GPU, e.g. '0,1' (dask-cuda if installed).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Forward passes in float32 or mixed precision (bf16: CPU or GPU; fp16: GPU only).",
+)
+@click.option(
     "--overviews",
     type=click.Choice(["nearest", "mode"]),
     default="nearest",
@@ -108,6 +131,7 @@ def predict(
     quicklook: bool,
     scheduler: str | None,
     workers: int | None,
+    gpus: str | None,
     **opts: Any,
 ) -> None:
     """Predict class maps (COG), confidence and polygons for one or more scenes.
@@ -122,12 +146,16 @@ def predict(
       geoseg predict 'archive/*.tif' -m my.bundle -o results/ --bands red,green,blue,nir
       geoseg predict scene.tif -m water.bundle -o results/ --workers 4
       geoseg predict scene.tif -m water.bundle -o results/ --scheduler tcp://10.0.0.5:8786
+      geoseg predict scene.tif -m water.bundle -o results/ --gpus 0,1 --precision fp16
     """
     from geoseg.batch import BatchError
     from geoseg.predict import predict as run_predict
 
     failure: BatchError | None = None
-    with dask_client(scheduler, workers) as client, progress_bar("chips") as bar:
+    gpu_ids = _gpus(gpus)
+    if gpu_ids and opts.get("device") == "auto":
+        opts["device"] = "cuda"  # each GPU worker sees its own GPU as cuda
+    with dask_client(scheduler, workers, gpu_ids) as client, progress_bar("chips") as bar:
         try:
             results = run_predict(
                 list(scenes),

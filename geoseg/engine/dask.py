@@ -13,13 +13,13 @@ but the block.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from geoseg.bundle import ModelBundle
 from geoseg.chips import Block
 from geoseg.engine.task import BlockResult, PredictJob, run_block
-from geoseg.errors import MissingDependencyError
+from geoseg.errors import InputError, MissingDependencyError
 
 
 def require_distributed() -> Any:
@@ -34,7 +34,7 @@ def require_distributed() -> Any:
 
 
 def run_block_on_worker(
-    job: PredictJob, block: Block, bundle: ModelBundle, device: str
+    job: PredictJob, block: Block, bundle: ModelBundle, device: str, precision: str = "fp32"
 ) -> BlockResult:
     """The Dask task: one torch thread per worker thread, the cached model, the block."""
     from geoseg.predictor import get_predictor
@@ -46,7 +46,77 @@ def run_block_on_worker(
         if torch.get_num_threads() != 1:  # workers run one task per thread
             torch.set_num_threads(1)
     with gdal_env():
-        return run_block(job, block, get_predictor(bundle, device))
+        return run_block(job, block, get_predictor(bundle, device, precision))
+
+
+def cuda_devices() -> int:
+    """GPUs this process sees (0 without CUDA); run on workers with ``client.run``."""
+    import torch
+
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def gpu_cluster(gpus: Sequence[int], *, threads_per_gpu: int = 2, check: bool = True) -> Any:
+    """A local cluster with one worker process per GPU, each seeing only its own.
+
+    With ``dask-cuda`` installed this is its ``LocalCUDACluster`` (which also
+    pins each worker to the GPU's CPU cores); without it, a ``SpecCluster`` of
+    nannies whose worker processes get ``CUDA_VISIBLE_DEVICES=<gpu>``. Either
+    way each worker runs the model on its ``cuda`` device, and
+    ``threads_per_gpu`` block tasks at once (one reads and normalizes while the
+    other's forward pass runs).
+
+    Parameters
+    ----------
+    gpus
+        GPU indexes as this machine numbers them (``--gpus 0,1``).
+    threads_per_gpu
+        Worker threads per GPU.
+    check
+        Check that this machine has those GPUs first (tests of the cluster
+        layout turn it off).
+
+    Raises
+    ------
+    InputError
+        No CUDA, an index this machine does not have, or a repeated index.
+    """
+    distributed = require_distributed()
+    ids = [int(g) for g in gpus]
+    if not ids or len(set(ids)) != len(ids) or min(ids) < 0:
+        raise InputError(f"--gpus needs distinct GPU indexes such as 0,1; got {gpus!r}")
+    if check:
+        have = cuda_devices()
+        if have == 0:
+            raise InputError(
+                "--gpus asked for, but this machine has no CUDA GPU that torch can use "
+                "(torch.cuda.is_available() is False); use --workers N for CPU workers"
+            )
+        if max(ids) >= have:
+            raise InputError(f"--gpus {gpus!r}: this machine has {have} GPU(s), numbered from 0")
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError:
+        pass
+    else:
+        return LocalCUDACluster(
+            CUDA_VISIBLE_DEVICES=",".join(map(str, ids)),
+            threads_per_worker=threads_per_gpu,
+            dashboard_address=None,
+        )
+    workers = {
+        f"gpu-{g}": {
+            "cls": distributed.Nanny,
+            "options": {
+                "nthreads": threads_per_gpu,
+                "env": {"CUDA_VISIBLE_DEVICES": str(g)},
+                "name": f"gpu-{g}",
+            },
+        }
+        for g in ids
+    }
+    scheduler = {"cls": distributed.Scheduler, "options": {"dashboard_address": None}}
+    return distributed.SpecCluster(workers=workers, scheduler=scheduler, name="geoseg-gpus")
 
 
 class DaskEngine:
@@ -60,16 +130,43 @@ class DaskEngine:
         self.in_flight_per_thread = in_flight_per_thread
         self._bundle: Any = None
         self._device = "cpu"
+        self._precision = "fp32"
+
+    def resolve_device(self, device: str) -> str:
+        """``auto``/``cpu``/``cuda[:i]`` decided by what the workers have, not this process.
+
+        Raises
+        ------
+        InputError
+            CUDA asked for but a worker has no such GPU, or an unknown name.
+        """
+        device = device.strip().lower()
+        if device == "cpu":
+            return device
+        if device != "auto" and not device.startswith("cuda"):
+            raise InputError(f"unknown --device '{device}'; use auto, cpu, cuda or cuda:N")
+        counts = self.client.run(cuda_devices)
+        if device == "auto":
+            return "cuda" if counts and min(counts.values()) > 0 else "cpu"
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        short = sorted(w for w, n in counts.items() if n <= index)
+        if short:
+            raise InputError(
+                f"--device {device}: worker(s) {', '.join(short)} have no such CUDA GPU; "
+                "use --device cpu, or start the workers where the GPUs are"
+            )
+        return device
 
     @property
     def parallelism(self) -> int:
         """Worker threads in the cluster (at least 1)."""
         return max(1, int(sum(self.client.nthreads().values())))
 
-    def prepare(self, bundle: ModelBundle, device: str) -> None:
+    def prepare(self, bundle: ModelBundle, device: str, precision: str = "fp32") -> None:
         """Send the bundle to every worker once."""
         self._bundle = self.client.scatter(bundle, broadcast=True, hash=False)
         self._device = device
+        self._precision = precision
 
     def run(
         self,
@@ -99,6 +196,7 @@ class DaskEngine:
                     block,
                     self._bundle,
                     self._device,
+                    self._precision,
                     key=f"geoseg-block-{job_f.key}-{block.index[0]}-{block.index[1]}",
                     retries=2,
                 )

@@ -72,9 +72,9 @@ class LocalEngine:
         self.threads = threads
         self._predictor: Predictor | None = None
 
-    def prepare(self, bundle: ModelBundle, device: str) -> None:
+    def prepare(self, bundle: ModelBundle, device: str, precision: str = "fp32") -> None:
         """Build (or reuse) the model for ``bundle`` on ``device`` in this process."""
-        self._predictor = get_predictor(bundle, device)
+        self._predictor = get_predictor(bundle, device, precision)
 
     @property
     def parallelism(self) -> int:

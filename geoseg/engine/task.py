@@ -11,6 +11,7 @@ can run it exactly as the in-process engine does.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from numpy.typing import NDArray
 from geoseg.blend import axis_weights, classify, finalize, nodata_cell, softmax
 from geoseg.chips import Block, Cell, ChipGrid, Window
 from geoseg.normalize import Normalizer
-from geoseg.predictor import Predictor
+from geoseg.predictor import Predictor, predict_stream
 from geoseg.scene import Scene
 
 
@@ -176,19 +177,31 @@ def infer_block(
     t_model = t_blend = 0.0
     for i, j, _ in skipped:
         _add_chip(job, i, j, chip_cells[(i, j)], None, None, finals, sums)
-    for k in range(0, len(todo), job.batch_size):
-        batch = todo[k : k + job.batch_size]
-        tb = time.perf_counter()
-        x = job.normalizer.prepare(
-            np.stack([data[(slice(None), *sl)] for _, _, sl in batch]),
-            np.stack([valid[sl] for _, _, sl in batch]),
-        )
-        tm = time.perf_counter()
-        scores = predictor.predict(_pad_batch(x, job.batch_size))[: len(batch)]
+    batches = [todo[k : k + job.batch_size] for k in range(0, len(todo), job.batch_size)]
+    t_prep = 0.0
+
+    def prepared() -> Iterator[NDArray[np.float32]]:
+        nonlocal t_prep
+        for batch in batches:
+            tp = time.perf_counter()
+            x = job.normalizer.prepare(
+                np.stack([data[(slice(None), *sl)] for _, _, sl in batch]),
+                np.stack([valid[sl] for _, _, sl in batch]),
+            )
+            t_prep += time.perf_counter() - tp
+            yield _pad_batch(x, job.batch_size)
+
+    # predict_stream lets a GPU run one batch while the next is prepared on the CPU
+    tm = time.perf_counter()
+    for batch, padded in zip(batches, predict_stream(predictor, prepared()), strict=True):
         t_model += time.perf_counter() - tm
-        for (i, j, sl), p in zip(batch, scores, strict=True):
+        tb = time.perf_counter()
+        for (i, j, sl), p in zip(batch, padded[: len(batch)], strict=True):
             _add_chip(job, i, j, chip_cells[(i, j)], p, valid[sl], finals, sums)
         t_blend += time.perf_counter() - tb
+        tm = time.perf_counter()
+    t_model -= t_prep  # preparing the chips is blending-side work, as before
+    t_blend += t_prep
     t_cells = time.perf_counter()
     partials = []
     for cell in block.cells:
@@ -212,7 +225,7 @@ def infer_block(
         seconds={
             "read": t_read,
             "model": t_model,
-            "blend": t_blend - t_model,
+            "blend": t_blend,
             "cells": t_end - t_cells,
         },
     )
