@@ -169,12 +169,59 @@ def run_dask(
     }
 
 
+def _gpu_sampler(stop: Any, samples: list[float], index: int = 0) -> None:
+    """Poll the GPU's utilization (percent busy over the last sample period) at ~10 Hz."""
+    import subprocess
+
+    query = ["nvidia-smi", f"--id={index}", "--query-gpu=utilization.gpu",
+             "--format=csv,noheader,nounits"]
+    while not stop.is_set():
+        try:
+            out = subprocess.run(query, capture_output=True, text=True, timeout=5).stdout
+            samples.append(float(out.strip().splitlines()[0]))
+        except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+            return
+        stop.wait(0.1)
+
+
+def run_gpu(scene: str, bundle_path: str, out: str, **options: Any) -> dict[str, Any]:
+    """geoseg.predict on CUDA while nvidia-smi is sampled: how busy the GPU is kept."""
+    import threading
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"seconds": None, "skipped": "no CUDA GPU on this machine"}
+    import geoseg
+    from geoseg.predictor import warm
+
+    warm(bundle_path, "cuda", options.get("precision", "fp32"))
+    bundle = geoseg.load_bundle(bundle_path)
+    stop, samples = threading.Event(), []  # type: ignore[var-annotated]
+    sampler = threading.Thread(target=_gpu_sampler, args=(stop, samples), daemon=True)
+    sampler.start()
+    t = time.perf_counter()
+    [res] = geoseg.predict(scene, bundle, out, overwrite=True, device="cuda", **options)
+    seconds = time.perf_counter() - t
+    stop.set()
+    sampler.join()
+    return {
+        "seconds": seconds,
+        "chips": res.record["chips_inferred"],
+        "gpu": torch.cuda.get_device_name(0),
+        "gpu_busy_pct_mean": float(np.mean(samples)) if samples else None,
+        "gpu_samples": len(samples),
+        "block_seconds": res.record["block_seconds"],
+    }
+
+
 CASES = {
     "model_only": model_only,
     "geoseg": run_geoseg,
     "naive": naive,
     "io_floor": io_floor,
     "dask": run_dask,
+    "gpu": run_gpu,
 }
 
 

@@ -117,6 +117,8 @@ def case(name: str, **kwargs: Any) -> dict[str, Any]:
         raise RuntimeError(f"case {name} failed:\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     shown = {k: v for k, v in kwargs.items() if k not in ("scene", "bundle_path", "out")}
+    if result.get("skipped"):
+        return result
     print(
         f"  {name:<11} {json.dumps(shown)}"
         f"  {result['seconds']:8.2f} s  {result['peak_rss_mb']:7.0f} MB",
@@ -285,6 +287,28 @@ def section_dask(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]
     }
 
 
+def section_gpu(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
+    """GPU busy fraction of geoseg.predict (fp32 and fp16, batch 8), where CUDA exists."""
+    scene = str(make_scene(args.real_size))
+    print(f"\n5. GPU, real model, {args.real_size}^2")
+    got = {}
+    for precision in ("fp32", "fp16"):
+        r = case(
+            "gpu",
+            scene=scene,
+            bundle_path=bundles["real"],
+            out=out,
+            vector=False,
+            batch_size=8,
+            precision=precision,
+        )
+        if r.get("skipped"):
+            print(f"  not measured: {r['skipped']}")
+            return {"skipped": r["skipped"]}
+        got[precision] = r
+    return got
+
+
 def summary(results: dict[str, Any]) -> None:
     print("\nsummary")
     if "real" in results:
@@ -314,6 +338,16 @@ def summary(results: dict[str, Any]) -> None:
                 f"  cheap model-only loop peak RSS: "
                 f"{results['cheap']['model_only']['peak_rss_mb']:.0f} MB"
             )
+    if "gpu" in results:
+        g = results["gpu"]
+        if "skipped" in g:
+            print(f"  gpu: not measured ({g['skipped']})")
+        else:
+            for p, r in g.items():
+                print(
+                    f"  gpu {p}: {r['seconds']:.2f} s, GPU busy {r['gpu_busy_pct_mean']}% "
+                    f"on average ({r['gpu']})"
+                )
     if "dask" in results:
         d = results["dask"]
         m = d["memory"]
@@ -332,6 +366,7 @@ SECTIONS = {
     "cheap": section_cheap,
     "memory": section_memory,
     "dask": section_dask,
+    "gpu": section_gpu,
 }
 
 
