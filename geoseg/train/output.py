@@ -163,7 +163,13 @@ def render_card(res: TrainResult) -> str:
             f"| {name} | {m['support']} | {_pct(m['iou'])} | {_pct(m['f1'])} | "
             f"{_pct(m['precision'])} | {_pct(m['recall'])} |"
         )
-    lines += ["", "Classes without validation pixels show n/a: they were not evaluated."]
+    lines += [
+        "",
+        "Scores come from the best epoch's confusion matrix over every labelled validation "
+        "pixel, each held-out window predicted in one forward pass with the rest of the "
+        "scene masked as nodata. Classes without validation pixels show n/a: they were "
+        "not evaluated.",
+    ]
     if cfg.card_notes:
         lines += ["", cfg.card_notes.rstrip()]
     return "\n".join(lines) + "\n"
