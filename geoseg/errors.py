@@ -43,3 +43,11 @@ class VectorizeError(InputError):
 
 class MissingDependencyError(GeosegError, ImportError):
     """An optional dependency is needed for this feature."""
+
+
+class AlignmentError(InputError):
+    """Rasters to compare are not on one grid and cannot (or may not) be put on one."""
+
+
+class ChangeRuleError(InputError):
+    """A change rule names unknown classes, overlaps another rule, or is malformed."""
