@@ -14,10 +14,42 @@ import click
     required=True,
     help="Output file; format by extension: .gpkg, .geojson, .fgb, .parquet.",
 )
-@click.option("--classes", default=None, help="Only these class ids, e.g. '1,4'.")
-@click.option("--min-area", type=float, default=None, help="Drop polygons smaller than this (m²).")
 @click.option(
-    "--simplify", type=float, default=None, help="Coverage-safe simplification tolerance in metres."
+    "--classes",
+    default=None,
+    metavar="IDS",
+    help="Only polygonize these class ids, comma-separated, e.g. '1,4' [all classes].",
+)
+@click.option(
+    "--min-area",
+    type=float,
+    default=None,
+    metavar="M2",
+    help="Sieve: merge regions smaller than this (m²) into the neighbouring class they "
+    "share the longest boundary with.",
+)
+@click.option(
+    "--simplify",
+    type=float,
+    default=None,
+    metavar="METRES",
+    help="Coverage-safe simplification tolerance in metres.",
+)
+@click.option(
+    "--smooth",
+    is_flag=True,
+    help="Cut pixel stairs into diagonals; shared edges stay shared (no gaps, no overlaps).",
+)
+@click.option(
+    "--confidence",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Confidence raster on the same grid (predict's *_confidence.tif): adds mean_confidence.",
+)
+@click.option("--source", default=None, help="Source scene written as 'source' [raster tag].")
+@click.option(
+    "--date", default=None, help="Acquisition date (YYYY-MM-DD) written as 'date' [raster tag]."
 )
 @click.option("--connectivity", type=click.Choice(["4", "8"]), default="4", show_default=True)
 @click.option("--block", type=int, default=2048, show_default=True, help="Block edge in pixels.")
@@ -29,6 +61,10 @@ def vectorize(
     classes: str | None,
     min_area: float | None,
     simplify: float | None,
+    smooth: bool,
+    confidence: str | None,
+    source: str | None,
+    date: str | None,
     connectivity: str,
     block: int,
     layer: str | None,
@@ -40,6 +76,8 @@ def vectorize(
     Examples:
       geoseg vectorize results/scene_classes.tif -o scene.gpkg
       geoseg vectorize results/scene_classes.tif -o water.geojson --classes 1 --simplify 15
+      geoseg vectorize results/scene_classes.tif -o scene.gpkg --min-area 5000 --smooth \\
+          --confidence results/scene_confidence.tif
     """
     from geoseg.errors import InputError
     from geoseg.vectorize import vectorize as run_vectorize
@@ -59,6 +97,10 @@ def vectorize(
         class_ids=ids,
         min_area=min_area,
         simplify=simplify,
+        smooth=smooth,
+        confidence=confidence,
+        source=source,
+        date=date,
         overwrite=overwrite,
     )
     click.echo(f"{res.features} polygons -> {res.path} (layer {res.layer})", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -212,8 +213,41 @@ def _write_geojson(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _G
         f.write("\n]}\n")
 
 
+def _geojson_geometries(geoms: Geoms, digits: int) -> list[str]:
+    """GeoJSON geometries with at most ``digits`` decimals, through WKT.
+
+    GEOS writes GeoJSON with 16 significant digits, so a coordinate rounded to
+    9 decimals can come out as ``46.68554198000001``; its WKT writer rounds
+    and trims. Polygon WKT maps onto GeoJSON arrays by a few replacements.
+    """
+    if len(geoms) == 0:
+        return []
+    text = "\n".join(shapely.to_wkt(geoms, rounding_precision=digits, trim=True).tolist())
+    text = text.replace("MULTIPOLYGON ", "M").replace("POLYGON ", "P")
+    text = _RING_START.sub("[[", text)  # a ring's points each get brackets
+    text = _RING_END.sub("]]", text)
+    for old, new in (
+        ("], [", "],["),
+        ("), (", "],["),
+        (", ", "],["),
+        (" ", ","),
+        ("(", "["),
+        (")", "]"),
+    ):
+        text = text.replace(old, new)
+    return [
+        ('{"type": "MultiPolygon", "coordinates": ' if g[0] == "M" else _POLYGON) + g[1:] + "}"
+        for g in text.split("\n")
+    ]
+
+
+_RING_START = re.compile(r"\((?=[-\d])")
+_RING_END = re.compile(r"(?<=\d)\)")
+_POLYGON = '{"type": "Polygon", "coordinates": '
+
+
 def _geojson_features(batch: _Batch, *, names: list[str], grid: _Grid) -> str:
-    geometries = shapely.to_geojson(batch.geoms).tolist()
+    geometries = _geojson_geometries(batch.geoms, _geojson_digits(grid))
     tail = "".join(
         f", {json.dumps(k)}: {json.dumps(v)}"
         for k, v in (("source", grid.source), ("date", grid.date))
