@@ -1,0 +1,273 @@
+"""Co-registration: class rasters opened and read on one grid (see :mod:`geoseg.change`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from geoseg.errors import AlignmentError, InputError, RasterReadError
+from geoseg.schemes import NODATA_CLASS
+from geoseg.stats import _PixelAreas, class_names
+
+Align = Literal["first", "none"]
+"""How rasters on other grids are treated: reprojected onto the first's, or refused."""
+
+
+# --- grids and alignment -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RasterGrid:
+    """CRS, affine transform and ``(rows, cols)`` shape of a raster."""
+
+    crs: Any
+    transform: Any
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, ds: Any) -> RasterGrid:
+        """The grid of an open dataset."""
+        return cls(ds.crs, ds.transform, (int(ds.height), int(ds.width)))
+
+    def same_as(self, other: RasterGrid) -> bool:
+        """Same CRS, shape and transform (to a millionth of a pixel)."""
+        if self.shape != other.shape or self.crs != other.crs:
+            return False
+        tol = 1e-6 * min(abs(self.transform.a), abs(self.transform.e))
+        return bool(np.allclose(tuple(self.transform)[:6], tuple(other.transform)[:6], atol=tol))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in the grid's CRS."""
+        from rasterio.transform import array_bounds
+
+        b = array_bounds(self.shape[0], self.shape[1], self.transform)
+        return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+    def describe(self) -> str:
+        """One phrase: CRS, pixel size, shape and origin."""
+        t = self.transform
+        crs = self.crs.to_string() if self.crs is not None else "no CRS"
+        return (
+            f"{crs}, {abs(t.a):.6g}×{abs(t.e):.6g} pixels, {self.shape[0]}×{self.shape[1]} "
+            f"(rows×cols) from ({t.c:.8g}, {t.f:.8g})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        return {
+            "crs": self.crs.to_string() if self.crs is not None else None,
+            "transform": list(tuple(self.transform)[:6]),
+            "shape": list(self.shape),
+        }
+
+
+class AlignedStack:
+    """Class rasters opened and read on one grid, the reference's (see the module notes).
+
+    Use :func:`align` to make one, as a context manager.
+    """
+
+    def __init__(self, paths: Sequence[str], datasets: list[Any], how: Align) -> None:
+        self.paths = tuple(paths)
+        self.datasets = datasets
+        self.grid = RasterGrid.of(datasets[0])
+        self.grids = tuple(RasterGrid.of(ds) for ds in datasets)
+        self.names = tuple(_names(ds) for ds in datasets)
+        self.reprojected = tuple(not g.same_as(self.grid) for g in self.grids)
+        self.readers: list[Any] = []
+        self._check(how)
+        for ds, warp in zip(datasets, self.reprojected, strict=True):
+            self.readers.append(self._warped(ds) if warp else ds)
+        self.areas = _PixelAreas(datasets[0])
+
+    def _check(self, how: Align) -> None:
+        from rasterio.warp import transform_bounds
+
+        ref = self.grid
+        for path, grid, warp in zip(self.paths, self.grids, self.reprojected, strict=True):
+            if not warp:
+                continue
+            if how == "none":
+                raise AlignmentError(
+                    f"{path} ({grid.describe()}) is not on the grid of {self.paths[0]} "
+                    f"({ref.describe()}); pass align='first' (--align first) to reproject it "
+                    "onto the first raster's grid, or warp it yourself (gdalwarp -tap)"
+                )
+            b = transform_bounds(grid.crs, ref.crs, *grid.bounds)
+            r = ref.bounds
+            if not (b[0] < r[2] and r[0] < b[2] and b[1] < r[3] and r[1] < b[3]):
+                raise AlignmentError(
+                    f"{path} ({grid.describe()}) does not overlap {self.paths[0]} "
+                    f"({ref.describe()}); compare rasters of the same place"
+                )
+
+    def _warped(self, ds: Any) -> Any:
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+
+        g = self.grid
+        return WarpedVRT(
+            ds,
+            crs=g.crs,
+            transform=g.transform,
+            width=g.shape[1],
+            height=g.shape[0],
+            resampling=Resampling.nearest,
+            nodata=NODATA_CLASS,
+            tolerance=0,  # exact transformer: values do not depend on the window read
+        )
+
+    def read(self, window: Window) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+        """Class ids ``(k, rows, cols)`` and validity of every raster in ``window``."""
+        values, valid = [], []
+        for path, reader in zip(self.paths, self.readers, strict=True):
+            try:
+                data = reader.read(1, window=window, masked=True)
+            except RasterioError as err:
+                raise RasterReadError(f"cannot read {path}: {err}") from err
+            raw = np.ma.getdata(data)
+            ok = ~np.ma.getmaskarray(data) & (raw != NODATA_CLASS)
+            if raw.dtype != np.uint8:
+                bad = ok & ((raw < 0) | (raw > NODATA_CLASS))
+                if bad.any():
+                    raise InputError(
+                        f"{path} has class values outside 0..254 ({raw[bad].min()}..."
+                        f"{raw[bad].max()}); change compares class ids, not measurements"
+                    )
+                raw = np.where(ok, raw, NODATA_CLASS).astype(np.uint8)
+            values.append(raw)
+            valid.append(ok)
+        return np.stack(values), np.stack(valid)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Per input: path, SHA-256, grid, and whether it was reprojected."""
+        return [
+            {
+                "path": path,
+                "sha256": file_sha256(path),
+                "grid": grid.to_dict(),
+                "reprojected": warp,
+                "resampling": "nearest" if warp else None,
+            }
+            for path, grid, warp in zip(self.paths, self.grids, self.reprojected, strict=True)
+        ]
+
+    def close(self) -> None:
+        """Close the readers and datasets."""
+        for reader, ds in zip(self.readers, self.datasets, strict=False):
+            if reader is not ds:
+                reader.close()
+        for ds in self.datasets:
+            ds.close()
+
+    def __enter__(self) -> AlignedStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") -> AlignedStack:
+    """Open class rasters on one grid: the first raster's.
+
+    Parameters
+    ----------
+    rasters
+        Two or more single-band integer class rasters, in time order.
+    how
+        ``"first"``: warp rasters on another grid onto the first's (nearest);
+        ``"none"``: refuse rasters on another grid.
+
+    Returns
+    -------
+    AlignedStack
+        Use it as a context manager; it closes the files.
+
+    Raises
+    ------
+    AlignmentError
+        Different grids with ``how="none"``, or rasters that do not overlap.
+    InputError
+        Fewer than two rasters, no CRS, not a single-band integer raster.
+
+    Examples
+    --------
+    >>> years = [f"data/water/pucallpa_{y}_water_mndwi_otsu.tif" for y in (1985, 2020)]
+    >>> with align(years) as stack:
+    ...     print(stack.reprojected, stack.names[0])
+    (False, False) {0: 'land', 1: 'water'}
+    """
+    if how not in ("first", "none"):
+        raise InputError(f"align must be 'first' or 'none', got {how!r}")
+    paths = [os.fspath(p) for p in rasters]
+    if len(paths) < 2:
+        raise InputError("change needs at least two class rasters (t0 and t1)")
+    datasets: list[Any] = []
+    try:
+        for path in paths:
+            datasets.append(_open_class_raster(path))
+        return AlignedStack(paths, datasets, how)
+    except BaseException:
+        for ds in datasets:
+            ds.close()
+        raise
+
+
+_align = align  # the public functions take an ``align=`` option that shadows the name
+
+
+def _open_class_raster(path: str) -> Any:
+    try:
+        ds = rasterio.open(path)
+    except RasterioError as err:
+        raise RasterReadError(f"cannot open class raster {path}: {err}; check the path") from err
+    dtype = np.dtype(ds.dtypes[0])
+    if ds.count != 1 or dtype.kind not in "iu":
+        ds.close()
+        raise InputError(
+            f"{path} has {ds.count} band(s) of {dtype}; change needs single-band integer "
+            "class rasters such as the *_classes.tif that predict writes"
+        )
+    if ds.crs is None:
+        ds.close()
+        raise InputError(
+            f"{path} has no CRS, so it cannot be placed; assign one (gdal_edit.py -a_srs EPSG:…)"
+        )
+    return ds
+
+
+def _names(ds: Any) -> dict[int, str]:
+    """Class names by id (``GEOSEG_CLASSES``, ``CLASS_<id>`` band or dataset tags, ``classes``)."""
+    names = class_names(ds)
+    if names:
+        return names
+    return {
+        int(k[6:]): v for k, v in ds.tags().items() if k.startswith("CLASS_") and k[6:].isdigit()
+    }
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(1 << 20), b""):
+            h.update(piece)
+    return h.hexdigest()
+
+
+def _windows(shape: tuple[int, int], block: int) -> Iterator[Window]:
+    if not isinstance(block, int) or block < 1:
+        raise InputError(f"block must be a positive number of pixels, got {block!r}")
+    for r in range(0, shape[0], block):
+        for c in range(0, shape[1], block):
+            yield Window(c, r, min(block, shape[1] - c), min(block, shape[0] - r))
