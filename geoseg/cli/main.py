@@ -55,6 +55,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("eval_cmd", "eval_"),
     ("train_cmd", "train"),
     ("stats_cmd", "stats"),
+    ("change_cmd", "change"),
 ]
 
 
