@@ -10,9 +10,9 @@ Co-registration
     raster's CRS, transform and shape. A raster on exactly that grid is read as
     it is. Any other raster is, with ``align="first"`` (the default), warped
     onto the reference grid through a GDAL ``WarpedVRT`` with **nearest**
-    resampling (class ids must never be averaged) and an exact transformer
-    (``tolerance=0``, so a pixel's value never depends on the block it is read
-    in). Only the overlap is compared: reference pixels outside another raster
+    resampling (class ids must never be averaged) and an in effect exact
+    transformer (error ≤ 1e-9 pixel, so a pixel's value does not depend on the
+    block it is read in). Only the overlap is compared: reference pixels outside another raster
     are nodata in every output. With ``align="none"`` rasters on different
     grids are refused; rasters that do not overlap at all are always refused
     (:class:`~geoseg.errors.AlignmentError`, naming both grids).

@@ -18,6 +18,10 @@ from geoseg.errors import AlignmentError, InputError, RasterReadError
 from geoseg.schemes import NODATA_CLASS
 from geoseg.stats import _PixelAreas, class_names
 
+TOLERANCE = 1e-9
+"""Error allowed (pixels) to GDAL's approximate transformer: in effect exact, so a pixel's
+value does not depend on the block it is read in (rasterio refuses 0)."""
+
 Align = Literal["first", "none"]
 """How rasters on other grids are treated: reprojected onto the first's, or refused."""
 
@@ -124,7 +128,7 @@ class AlignedStack:
             height=g.shape[0],
             resampling=Resampling.nearest,
             nodata=NODATA_CLASS,
-            tolerance=0,  # exact transformer: values do not depend on the window read
+            tolerance=TOLERANCE,
         )
 
     def read(self, window: Window) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
