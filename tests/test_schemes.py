@@ -54,3 +54,24 @@ def test_bad_schemes_are_refused(items: list, match: str) -> None:
 def test_unknown_scheme_lists_known_ones() -> None:
     with pytest.raises(InputError, match="known schemes: .*nlcd8"):
         load_scheme("no-such-scheme")
+
+
+def test_dynamic_world_and_flood_schemes() -> None:
+    dw = load_scheme("dynamic-world")
+    assert [c.id for c in dw] == list(range(9))
+    assert dw[0].name == "water" and dw[1].name == "trees" and dw[8].name == "snow_and_ice"
+    assert dw[0].color.upper() == "#419BDF" and dw[6].color.upper() == "#C4281B"
+    flood = load_scheme("flood")
+    assert [(c.id, c.name) for c in flood] == [
+        (0, "dry"),
+        (1, "permanent water"),
+        (2, "flood"),
+        (3, "receded"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["dynamic-world", "flood", "forest", "nlcd8", "water"])
+def test_schemes_describe_every_class(name: str) -> None:
+    # esa-worldcover has no per-class descriptions yet (not in this list until it does)
+    assert all(c.description for c in load_scheme(name))
+    assert len({c.color.upper() for c in load_scheme(name)}) == len(load_scheme(name))
