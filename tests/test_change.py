@@ -483,3 +483,14 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "is not on the grid of" in proc.stderr
+
+
+def test_cli_two_dates_without_rules_writes_the_transition_table(tmp_path: Path) -> None:
+    a, b = classes(tmp_path / "a.tif", T0), classes(tmp_path / "b.tif", T1)
+    result = CliRunner().invoke(cli, ["change", str(a), str(b), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "| forest | 0.09 | 0.18 | 0.09 | 0.36 |" in result.output
+    files = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert files == ["change_run.json", "transitions_t0_t1.csv", "transitions_t0_t1.md"]
+    help_text = CliRunner().invoke(cli, ["change", "--help"]).output
+    assert "geoseg change forest_2000.tif forest_2020.tif --out change/" in help_text

@@ -58,6 +58,11 @@ First change year
     happened in 1992 gets 2000. Pixels that never changed (or changed back)
     are nodata (0).
 
+The package is split by concern: :mod:`~geoseg.change.grid` (co-registration),
+:mod:`~geoseg.change.rules` (change classes), :mod:`~geoseg.change.transitions`,
+:mod:`~geoseg.change.mmu`, :mod:`~geoseg.change.maps` (change rasters, flood),
+:mod:`~geoseg.change.series` (first-change date) and :mod:`~geoseg.change.records`.
+
 Examples
 --------
 >>> table = transition_matrix(

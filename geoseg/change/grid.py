@@ -26,9 +26,6 @@ Align = Literal["first", "none"]
 """How rasters on other grids are treated: reprojected onto the first's, or refused."""
 
 
-# --- grids and alignment -------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class RasterGrid:
     """CRS, affine transform and ``(rows, cols)`` shape of a raster."""

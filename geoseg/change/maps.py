@@ -22,8 +22,6 @@ from geoseg.schemes import ClassInfo, load_scheme
 from geoseg.stats import AreaTable, class_areas
 from geoseg.writer import RasterSink
 
-# --- change maps ---------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class ChangeResult:

@@ -17,9 +17,6 @@ MAX_HALO = 4096
 """Largest MMU halo (pixels) read around a block; a larger ``mmu_m2`` is refused."""
 
 
-# --- minimum mapping unit ------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class _Mmu:
     """Patches of ``selected`` values under ``area_m2`` become ``fill``."""

@@ -12,8 +12,6 @@ from typing import Any
 from geoseg.atomic import atomic_path
 from geoseg.errors import OutputError
 
-# --- records -------------------------------------------------------------------------
-
 
 def write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = False) -> Path:
     """Write a text file atomically (tables, records)."""

@@ -21,9 +21,6 @@ DEFAULT_COLORS = {"loss": "#E31A1C", "gain": "#33A02C", "flood": "#1F78B4"}
 PALETTE = ("#E31A1C", "#33A02C", "#1F78B4", "#FF7F00", "#6A3D9A", "#B15928", "#FB9A99", "#A6CEE3")
 
 
-# --- rules ---------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class ChangeRule:
     """A named change class: pixels that were one of ``from_classes`` and are one of ``to_classes``.

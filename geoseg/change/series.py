@@ -29,9 +29,6 @@ YEAR_NODATA = 0
 """Value of a first-change-year raster where a pixel never changed or was never observed."""
 
 
-# --- time series: first change year -------------------------------------------------
-
-
 @dataclass(frozen=True)
 class YearResult:
     """A written first-change-year raster and the area detected at each date."""

@@ -15,8 +15,6 @@ from numpy.typing import NDArray
 from geoseg.change.grid import Align, AlignedStack, _align, _windows
 from geoseg.schemes import NODATA_CLASS
 
-# --- transitions ---------------------------------------------------------------------
-
 
 @dataclass(frozen=True, slots=True)
 class Transition:
