@@ -13,6 +13,10 @@ Two kinds exist:
     scene on a decimated read of its valid pixels: right when models must work
     across sensors and units. The measured values go into the run record, and
     every block uses the same values, so tiling cannot change them.
+    With ``joint: true`` one stretch serves every band (the lowest ``p_low``
+    and highest ``p_high`` of all bands), so the order of bands at a pixel
+    (green above NIR over water) survives normalization, which a per-band
+    stretch scrambles from scene to scene.
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ def validate_normalization(spec: Mapping[str, Any], n_bands: int) -> dict[str, A
                 f"percentile normalization needs 0 <= low < high <= 100, got {low}, {high}"
             )
         out.update(low=low, high=high)
+        if spec.get("joint"):  # key only when set: existing bundles keep their hash
+            out["joint"] = True
         for key in ("mean", "std"):
             if key in spec:
                 vals = spec[key]
@@ -150,6 +156,9 @@ def build_normalizer(
         return Normalizer(sub=sub, mul=mul)
     if stats is None:
         raise BundleError("percentile normalization needs per-scene statistics")
+    if spec.get("joint"):
+        low, high = min(lo for lo, _ in stats), max(hi for _, hi in stats)
+        stats = [(low, high)] * len(stats)
     sub = tuple(lo for lo, _ in stats)
     mul = tuple(1.0 / (hi - lo) if hi > lo else 1.0 for lo, hi in stats)
     post_sub = tuple(spec["mean"]) if "mean" in spec else None

@@ -193,14 +193,51 @@ def itaipu() -> None:
             )
 
 
+def validation_truths() -> None:
+    """Labels kept only inside the validation blocks of ``workflows/train-water.yaml``.
+
+    The same seeded draw as ``geoseg train`` (:func:`geoseg.train.data.block_val_mask`,
+    seed ``split.seed or seed`` + image position), so trained models and baselines
+    are scored on exactly the pixels the model never trained on.
+    """
+    import yaml
+
+    from geoseg.train.data import block_val_mask
+
+    cfg = yaml.safe_load((REPO / "workflows" / "train-water.yaml").read_text(encoding="utf-8"))
+    split = cfg["split"]
+    seed = split.get("seed", cfg.get("seed", 0))
+    for k, item in enumerate(cfg["data"]):
+        label_path = (REPO / "workflows" / item["labels"]).resolve()
+        with rasterio.open(label_path) as ds:
+            labels = ds.read(1)
+            val = block_val_mask(
+                labels.shape,
+                labels != 255,
+                block=split["block"],
+                fraction=split["val_fraction"],
+                seed=seed + k,
+            )
+            out = OUT / f"{label_path.stem}_val.tif"
+            write_label(
+                out,
+                np.where(val, labels, 255),
+                ds,
+                LABEL_SOURCE=f"{label_path.name} inside the validation blocks of train-water.yaml",
+                IMAGE=Path(item["image"]).name,
+            )
+
+
 def main() -> int:
-    """Build every label."""
+    """Build every label (``--val``: only the validation-block truths)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    zion()
-    olinda()
-    pucallpa()
-    naip()
-    itaipu()
+    if "--val" not in sys.argv:
+        zion()
+        olinda()
+        pucallpa()
+        naip()
+        itaipu()
+    validation_truths()
     return 0
 
 

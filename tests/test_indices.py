@@ -268,3 +268,20 @@ def test_cli_predict_with_index_bundle_end_to_end(tmp_path: Path) -> None:
     assert 0 < (classes == 1).sum() < 0.01 * classes.size  # Zion: a little water
     assert conf[classes == 0].min() >= 50
     assert (tmp_path / "landsat8_2015-08-18_b2345_classes.gpkg").exists()
+
+
+def test_joint_percentile_stretch_keeps_band_order() -> None:
+    """The water model's normalization: one stretch for all bands keeps green > nir."""
+    from geoseg.normalize import build_normalizer, validate_normalization
+
+    stats = [(60.0, 200.0), (10.0, 70.0)]  # green, nir percentiles of one scene
+    pixel = np.array([[[[80.0]], [[60.0]]]], dtype=np.float32)  # water-like: green > nir
+    joint = build_normalizer(
+        validate_normalization({"type": "percentile", "joint": True}, 2), stats=stats
+    )
+    per_band = build_normalizer(validate_normalization({"type": "percentile"}, 2), stats=stats)
+    j = joint(pixel.copy())[0, :, 0, 0]
+    p = per_band(pixel.copy())[0, :, 0, 0]
+    assert j == pytest.approx([70 / 190, 50 / 190])  # one stretch 10..200: order kept
+    assert p == pytest.approx([20 / 140, 50 / 60])  # per band: nir now looks brighter
+    assert "joint" not in validate_normalization({"type": "percentile"}, 2)
