@@ -204,7 +204,7 @@ def class_areas(
         raise InputError(f"block must be a positive number of pixels, got {block}")
     ds = _open_class_raster(raster)
     with ds:
-        areas = _PixelAreas(ds)
+        areas = PixelAreas(ds)
         names = class_names(ds)
         zone_list = _read_zones(zones, zone_field, zones_layer, ds) if zones is not None else None
         size = 256 if ds.dtypes[0] == "uint8" else 65536
@@ -239,7 +239,7 @@ def class_areas(
 
 
 def _rows(
-    zone: str | None, tally: _Tally, names: dict[int, str], areas: _PixelAreas
+    zone: str | None, tally: _Tally, names: dict[int, str], areas: PixelAreas
 ) -> Iterator[AreaRow]:
     ids = np.flatnonzero(tally.pixels)
     if areas.geographic:
@@ -258,7 +258,7 @@ def _rows(
         )
 
 
-class _PixelAreas:
+class PixelAreas:
     """Pixel area in m²: one number for projected CRSs, one per row for geographic ones."""
 
     def __init__(self, ds: Any) -> None:
@@ -329,9 +329,10 @@ def _check_values(
 def class_names(ds: Any) -> dict[int, str]:
     """Class names of an open class raster, by id.
 
-    From the ``GEOSEG_CLASSES`` tag (geoseg's outputs), else ``CLASS_<id>`` band
-    tags, else a ``classes`` tag holding a JSON ``{"id": "name"}`` object (as the
-    bundled NLCD labels have); classes without a name are ``class_<id>``.
+    From the ``GEOSEG_CLASSES`` tag (geoseg's outputs), else ``CLASS_<id>`` tags
+    (of band 1 or of the dataset), else a ``classes`` tag holding a JSON
+    ``{"id": "name"}`` object (as the bundled NLCD labels have); classes without
+    a name are ``class_<id>``.
     """
     tags = ds.tags()
     if "GEOSEG_CLASSES" in tags:
@@ -341,7 +342,7 @@ def class_names(ds: Any) -> dict[int, str]:
             pass  # fall back to the other sources
     names = {
         int(key[6:]): value
-        for key, value in ds.tags(1).items()
+        for key, value in (*tags.items(), *ds.tags(1).items())  # band tags win
         if key.startswith("CLASS_") and key[6:].isdigit()
     }
     if names or "classes" not in tags:

@@ -70,8 +70,7 @@ def test_dynamic_world_and_flood_schemes() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["dynamic-world", "flood", "forest", "nlcd8", "water"])
+@pytest.mark.parametrize("name", sorted(SCHEMES))
 def test_schemes_describe_every_class(name: str) -> None:
-    # esa-worldcover has no per-class descriptions yet (not in this list until it does)
     assert all(c.description for c in load_scheme(name))
     assert len({c.color.upper() for c in load_scheme(name)}) == len(load_scheme(name))

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from geoseg.errors import AlignmentError, InputError, RasterReadError
 from geoseg.schemes import NODATA_CLASS
-from geoseg.stats import _PixelAreas, class_names
+from geoseg.stats import PixelAreas, class_names
 
 TOLERANCE = 1e-9
 """Error allowed (pixels) to GDAL's approximate transformer: in effect exact, so a pixel's
@@ -89,7 +89,7 @@ class AlignedStack:
         self._check(how)
         for ds, warp in zip(datasets, self.reprojected, strict=True):
             self.readers.append(self._warped(ds) if warp else ds)
-        self.areas = _PixelAreas(datasets[0])
+        self.areas = PixelAreas(datasets[0])
 
     def _check(self, how: Align) -> None:
         from rasterio.warp import transform_bounds
