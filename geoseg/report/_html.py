@@ -33,11 +33,12 @@ def leaflet_assets() -> tuple[str, str]:
     """Leaflet's JavaScript and CSS, as vendored in ``geoseg/report/static/leaflet``.
 
     The CSS's ``url(images/…)`` (layer-switcher and marker icons, unused here) are
-    dropped so the page asks for no file at all.
+    dropped so the page asks for no file at all, and so are its comments.
     """
     root = resources.files("geoseg.report") / "static" / "leaflet"
     js = (root / "leaflet.js").read_text(encoding="utf-8")
     css = (root / "leaflet.css").read_text(encoding="utf-8")
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
     css = re.sub(r"url\((?!data:)[^)]*\)", "none", css)
     return js.replace("</script", "<\\/script"), css
 

@@ -199,8 +199,8 @@ def load_image(source: str | os.PathLike[str] | bytes) -> Image:
     if mime is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         mime = "image/webp"
     if mime is None:
-        what = "bytes" if isinstance(source, bytes) else str(source)
-        raise InputError(f"{what} is not a PNG, JPEG, GIF or WebP image; pass an image file")
+        what = f"{len(data)} bytes" if isinstance(source, bytes) else str(source)
+        raise InputError(f"{what}: not a PNG, JPEG, GIF or WebP image; pass one of those")
     from PIL import Image as PILImage
 
     with PILImage.open(io.BytesIO(data)) as img:
