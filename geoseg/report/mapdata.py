@@ -261,6 +261,8 @@ def coverage_simplify(geoms: NDArray[np.object_], tolerance: float) -> NDArray[n
 def grid_step(geoms: NDArray[np.object_]) -> float | None:
     """The pixel size when every vertex lies on a common square grid, else ``None``.
 
+    The grid step is the smallest vertex step, or a fraction of it down to 1/6.
+
     Examples
     --------
     >>> import shapely
@@ -276,11 +278,13 @@ def grid_step(geoms: NDArray[np.object_]) -> float | None:
     steps = steps[steps > 0]
     if not steps.size:
         return None
-    step = float(steps.min())
-    rel = (xy - xy[0]) / step
-    if np.abs(rel - np.round(rel)).max() > 1e-6:
-        return None
-    return step
+    rel0 = xy - xy[0]
+    for k in range(1, 7):  # the smallest step may span a few pixels: try its fractions
+        step = float(steps.min()) / k
+        rel = rel0 / step
+        if np.abs(rel - np.round(rel)).max() <= 1e-6:
+            return step
+    return None
 
 
 def _feature_collection(wgs: Any, names: dict[int, str]) -> str:
