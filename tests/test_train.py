@@ -475,3 +475,14 @@ def test_cli_flags_and_bad_input(crop: dict[str, Path], tmp_path: Path) -> None:
     bad = runner.invoke(cli, ["train", "--image", str(crop["image"]), "--scheme", "nlcd8"])
     assert bad.exit_code == 2 and "give one --labels per --image" in bad.output
     assert isinstance(bad.exception, SystemExit) and not isinstance(bad.exception, GeosegError)
+
+
+def test_shipped_forest_bundle_records_its_training() -> None:
+    bundle = load_bundle("forest")
+    prov = bundle.meta["provenance"]
+    assert bundle.bands == ("green", "red", "nir")
+    assert [c.name for c in bundle.classes] == ["non-forest", "forest"]
+    assert prov["split"]["method"] == "blocks" and prov["split"]["val_labelled_px"] > 0
+    assert prov["validation"]["miou"] > 0.5  # the card's number, measured at training time
+    assert "## Known failure modes" in bundle.card_text()
+    assert (ROOT / "docs" / "models" / "forest.md").read_text() == bundle.meta["card"]
