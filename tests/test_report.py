@@ -180,6 +180,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     only = Report("polygons only")
     only.add_map("Map", res.outputs["vector"], scheme=bundle.classes, overlay=False, fill_opacity=1)
     only_path = only.write(root / "only" / "report.html")
+    # open the popup of the largest polygon, as a click would
+    with only_path.open("a", encoding="utf-8") as f:
+        f.write(
+            "<script>var g = window.geosegMaps[0], big = null;"
+            "g.polygons.eachLayer(function (l) { if (!big || l.feature.properties.area_m2 >"
+            " big.feature.properties.area_m2) big = l; });"
+            "big.getPopup().options.autoPan = false; big.openPopup();</script>"
+        )
     control = root / "control" / "page.html"
     control.parent.mkdir()
     control.write_text('<html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
@@ -324,6 +332,16 @@ def test_chromium_draws_one_path_per_inlined_polygon(run: dict[str, Any]) -> Non
     assert "geoseg-overlay" not in run["only"].dom.split("<script")[0]
 
 
+def test_clicking_a_polygon_shows_its_class_and_area(run: dict[str, Any]) -> None:
+    gdf = pyogrio.read_dataframe(run["res"].outputs["vector"])
+    big = gdf.loc[gdf["area_m2"].idxmax()]
+    popup = re.search(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div></div>', run["only"].dom)
+    assert popup is not None
+    text = re.sub(r"<[^>]+>", "", popup.group(1))
+    area = f"{big['area_m2'] / 1e6:,.3f}".rstrip("0").rstrip(".")  # the largest is km²-sized
+    assert text == f"class: {big['class_name']} ({big['class_id']})area: {area} km²"
+
+
 def _map_pixels(view: BrowserView) -> np.ndarray:
     left, top, width, height = (int(v) for v in map_element(view.dom)["data-rect"].split(","))
     assert width > 300 and height > 300
@@ -340,7 +358,10 @@ def test_screenshot_shows_the_class_colors_where_the_map_is(
     colors = {c.name: c.color for c in run["bundle"].classes}
     counts = color_counts(pixels, colors)
     painted = sum(counts.values())
-    assert painted > 0.25 * pixels.shape[0] * pixels.shape[1]
+    # the map's own background (no basemap) is #eef1f3; everything else is drawn
+    drawn = int((np.abs(pixels.astype(int) - rgb("#eef1f3")).max(axis=-1) > 3).sum())
+    assert drawn > 0.2 * pixels.shape[0] * pixels.shape[1]
+    assert painted > 0.6 * drawn  # mostly class fill (the rest: outlines, controls, popup)
     for row in table.rows:
         if row.share >= 0.01:  # every class with 1 % of the area is on screen
             assert counts[row.class_name] > 50, (row.class_name, counts)

@@ -230,6 +230,9 @@ MAP_SCRIPT = """
     };
     toggle("polygons", layer);
     toggle("overlay", overlay);
+    // for scripting and tests: window.geosegMaps[i] = {map, polygons, overlay}
+    window.geosegMaps = window.geosegMaps || [];
+    window.geosegMaps.push({map: map, polygons: layer, overlay: overlay});
     var rect = el.getBoundingClientRect();
     el.setAttribute("data-rect", [Math.round(rect.left + window.scrollX),
       Math.round(rect.top + window.scrollY), Math.round(rect.width),

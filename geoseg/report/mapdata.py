@@ -218,7 +218,7 @@ def _simplify(gdf: Any, simplify_m: float | None, max_vertices: int, notes: list
         if vertices <= max_vertices:
             return gdf
         b = gdf.total_bounds
-        simplify_m = max(b[2] - b[0], b[3] - b[1]) * unit / 2000  # ~ a screen pixel at full view
+        simplify_m = max(b[2] - b[0], b[3] - b[1]) * unit / 1000  # ~ a screen pixel at full view
     if simplify_m < 0 or not math.isfinite(simplify_m):
         raise InputError(f"simplify_m must be a non-negative number of metres, got {simplify_m}")
     simple = coverage_simplify(geoms, simplify_m / unit)

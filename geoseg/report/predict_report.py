@@ -60,7 +60,8 @@ def report_for_predict(
     stem = Path(str(scene.get("path", classes))).stem
     report = Report(
         title or f"{stem}: {bundle.get('name', 'classes')}",
-        subtitle=f"geoseg predict of {scene.get('path', '?')} · run {record.get('created', '?')}",
+        subtitle=f"geoseg predict of {Path(str(scene.get('path', '?'))).name}, "
+        f"run {record.get('created', '?')}",
     )
     from geoseg.stats import class_areas
 
@@ -118,9 +119,10 @@ def _summary(report: Report, record: dict[str, Any], table: Any) -> None:
         lines.append(f"Largest: {top}.")
     timings = record.get("timings_s") or {}
     if "total" in timings:
+        device = (record.get("parameters") or {}).get("device", "?")
         lines.append(
-            f"{record.get('chips_inferred', 0):,} chips inferred in {timings['total']:,.1f} s "
-            f"on {(record.get('parameters') or {}).get('device', '?')}."
+            f"The run took {timings['total']:,.1f} s on {device} "
+            f"({record.get('chips_inferred', 0):,} chips inferred)."
         )
     report.add_text("Summary", " ".join(lines))
 
