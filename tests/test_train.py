@@ -297,24 +297,39 @@ def _weights(state: dict[str, torch.Tensor]) -> list[np.ndarray]:
     return [state[k].numpy() for k in sorted(state)]
 
 
-def test_two_runs_give_identical_weights(crop: dict[str, Path], tmp_path: Path) -> None:
-    a = train(_cfg(crop, tmp_path / "a", epochs=1), progress=False)
-    b = train(_cfg(crop, tmp_path / "b", epochs=1), progress=False)
+UNET = {
+    "architecture": "Unet",
+    "encoder": "resnet18",
+    "arch_params": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
+    "chip": 32,
+    "overlap": 8,
+}
+
+
+@pytest.mark.parametrize("model", [None, UNET], ids=["convstack", "unet"])
+def test_two_runs_give_identical_weights(
+    crop: dict[str, Path], tmp_path: Path, model: dict[str, Any] | None
+) -> None:
+    over: dict[str, Any] = {"model": model} if model else {}
+    a = train(_cfg(crop, tmp_path / "a", epochs=1, **over), progress=False)
+    b = train(_cfg(crop, tmp_path / "b", epochs=1, **over), progress=False)
     for x, y in zip(_weights(a.model.state_dict()), _weights(b.model.state_dict()), strict=True):
         assert np.array_equal(x, y)
     assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
-    c = train(_cfg(crop, tmp_path / "c", epochs=1, seed=1), progress=False)
+    c = train(_cfg(crop, tmp_path / "c", epochs=1, seed=1, **over), progress=False)
     assert not all(
         np.array_equal(x, y)
         for x, y in zip(_weights(a.model.state_dict()), _weights(c.model.state_dict()), strict=True)
     )
 
 
+@pytest.mark.parametrize("model", [None, UNET], ids=["convstack", "unet"])
 def test_resume_after_interruption_equals_an_uninterrupted_run(
-    crop: dict[str, Path], tmp_path: Path
+    crop: dict[str, Path], tmp_path: Path, model: dict[str, Any] | None
 ) -> None:
-    full = train(_cfg(crop, tmp_path / "full", epochs=3), progress=False)
-    cfg = _cfg(crop, tmp_path / "cut", epochs=3)
+    over: dict[str, Any] = {"model": model} if model else {}
+    full = train(_cfg(crop, tmp_path / "full", epochs=3, **over), progress=False)
+    cfg = _cfg(crop, tmp_path / "cut", epochs=3, **over)
     first = train(cfg, max_epochs_this_run=1, progress=False)
     assert len(first.history) == 1 and not first.extra["finished"]
 
