@@ -18,10 +18,11 @@ for a ``geoseg predict`` output.
 
 from __future__ import annotations
 
-from geoseg.report.builder import Report, read_record, record_facts
+from geoseg.report.builder import Report
 from geoseg.report.images import BandChoice, band_roles, choose_bands
 from geoseg.report.mapdata import MapData, build_map_data
 from geoseg.report.predict_report import report_for_predict
+from geoseg.report.records import read_record, record_facts
 
 __all__ = [
     "BandChoice",

@@ -26,6 +26,7 @@ from geoseg.report.images import (
     load_image,
 )
 from geoseg.report.mapdata import MAX_FEATURES, MAX_VERTICES, MapData, build_map_data
+from geoseg.report.records import read_record, record_facts
 from geoseg.schemes import ClassInfo
 
 ImageSource = str | os.PathLike[str] | bytes
@@ -437,66 +438,3 @@ def _from_items(
         tuple(i.get(c) for c in cols) if isinstance(i, Mapping) else tuple(i) for i in items
     ]
     return [str(c) for c in cols], body, note
-
-
-def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A run record (``*_run.json``) as a dict."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read run record {path}: {err}; pass a *_run.json") from err
-    if not isinstance(record, dict):
-        raise InputError(f"{path} is not a run record: it holds no JSON object")
-    return record
-
-
-def record_facts(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Short facts of a run record: inputs, bundle, device, chips, timings, memory.
-
-    Records that are not ``geoseg predict``'s get their top-level plain values.
-    """
-    facts: list[tuple[str, str]] = []
-    scene = record.get("scene")
-    if isinstance(scene, Mapping):
-        shape = scene.get("shape") or ["?", "?"]
-        names = ", ".join(map(str, scene.get("band_names") or []))
-        facts.append(("input", str(scene.get("path", "?"))))
-        facts.append(("grid", f"{shape[0]:,} × {shape[1]:,} px, {scene.get('crs')}, bands {names}"))
-    bundle = record.get("bundle")
-    if isinstance(bundle, Mapping):
-        arch = " / ".join(str(bundle[k]) for k in ("architecture", "encoder") if bundle.get(k))
-        sha = str(bundle.get("sha256", ""))[:12]
-        facts.append(
-            ("bundle", f"{bundle.get('name')} ({arch or bundle.get('kind')}), sha256 {sha}…")
-        )
-    params = record.get("parameters")
-    if isinstance(params, Mapping):
-        p = params
-        facts.append(("run on", f"{p.get('device')}, engine {p.get('engine')}, "
-                      f"chip {p.get('chip')} / overlap {p.get('overlap')}, "
-                      f"block {p.get('block')}, batch {p.get('batch_size')}"))  # fmt: skip
-    if "chips_total" in record:
-        facts.append(("chips", f"{record.get('chips_inferred', 0):,} inferred of "
-                      f"{record['chips_total']:,} ({record.get('chips_skipped_nodata', 0):,} "
-                      "all-nodata skipped)"))  # fmt: skip
-    timings = record.get("timings_s")
-    if isinstance(timings, Mapping) and timings:
-        parts = ", ".join(f"{k} {v:,.1f} s" for k, v in timings.items() if k != "total")
-        total = timings.get("total")
-        facts.append(("timings", (f"total {total:,.1f} s; " if total is not None else "") + parts))
-    if "peak_rss_mb" in record:
-        facts.append(("peak memory", f"{record['peak_rss_mb']:,.0f} MB"))
-    versions = record.get("versions")
-    if isinstance(versions, Mapping):
-        facts.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
-    outputs = record.get("outputs")
-    if isinstance(outputs, Mapping):
-        facts.append(("outputs", ", ".join(Path(str(v)).name for v in outputs.values())))
-    if "created" in record:
-        facts.insert(0, ("created", str(record["created"])))
-    if not facts:
-        facts = [
-            (str(k), str(v)) for k, v in record.items() if isinstance(v, str | int | float | bool)
-        ]
-    return facts

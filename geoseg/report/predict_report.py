@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.errors import GeosegError, InputError
-from geoseg.report.builder import Report, read_record
+from geoseg.report.builder import Report
+from geoseg.report.records import read_record
 
 log = logging.getLogger(__name__)
 
