@@ -29,6 +29,7 @@ from geoseg.predict import predict
 from geoseg.schemes import load_scheme
 from geoseg.train import config_from_dict, load_config, prepare_data, run_training, train
 from geoseg.train.augment import cut_chip
+from geoseg.train.checkpoint import CheckpointError
 from geoseg.train.config import ConfigError
 from geoseg.train.data import ChipRef, TrainingDataError, val_input
 from geoseg.train.labels import IGNORE, LabelError, read_labels
@@ -345,6 +346,10 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(
     for x, y in zip(_weights(full.best_state), _weights(rest.best_state), strict=True):
         assert np.array_equal(x, y)
     assert rest.best_epoch == full.best_epoch
+    # a checkpoint belongs to its configuration
+    changed = _cfg(crop, tmp_path / "cut", epochs=3, optimizer={"lr": 0.5}, **over)
+    with pytest.raises(CheckpointError, match="different training configuration"):
+        train(changed, resume=True, progress=False)
     # the checkpoint is safetensors with JSON metadata, not a pickle
     raw = (cfg.record_dir / "checkpoint.safetensors").read_bytes()
     assert b"geoseg-train" in raw[:200_000] and not raw.startswith(b"\x80")

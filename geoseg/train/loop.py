@@ -27,7 +27,12 @@ import numpy as np
 from geoseg.metrics import ConfusionMatrix
 from geoseg.schemes import ClassInfo, load_scheme
 from geoseg.train.augment import make_batch
-from geoseg.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from geoseg.train.checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from geoseg.train.config import TrainConfig
 from geoseg.train.data import (
     ChipSampler,
@@ -245,6 +250,11 @@ def train(
                 rng=rng,
                 device=device,
             )
+            if progress_doc.get("config_sha256") != config_sha256(cfg):
+                raise CheckpointError(
+                    f"{ckpt} was written by a different training configuration; resume with "
+                    "the same config, or delete it (or drop --resume) to start over"
+                )
             state.load(progress_doc)
             resumed_from = state.epoch
             log.info("resumed from %s after epoch %d", ckpt, state.epoch)
@@ -309,7 +319,7 @@ def train(
                 scheduler=sched,
                 scaler=scaler,
                 rng=rng,
-                progress=state.dump(),
+                progress={**state.dump(), "config_sha256": config_sha256(cfg)},
             )
             run_epochs += 1
             if on_epoch is not None:
@@ -331,6 +341,19 @@ def train(
         seconds=time.perf_counter() - t0,
         extra={"finished": state.epoch >= cfg.epochs or state.stopped_early},
     )
+
+
+RESUME_NEUTRAL = ("base_dir", "out", "record", "card", "card_notes", "description", "threads")
+"""Config keys that may change between an interrupted run and its resumption."""
+
+
+def config_sha256(cfg: TrainConfig) -> str:
+    """Hash of the settings that shape the weights (a checkpoint belongs to one)."""
+    import hashlib
+    import json
+
+    doc = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_NEUTRAL}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def _cpu_state(model: Any) -> dict[str, Any]:
