@@ -92,7 +92,16 @@ def train(config: str | None, **flags: Any) -> None:
         cfg.model.overlap = min(cfg.model.overlap, flags["chip"] // 4)
     if flags["lr"] is not None:
         cfg.optimizer.lr = flags["lr"]
-    res, paths = run_training(cfg, resume=flags["resume"])
+    try:
+        res, paths = run_training(cfg, resume=flags["resume"])
+    except KeyboardInterrupt:
+        click.secho(
+            f"interrupted; the last finished epoch is checkpointed in {cfg.record_dir} — "
+            "run the same command with --resume to continue",
+            fg="yellow",
+            err=True,
+        )
+        raise SystemExit(130) from None
     val = res.best_val
     click.echo(
         f"best epoch {res.best_epoch}/{len(res.history)}: val mIoU {val.get('miou') or 0:.4f}, "
