@@ -465,3 +465,18 @@ def test_write_is_atomic_and_replaces(run: dict[str, Any], tmp_path: Path) -> No
     out = report_for_predict(Path(run["res"].outputs["run"]).parent, target, title="again")
     assert out == target and "<title>again</title>" in target.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # no temporaries left
+
+
+def test_map_reads_lonlat_geojson_like_the_gpkg(run: dict[str, Any], tmp_path: Path) -> None:
+    res = run["res"]
+    geojson = geoseg.vectorize(res.outputs["classes"], tmp_path / "zion.geojson").path
+    utm = build_map_data(res.outputs["vector"], classes_raster=res.outputs["classes"])
+    lonlat = build_map_data(geojson, classes_raster=res.outputs["classes"], overlay=False)
+    assert utm.features == lonlat.features == 627
+    assert lonlat.bounds == pytest.approx(utm.bounds, abs=1e-6)
+    assert [(e.cls, e.features) for e in lonlat.legend] == [(e.cls, e.features) for e in utm.legend]
+    assert utm.overlay is not None and lonlat.overlay is None
+    # the overlay sits inside the footprint's bounds, which hold every polygon
+    west, south, east, north = utm.overlay.bounds
+    assert utm.bounds[0] <= west < east <= utm.bounds[2]
+    assert utm.bounds[1] <= south < north <= utm.bounds[3]
