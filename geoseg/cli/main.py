@@ -56,6 +56,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("train_cmd", "train"),
     ("stats_cmd", "stats"),
     ("change_cmd", "change"),
+    ("run_cmd", "run"),
 ]
 
 

@@ -1,0 +1,381 @@
+"""Workflow files: one YAML file per job, validated into dataclasses before anything runs.
+
+Every workflow names its ``kind`` and, for that kind, its ``inputs``; the rest
+is shared: the ``model`` (a shipped bundle name or a bundle path), ``predict``
+options (the fields of :class:`geoseg.predict.PredictOptions`), the ``engine``
+(``local``, ``{workers: N}`` or ``{scheduler: tcp://host:8786}``),
+``vectorize`` options, ``report`` and ``out``. Landcover adds ``stats`` (zones),
+flood and deforestation add ``change``.
+
+Paths are relative to the workflow file's folder. Errors name the file and the
+line: ``flood.yaml line 12: unknown key 'mmu' in change; known keys: …``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from geoseg.errors import BundleError, InputError
+from geoseg.predict import PredictOptions
+from geoseg.yamlspec import InputGlob, InputPath, OutputPath, Source, SpecError, build, read_yaml
+
+Kind = Literal["landcover", "flood", "deforestation", "batch"]
+KINDS: tuple[str, ...] = ("landcover", "flood", "deforestation", "batch")
+VECTOR_FORMATS = {"gpkg": "gpkg", "geojson": "geojson", "fgb": "fgb", "parquet": "parquet"}
+# predict options the workflow itself decides: polygons are made by the vectorize step
+# (with the workflow's options) and --overwrite comes from ``geoseg run``
+_RESERVED_PREDICT = ("overwrite", "vector", "vector_format")
+
+
+@dataclass(kw_only=True)
+class EngineSpec:
+    """Where the model runs: ``local`` (threads), new local Dask ``workers``, or a ``scheduler``."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+
+    @staticmethod
+    def yaml_shorthand(value: Any) -> Any:
+        """``engine: local`` stands for the local engine."""
+        if value == "local":
+            return {}
+        raise InputError(
+            f"engine must be 'local', {{workers: N}} or {{scheduler: tcp://host:8786}}, "
+            f"got {value!r}"
+        )
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.scheduler is not None:
+            raise InputError("give either workers or scheduler, not both")
+        if self.workers is not None and self.workers < 1:
+            raise InputError(f"workers must be at least 1, got {self.workers}")
+        if self.scheduler is not None and "://" not in self.scheduler:
+            raise InputError(
+                f"scheduler {self.scheduler!r} must be an address like tcp://host:8786"
+            )
+
+    def describe(self) -> str:
+        """``local``, ``N local Dask workers`` or ``Dask scheduler ADDR``."""
+        if self.scheduler:
+            return f"Dask scheduler {self.scheduler}"
+        if self.workers:
+            return f"{self.workers} local Dask workers"
+        return "local"
+
+
+@dataclass(kw_only=True)
+class VectorizeSpec:
+    """Polygons from the class rasters (see :func:`geoseg.vectorize`); ``false`` turns them off."""
+
+    enabled: bool = True
+    format: Literal["gpkg", "geojson", "fgb", "parquet"] = "gpkg"
+    simplify: float | None = None
+    """Coverage-safe simplification tolerance in metres (areas then differ slightly)."""
+    min_area: float | None = None
+    """Sieve, m²: smaller regions merge into their neighbour before polygonizing."""
+    smooth: bool = False
+    connectivity: Literal[4, 8] = 4
+    classes: list[int | str] | None = None
+    """Only these classes (names or ids) become polygons [all]."""
+
+    @staticmethod
+    def yaml_shorthand(value: Any) -> Any:
+        """``vectorize: false`` (or ``true``) switches the step off (on, with defaults)."""
+        if isinstance(value, bool):
+            return {"enabled": value}
+        raise InputError(f"vectorize must be true, false or a mapping of options, got {value!r}")
+
+    def __post_init__(self) -> None:
+        for name in ("simplify", "min_area"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise InputError(f"{name} must be >= 0 (metres / m²), got {v}")
+
+
+@dataclass(kw_only=True)
+class StatsSpec:
+    """Area tables: per class, and per zone when ``zones`` are given."""
+
+    zones: InputPath | None = None
+    zone_field: str | None = None
+    zones_layer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.zones is not None and not self.zone_field:
+            raise InputError("zones need zone_field, the attribute that names each zone")
+
+
+@dataclass(kw_only=True)
+class FloodChangeSpec:
+    """How the pre- and post-event water maps are compared (:func:`geoseg.change.flood_extent`)."""
+
+    water: list[int | str] = field(default_factory=lambda: ["water"])
+    """The water class(es) of the model, by name or id."""
+    receded: bool = True
+    """Also map water that was there before and is gone after."""
+    mmu_m2: float = 0.0
+    """Flood and receded patches smaller than this (m²) become dry."""
+    connectivity: Literal[4, 8] = 4
+    align: Literal["first", "none"] = "first"
+    """``first``: a post scene on another grid is warped onto the pre grid (nearest)."""
+
+    def __post_init__(self) -> None:
+        if self.mmu_m2 < 0:
+            raise InputError(f"mmu_m2 must be >= 0, got {self.mmu_m2}")
+        if not self.water:
+            raise InputError("water needs at least one class")
+
+
+DEFAULT_FOREST_RULES: dict[str, dict[str, Any]] = {
+    "loss": {"from": ["forest"], "to": ["non-forest"]},
+    "gain": {"from": ["non-forest"], "to": ["forest"]},
+}
+
+
+@dataclass(kw_only=True)
+class ForestChangeSpec:
+    """Change rules between the first and the last date; ``loss`` also drives the year of loss."""
+
+    rules: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_FOREST_RULES))
+    """``{name: {from: [...], to: [...], color: '#rrggbb'}}``, first match wins; needs ``loss``."""
+    mmu_m2: float = 0.0
+    connectivity: Literal[4, 8] = 4
+    align: Literal["first", "none"] = "first"
+
+    def __post_init__(self) -> None:
+        from geoseg.change import as_rules
+
+        rules = as_rules(self.rules)
+        if "loss" not in [r.name for r in rules]:
+            raise InputError("rules need a rule named 'loss' (it gives the year of loss)")
+        if self.mmu_m2 < 0:
+            raise InputError(f"mmu_m2 must be >= 0, got {self.mmu_m2}")
+
+
+@dataclass(kw_only=True)
+class LandcoverInputs:
+    """One scene."""
+
+    scene: InputPath
+
+
+@dataclass(kw_only=True)
+class FloodInputs:
+    """A pre-event and a post-event scene (any grids: the post map is put on the pre grid)."""
+
+    pre: InputPath
+    post: InputPath
+    pre_date: str | None = None
+    post_date: str | None = None
+
+
+@dataclass(kw_only=True)
+class DatedScene:
+    """One scene of a time series and its date (a year or an ISO date)."""
+
+    date: int | str
+    scene: InputPath
+
+
+@dataclass(kw_only=True)
+class SeriesInputs:
+    """Two or more dated scenes, in time order."""
+
+    series: list[DatedScene]
+
+    def __post_init__(self) -> None:
+        from geoseg.change import parse_dates
+
+        if len(self.series) < 2:
+            raise InputError("series needs at least two dated scenes (t0 and t1)")
+        parse_dates([s.date for s in self.series], len(self.series))
+
+
+@dataclass(kw_only=True)
+class BatchInputs:
+    """Scenes by path or glob, or the items of a STAC catalog."""
+
+    scenes: list[InputGlob] | None = None
+    stac: InputPath | None = None
+    asset: str | None = None
+    """STAC: the multi-band asset key [bands found by their eo:bands common names]."""
+    items: list[str] | None = None
+    """STAC: only these item ids [all]."""
+    on_missing_bands: Literal["skip", "fail"] = "fail"
+    """STAC: an item without the model's bands is skipped (and listed) or fails the batch."""
+
+    def __post_init__(self) -> None:
+        if (self.scenes is None) == (self.stac is None):
+            raise InputError("give either scenes (paths or globs) or stac (a catalog), not both")
+        if self.scenes is not None and not self.scenes:
+            raise InputError("scenes is empty; list paths or globs")
+        if self.stac is None and (self.asset or self.items):
+            raise InputError("asset and items apply to a stac input only")
+
+
+@dataclass(kw_only=True)
+class WorkflowSpec:
+    """What every workflow has; subclasses add ``inputs`` and their own sections."""
+
+    kind: Kind
+    model: str
+    """A shipped bundle name (``geoseg bundle list``) or a bundle file."""
+    title: str | None = None
+    predict: PredictOptions = field(default_factory=PredictOptions)
+    engine: EngineSpec = field(default_factory=EngineSpec)
+    vectorize: VectorizeSpec = field(default_factory=VectorizeSpec)
+    report: bool = True
+    out: OutputPath | None = None
+    """Output folder [``results/<workflow file name>`` under the current folder]."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy (for the run record)."""
+        import dataclasses
+
+        return dataclasses.asdict(self)
+
+
+@dataclass(kw_only=True)
+class LandcoverSpec(WorkflowSpec):
+    """Class map, styled polygons and area tables (optionally per zone) for one scene."""
+
+    inputs: LandcoverInputs
+    stats: StatsSpec = field(default_factory=StatsSpec)
+
+
+@dataclass(kw_only=True)
+class FloodSpec(WorkflowSpec):
+    """Flood extent, permanent and total water from a pre- and a post-event scene."""
+
+    inputs: FloodInputs
+    change: FloodChangeSpec = field(default_factory=FloodChangeSpec)
+
+
+@dataclass(kw_only=True)
+class DeforestationSpec(WorkflowSpec):
+    """Forest change between the first and last date and the year of loss over the series."""
+
+    inputs: SeriesInputs
+    change: ForestChangeSpec = field(default_factory=ForestChangeSpec)
+
+
+@dataclass(kw_only=True)
+class BatchSpec(WorkflowSpec):
+    """A folder, glob or STAC catalog of scenes: resumable, one manifest, a summary table."""
+
+    inputs: BatchInputs
+
+
+SPEC_CLASSES: dict[str, type[WorkflowSpec]] = {
+    "landcover": LandcoverSpec,
+    "flood": FloodSpec,
+    "deforestation": DeforestationSpec,
+    "batch": BatchSpec,
+}
+
+AnySpec = LandcoverSpec | FloodSpec | DeforestationSpec | BatchSpec
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A validated workflow: the spec, where it came from, and its resolved model and output."""
+
+    spec: WorkflowSpec
+    source: Source
+    model: str
+    """The bundle name or resolved path."""
+    out: Path
+
+    @property
+    def kind(self) -> str:
+        """``landcover``, ``flood``, ``deforestation`` or ``batch``."""
+        return self.spec.kind
+
+
+def load_workflow(path: str | os.PathLike[str]) -> Workflow:
+    """Read and validate a workflow file; nothing is run and nothing is written.
+
+    Raises
+    ------
+    SpecError
+        Missing or unparsable file, unknown kind or key, wrong type, missing
+        input file, unknown model (each with the file and line).
+
+    Examples
+    --------
+    >>> wf = load_workflow("workflows/flood.yaml")
+    >>> wf.kind, wf.model, wf.spec.predict.bands
+    ('flood', 'mndwi-otsu', (4, 1))
+    """
+    doc, source = read_yaml(path, what="workflow")
+    return workflow_from_dict(doc, source, default_name=Path(path).stem)
+
+
+def workflow_from_dict(doc: Any, source: Source, *, default_name: str = "workflow") -> Workflow:
+    """Validate a parsed workflow document (see :func:`load_workflow`)."""
+    if not isinstance(doc, dict):
+        raise source.error((), "a workflow must be a mapping of keys (kind, inputs, model, …)")
+    kind = doc.get("kind")
+    if kind is None:
+        raise source.error((), f"missing key 'kind'; use one of {', '.join(KINDS)}")
+    if kind not in SPEC_CLASSES:
+        raise source.error(
+            ("kind",), f"unknown workflow kind {kind!r}; use one of {', '.join(KINDS)}"
+        )
+    for key in _RESERVED_PREDICT:
+        if isinstance(doc.get("predict"), dict) and key in doc["predict"]:
+            raise source.error(
+                ("predict", key),
+                f"predict.{key} is decided by the workflow (polygons come from the vectorize "
+                "section, --overwrite from geoseg run); remove it",
+            )
+    spec = build(SPEC_CLASSES[kind], doc, source)
+    model = _resolve_model(spec.model, source)
+    if spec.out is not None:
+        out = Path(spec.out)
+    else:
+        out = Path.cwd() / "results" / default_name
+    return Workflow(spec, source, model, out)
+
+
+def _resolve_model(model: str, source: Source) -> str:
+    from geoseg.bundle import load_bundle, shipped_bundles
+
+    if model in shipped_bundles():
+        candidate = model
+    else:
+        resolved = source.resolve(model)
+        candidate = str(resolved) if resolved.exists() else model
+    try:
+        load_bundle(candidate)
+    except BundleError as err:
+        raise source.error(("model",), f"model: {err}") from err
+    return candidate
+
+
+__all__ = [
+    "KINDS",
+    "AnySpec",
+    "BatchInputs",
+    "BatchSpec",
+    "DatedScene",
+    "DeforestationSpec",
+    "EngineSpec",
+    "FloodChangeSpec",
+    "FloodInputs",
+    "FloodSpec",
+    "ForestChangeSpec",
+    "LandcoverInputs",
+    "LandcoverSpec",
+    "SeriesInputs",
+    "SpecError",
+    "StatsSpec",
+    "VectorizeSpec",
+    "Workflow",
+    "WorkflowSpec",
+    "load_workflow",
+    "workflow_from_dict",
+]

@@ -1,0 +1,198 @@
+"""Steps the workflows share: predict a scene, vectorize a layer, tables, report pieces.
+
+Each step composes the library (:func:`geoseg.predict`, :func:`geoseg.vectorize`,
+:mod:`geoseg.stats`, :mod:`geoseg.report`); nothing here re-implements them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from geoseg.atomic import atomic_path
+from geoseg.errors import InputError, OutputError
+from geoseg.workflows.runner import RunContext
+
+VECTOR_SUFFIX = {"gpkg": ".gpkg", "geojson": ".geojson", "fgb": ".fgb", "parquet": ".parquet"}
+
+
+def predict_scene(ctx: RunContext, scene: str, folder: Path, *, role: str) -> Any:
+    """Predict one scene into ``folder`` with the workflow's model, options and engine."""
+    import geoseg
+
+    ctx.add_input(role, scene)
+    with ctx.step(f"predict {role}") as rec:
+        [res] = geoseg.predict(
+            scene,
+            ctx.bundle,
+            folder,
+            client=ctx.client,
+            progress=ctx.progress_for(f"predict {role}"),
+            **ctx.predict_options(),
+        )
+        rec.outputs.update({f"{role}_{k}": v for k, v in res.outputs.items()})
+        rec.details = {
+            "scene": scene,
+            "chips_inferred": res.record.get("chips_inferred"),
+            "device": (res.record.get("parameters") or {}).get("device"),
+        }
+    return res
+
+
+def vector_path(folder: Path, stem: str, fmt: str) -> Path:
+    """``<folder>/<stem>.<format suffix>``."""
+    return folder / f"{stem}{VECTOR_SUFFIX[fmt]}"
+
+
+def class_ids(
+    raster: str | os.PathLike[str], wanted: Sequence[int | str] | None
+) -> list[int] | None:
+    """Ids of the classes ``wanted`` (names, case-insensitive, or ids) in a class raster."""
+    if wanted is None:
+        return None
+    import rasterio
+
+    from geoseg.stats import class_names
+
+    with rasterio.open(raster) as ds:
+        names = class_names(ds)
+    by_name = {n.lower(): i for i, n in names.items()}
+    out = []
+    for w in wanted:
+        if isinstance(w, int):
+            out.append(w)
+        elif w.lower() in by_name:
+            out.append(by_name[w.lower()])
+        else:
+            raise InputError(
+                f"vectorize.classes names '{w}', which {Path(raster).name} does not have; "
+                f"use one of {', '.join(names.values())}"
+            )
+    return out
+
+
+def vectorize_layer(
+    ctx: RunContext,
+    raster: str | os.PathLike[str],
+    name: str,
+    *,
+    ids: Sequence[int] | None = None,
+    date: str | None = None,
+    overwrite: bool | None = None,
+) -> Any:
+    """Polygons of a class raster with the workflow's vectorize options, styled for QGIS.
+
+    ``ids`` (when given) wins over the spec's ``vectorize.classes``. The output
+    is ``<out>/<name>.<format>``; a GeoPackage gets its QGIS style inside,
+    other formats a ``.qml`` beside them. ``overwrite`` defaults to the run's.
+    """
+    import rasterio
+
+    from geoseg import vectorize
+    from geoseg.quicklook import classes_of
+    from geoseg.styles import style_vector_output
+
+    v = ctx.spec.vectorize
+    path = vector_path(ctx.out, name, v.format)
+    with ctx.step(f"vectorize {name}") as rec:
+        res = vectorize(
+            raster,
+            path,
+            layer=name,
+            connectivity=v.connectivity,
+            class_ids=ids if ids is not None else class_ids(raster, v.classes),
+            min_area=v.min_area,
+            simplify=v.simplify,
+            smooth=v.smooth,
+            date=date,
+            overwrite=ctx.overwrite if overwrite is None else overwrite,
+            progress=ctx.progress_for(f"vectorize {name}"),
+        )
+        with rasterio.open(raster) as ds:
+            scheme = classes_of(ds)
+        if scheme:
+            style_vector_output(res.path, res.layer, scheme)
+        rec.outputs[f"{name}_polygons"] = str(res.path)
+        rec.details = {
+            "features": res.features,
+            "area_m2": sum(res.per_class_area_m2.values()),
+        }
+    return res
+
+
+def write_csv(
+    path: Path, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, overwrite: bool
+) -> Path:
+    """A CSV file, written atomically."""
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    w.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
+def write_text(path: Path, text: str, *, overwrite: bool) -> Path:
+    """A text file (CSV, Markdown), written atomically."""
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def scene_band_names(scene: str, record: dict[str, Any], bundle: Any) -> list[str | None] | None:
+    """Names of the scene's bands for quicklooks, from the bands the model read.
+
+    Scenes without band descriptions (such as the Pucallpa composites) then
+    still get a true- and false-color quicklook with the right bands.
+    """
+    import rasterio
+
+    used = (record.get("scene") or {}).get("bands") or []
+    if len(used) != len(bundle.bands):
+        return None
+    with rasterio.open(scene) as ds:
+        names: list[str | None] = [None] * ds.count
+    for idx, name in zip(used, bundle.bands, strict=True):
+        if 1 <= int(idx) <= len(names):
+            names[int(idx) - 1] = name
+    return names
+
+
+def new_report(ctx: RunContext, default_title: str, subtitle: str) -> Any:
+    """A :class:`geoseg.report.Report` for the run (kept on the context, written last)."""
+    from geoseg.report import Report
+
+    if not ctx.spec.report:
+        return None
+    ctx.report = Report(ctx.spec.title or default_title, subtitle=subtitle)
+    return ctx.report
+
+
+def add_outputs_section(ctx: RunContext) -> None:
+    """A table of every output file: name, file (relative to the output folder), size."""
+    if ctx.report is None:
+        return
+    rows = []
+    for key, path in sorted(ctx.outputs.items()):
+        p = Path(path)
+        try:
+            rel = p.relative_to(ctx.out).as_posix()
+        except ValueError:
+            rel = str(p)
+        size = p.stat().st_size if p.exists() else 0
+        rows.append((key, rel, f"{size / 1e6:.2f} MB" if size >= 1e5 else f"{size:,} B"))
+    ctx.report.add_table(
+        "Outputs",
+        ["output", "file", "size"],
+        rows,
+        note=f"Files under {ctx.out}; workflow_run.json there records inputs, spec and steps.",
+    )
