@@ -451,6 +451,8 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path, crop: dict[str, Pa
     )
     with pytest.raises(ConfigError, match="sampling.mode: must be 'random' or 'grid'"):
         load_config(path)
+    with pytest.raises(ConfigError, match="model.chip 100 must be a multiple of 32 for Unet"):
+        _cfg(crop, tmp_path, model={"architecture": "Unet", "chip": 100, "arch_params": {}})
 
 
 def test_workflow_configs_load() -> None:

@@ -224,6 +224,23 @@ def _check_values(cfg: TrainConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(f"{msg}; fix the training config")
+    _check_chip_multiple(cfg.model)
+
+
+def _check_chip_multiple(model: ModelConfig) -> None:
+    """The chip must survive ``encoder_depth`` halvings of an smp encoder evenly."""
+    from geoseg.models import NATIVE_ARCHITECTURES
+
+    if model.architecture in NATIVE_ARCHITECTURES:
+        return
+    depth = model.arch_params.get("encoder_depth", 5)
+    multiple = 2 ** int(depth) if isinstance(depth, int) else 32
+    if model.chip % multiple:
+        raise ConfigError(
+            f"model.chip {model.chip} must be a multiple of {multiple} for "
+            f"{model.architecture} with encoder_depth {depth}; use e.g. "
+            f"{max(multiple, model.chip // multiple * multiple)}"
+        )
 
 
 # -- YAML -> dataclasses -----------------------------------------------------
