@@ -467,15 +467,18 @@ def test_write_is_atomic_and_replaces(run: dict[str, Any], tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # no temporaries left
 
 
-def test_map_reads_lonlat_geojson_like_the_gpkg(run: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["geojson", "fgb", "parquet"])
+def test_map_reads_every_vector_format_like_the_gpkg(
+    run: dict[str, Any], tmp_path: Path, fmt: str
+) -> None:
     res = run["res"]
-    geojson = geoseg.vectorize(res.outputs["classes"], tmp_path / "zion.geojson").path
+    other = geoseg.vectorize(res.outputs["classes"], tmp_path / f"zion.{fmt}").path
     utm = build_map_data(res.outputs["vector"], classes_raster=res.outputs["classes"])
-    lonlat = build_map_data(geojson, classes_raster=res.outputs["classes"], overlay=False)
-    assert utm.features == lonlat.features == 627
-    assert lonlat.bounds == pytest.approx(utm.bounds, abs=1e-6)
-    assert [(e.cls, e.features) for e in lonlat.legend] == [(e.cls, e.features) for e in utm.legend]
-    assert utm.overlay is not None and lonlat.overlay is None
+    again = build_map_data(other, classes_raster=res.outputs["classes"], overlay=False)
+    assert utm.features == again.features == 627
+    assert again.bounds == pytest.approx(utm.bounds, abs=1e-6)
+    assert [(e.cls, e.features) for e in again.legend] == [(e.cls, e.features) for e in utm.legend]
+    assert utm.overlay is not None and again.overlay is None
     # the overlay sits inside the footprint's bounds, which hold every polygon
     west, south, east, north = utm.overlay.bounds
     assert utm.bounds[0] <= west < east <= utm.bounds[2]

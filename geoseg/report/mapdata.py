@@ -83,8 +83,8 @@ def build_map_data(
     Parameters
     ----------
     vectors
-        Polygons with a ``class_id`` column (GPKG, GeoJSON, FlatGeobuf, GeoParquet …),
-        such as ``geoseg vectorize`` writes.
+        Polygons with a ``class_id`` column (GPKG, GeoJSON, FlatGeobuf, GeoParquet
+        or any other OGR format), such as ``geoseg vectorize`` writes.
     layer
         Layer to read [the first].
     scheme
@@ -148,9 +148,18 @@ def _read(vectors: str | os.PathLike[str], layer: str | None) -> Any:
 
     path = os.fspath(vectors)
     try:
-        gdf = pyogrio.read_dataframe(path, layer=layer)
+        if path.lower().endswith(".parquet"):  # GeoParquet: GDAL's Parquet driver is optional
+            import geopandas
+
+            gdf = geopandas.read_parquet(path)
+        else:
+            gdf = pyogrio.read_dataframe(path, layer=layer)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as err:
         raise InputError(f"cannot read polygons from {path}: {err}; check the path") from err
+    except ValueError as err:  # geopandas: not a GeoParquet file
+        raise InputError(
+            f"cannot read polygons from {path}: {err}; pass a GeoParquet file"
+        ) from err
     if "class_id" not in gdf.columns:
         raise InputError(
             f"{path} has no 'class_id' column (columns: {', '.join(map(str, gdf.columns))}); "
