@@ -154,7 +154,8 @@ def test_source_and_date_from_tags_or_arguments(tmp_path):
     gdf = gpd.read_file(vectorize(path, tmp_path / "none.gpkg").path)
     assert "source" not in gdf.columns and "date" not in gdf.columns  # unknown: left out
     with rasterio.open(path, "r+") as ds:
-        ds.update_tags(GEOSEG_SOURCE="scenes/LC08_038034.tif", GEOSEG_DATE="2015-08-18")
+        ds.update_tags(1, GEOSEG_SOURCE="scenes/LC08_038034.tif")  # band tags, as predict's
+        ds.update_tags(GEOSEG_DATE="2015-08-18")
     for ext in (".gpkg", ".geojson", ".fgb", ".parquet"):
         out = vectorize(path, tmp_path / f"tags{ext}").path
         gdf = gpd.read_parquet(out) if ext == ".parquet" else gpd.read_file(out)

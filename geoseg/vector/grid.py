@@ -24,10 +24,10 @@ from geoseg.schemes import NODATA_CLASS, ClassInfo, parse_classes
 log = logging.getLogger(__name__)
 
 SOURCE_TAG = "GEOSEG_SOURCE"
-"""Class raster tag naming the scene it came from (``source`` attribute)."""
+"""Class raster tag (dataset or band 1) naming the scene it came from (``source``)."""
 
 DATE_TAG = "GEOSEG_DATE"
-"""Class raster tag with the scene's acquisition date, ISO 8601 (``date`` attribute)."""
+"""Class raster tag (dataset or band 1): the scene's acquisition date, ISO 8601 (``date``)."""
 
 DRIVERS = {
     ".gpkg": "GPKG",
@@ -150,6 +150,7 @@ def _grid_for(
     if ds.nodata is not None and float(ds.nodata).is_integer() and 0 <= ds.nodata < 256:
         nodata = int(ds.nodata)
         selected[nodata] = False
+    tags = {**ds.tags(1), **ds.tags()}  # the writer puts geoseg's own tags on band 1
     crs = pyproj.CRS.from_user_input(ds.crs.to_wkt())
     geod = crs.get_geod() or pyproj.Geod(ellps="WGS84")
     return _Grid(
@@ -165,8 +166,8 @@ def _grid_for(
         connectivity=connectivity,
         nodata=nodata,
         confidence=confidence,
-        source=source if source is not None else ds.tags().get(SOURCE_TAG),
-        date=_check_date(date if date is not None else ds.tags().get(DATE_TAG), ds.name),
+        source=source if source is not None else tags.get(SOURCE_TAG),
+        date=_check_date(date if date is not None else tags.get(DATE_TAG), ds.name),
     )
 
 
