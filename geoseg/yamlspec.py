@@ -241,7 +241,10 @@ def type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(type_name(a) for a in typing.get_args(tp))
     if origin in (list, tuple):
-        return f"a list of {type_name(typing.get_args(tp)[0])}"
+        args = typing.get_args(tp)
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return f"a list of {len(args)} items ({', '.join(type_name(a) for a in args)})"
+        return f"a list of {type_name(args[0]) if args else 'anything'}"
     if origin is dict:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
@@ -293,6 +296,10 @@ class _Builder:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1 and isinstance(value, list | dict):
+            # X | None with a container: X's own error says where inside it failed
+            return self.convert(value, real[0], path)
         for arg in args:
             if arg is type(None):
                 continue

@@ -171,8 +171,10 @@ def run_workflow(
     out
         Output folder, replacing the file's ``out``.
     overwrite
-        Replace the outputs of an earlier run in ``out`` (a batch then redoes
-        every scene instead of resuming).
+        Replace the outputs of an earlier run in ``out``. A batch resumes
+        without it; with it, it still skips scenes whose key (input hash,
+        model, options) is unchanged, but replaces outputs made otherwise and
+        remakes every scene's polygons.
     engine
         Replaces the file's ``engine`` (the CLI's ``--workers``/``--scheduler``).
     progress
@@ -188,12 +190,10 @@ def run_workflow(
     GeosegError
         A bad spec (with its line), unreadable inputs, outputs in the way.
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> res = run_workflow("workflows/flood.yaml", out=tempfile.mkdtemp())
-    >>> sorted(k for k in res.outputs if k.endswith("_polygons"))
-    ['flood_polygons', 'permanent_water_polygons', 'total_water_polygons']
+    Notes
+    -----
+    ``tests/test_workflows.py`` runs every shipped workflow this way, e.g.
+    ``run_workflow("workflows/flood.yaml", out="results/flood")``.
     """
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow)
     if out is not None:
