@@ -469,8 +469,9 @@ def compare_bundles(
     """Predict ``image`` with each bundle and score every class map against ``truth``.
 
     Each bundle writes into its own folder ``out_dir/<bundle name>/`` (vectors
-    off). Bundles must share a class scheme for the scores to be comparable;
-    ``scheme`` defaults to the first bundle's.
+    off; a repeated name gets ``-2``, ``-3`` …). Bundles must share a class
+    scheme for the scores to be comparable; ``scheme`` defaults to the first
+    bundle's.
 
     Examples
     --------
@@ -496,8 +497,9 @@ def compare_bundles(
                 "pass --scheme and --classes to score the classes they share"
             )
     results = []
-    for ref, bundle in zip(refs, bundles, strict=True):
-        folder = Path(out_dir) / bundle.name
+    labels = _unique_labels([b.name for b in bundles])
+    for ref, bundle, label in zip(refs, bundles, labels, strict=True):
+        folder = Path(out_dir) / label
         [res] = predict(
             image,
             bundle,
@@ -513,12 +515,23 @@ def compare_bundles(
             scheme=scheme,
             classes=classes,
         )
-        scored.extra["model"] = bundle.name
+        scored.extra["model"] = label
+        scored.extra["bundle"] = ref.bundle
         scored.extra["bundle_sha256"] = res.record["bundle"]["sha256"]
         if "index" in res.record["bundle"]:
             scored.extra["index"] = res.record["bundle"]["index"]
         results.append(scored)
     return results
+
+
+def _unique_labels(names: Sequence[str]) -> list[str]:
+    """Bundle names, with ``-2``, ``-3`` … added to repeats (their folders must differ)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out
 
 
 def format_comparison(results: Sequence[EvalResult]) -> str:

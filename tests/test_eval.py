@@ -289,3 +289,12 @@ def test_model_ref_parsing() -> None:
     assert ModelRef.parse("path/to/m.bundle") == ModelRef("path/to/m.bundle")
     with pytest.raises(InputError, match="NAME@BANDS"):
         ModelRef.parse("water@")
+
+
+def test_bundles_with_the_same_name_get_their_own_folders(tmp_path: Path) -> None:
+    scene = REPO / "data" / "water" / "olinda_landsat7_etm_6band.tif"
+    truth = REPO / "data" / "water" / "olinda_water_mndwi_otsu.tif"
+    res = compare_bundles(scene, truth, ["ndwi@2,4", "ndwi@2,4"], out_dir=tmp_path, device="cpu")
+    assert [r.extra["model"] for r in res] == ["ndwi", "ndwi-2"]
+    assert (tmp_path / "ndwi-2" / "olinda_landsat7_etm_6band_classes.tif").exists()
+    assert res[0].matrix.matrix.tolist() == res[1].matrix.matrix.tolist()
