@@ -14,15 +14,20 @@ from click.testing import CliRunner
 from geoseg.cli.main import cli
 from tests.common import make_bundle, scene_file
 
-COMMANDS = [
-    ["predict"],
-    ["vectorize"],
-    ["quicklook"],
-    ["bundle", "create"],
-    ["bundle", "info"],
-    ["bundle", "export-onnx"],
-    ["bundle", "list"],
-]
+def _all_commands() -> list[list[str]]:
+    """Every registered command and sub-command: each one's --help shows an example."""
+    import click
+
+    out = []
+    for name, cmd in sorted(cli.commands.items()):
+        if isinstance(cmd, click.Group):
+            out += [[name, sub] for sub in sorted(cmd.commands)]
+        else:
+            out.append([name])
+    return out
+
+
+COMMANDS = _all_commands()
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
