@@ -15,7 +15,7 @@ process, one after the other:
 - ``gdal-geojson``: the same, then ``ogr2ogr -lco RFC7946=YES`` to GeoJSON in
   EPSG:4326 (GDAL's path to an RFC 7946 file from a raster).
 - ``geoseg-gpkg`` / ``geoseg-geojson``: :func:`geoseg.vectorize` to the same
-  formats (block 2048, 4-connectivity like GDAL's default); it also joins the
+  formats (default block 1024, 4-connectivity like GDAL's default); it also joins the
   blocks, computes ``area_m2`` and ``perimeter_m`` and writes valid, oriented
   polygons.
 
@@ -129,7 +129,7 @@ def run_case(case: str, raster: Path, out_dir: Path) -> dict[str, Any]:
         from geoseg.vectorize import vectorize
 
         out = out_dir / f"{case}.{case.split('-')[1]}"
-        vectorize(raster, out, block=2048, overwrite=True)
+        vectorize(raster, out, overwrite=True)
         peak = peak_rss_mb()
     seconds = time.perf_counter() - start
     return {

@@ -52,7 +52,7 @@ import click
     "--date", default=None, help="Acquisition date (YYYY-MM-DD) written as 'date' [raster tag]."
 )
 @click.option("--connectivity", type=click.Choice(["4", "8"]), default="4", show_default=True)
-@click.option("--block", type=int, default=2048, show_default=True, help="Block edge in pixels.")
+@click.option("--block", type=int, default=1024, show_default=True, help="Block edge in pixels.")
 @click.option("--layer", default=None, help="Layer name [raster file stem].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def vectorize(

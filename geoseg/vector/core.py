@@ -63,7 +63,7 @@ def vectorize(
     layer: str | None = None,
     classes: Sequence[ClassInfo] | None = None,
     connectivity: int = 4,
-    block: int = 2048,
+    block: int = 1024,
     class_ids: Sequence[int] | None = None,
     min_area: float | None = None,
     simplify: float | None = None,
@@ -99,7 +99,8 @@ def vectorize(
         4 (edge neighbours) or 8 (corners too; regions touching only at a
         corner become one MultiPolygon, so every geometry stays valid).
     block
-        Side of the square blocks read at a time, in pixels.
+        Side of the square blocks read at a time, in pixels. Memory grows with
+        it (about 60 B per block pixel) while speed barely changes past ~1000.
     class_ids
         Only polygonize these classes.
     min_area
