@@ -182,6 +182,19 @@ def test_flood_on_different_grids(tmp_path: Path) -> None:
     assert any("warped onto the pre-event grid" in s for s in res.summary)
 
 
+def test_flood_on_a_dask_cluster_gives_the_same_map(flood_run: Any, tmp_path: Path) -> None:
+    text = FLOOD_HEAD + (
+        "predict: {bands: [4, 1]}\nengine: {workers: 1}\nvectorize: false\nreport: false\n"
+    )
+    res = run_workflow(_workflow(tmp_path, text), out=tmp_path / "dask")
+    assert res.record["engine"] == "1 local Dask workers"
+    pre_run = json.loads(Path(res.outputs["pre_run"]).read_text(encoding="utf-8"))
+    assert pre_run["parameters"]["engine"] == "dask"
+    assert np.array_equal(
+        _read(res.outputs["flood_extent"]), _read(flood_run.outputs["flood_extent"])
+    )
+
+
 # -- deforestation --------------------------------------------------------------------
 
 
@@ -352,6 +365,16 @@ FLOOD_HEAD = (
          "change:\n  rules: {clearing: {from: [forest], to: [non-forest]}}\n",
          r"wf.yaml line 7: change: rules need a rule named 'loss'"),
         ("kind: batch\nmodel: ndvi\ninputs: {}\n", r"wf.yaml line 3: inputs: give either scenes"),
+        (FLOOD_HEAD + "predict:\n  bands: [4, 1, 2]\n", r"wf.yaml line 7: predict.bands selects 3 bands but model 'mndwi-otsu' reads 2 \(green, swir1\)"),  # noqa: E501
+        (FLOOD_HEAD + "change:\n  water: [lake]\n", r"wf.yaml line 7: change.water names class 'lake', which model 'mndwi-otsu' does not have; its classes: 0 land, 1 water"),  # noqa: E501
+        (FLOOD_HEAD + "vectorize:\n  classes: [water]\n", r"wf.yaml line 7: vectorize.classes does not apply to flood workflows"),  # noqa: E501
+        (f"kind: landcover\nmodel: landcover-nlcd8\ninputs:\n  scene: {DATA}/zion/landsat8_2015-08-18_b2345.tif\n"  # noqa: E501
+         "vectorize:\n  classes: [forest, urban]\n", r"wf.yaml line 6: vectorize.classes names class 'urban'"),  # noqa: E501
+        ("kind: deforestation\nmodel: forest\ninputs:\n  series:\n"
+         f"    - {{date: 1985, scene: {DATA}/pucallpa/1985.tif}}\n"
+         f"    - {{date: 2000, scene: {DATA}/pucallpa/2000.tif}}\n"
+         "change:\n  rules:\n    loss: {from: [trees], to: [non-forest]}\n",
+         r"wf.yaml line 9: change.rules.loss.from names class 'trees'"),
         ("- kind: flood\n", r"wf.yaml: a workflow must be a mapping"),
     ],
 )  # fmt: skip

@@ -334,11 +334,58 @@ def workflow_from_dict(doc: Any, source: Source, *, default_name: str = "workflo
             )
     spec = build(SPEC_CLASSES[kind], doc, source)
     model = _resolve_model(spec.model, source)
+    _check_against_model(spec, model, source)
     if spec.out is not None:
         out = Path(spec.out)
     else:
         out = Path.cwd() / "results" / default_name
     return Workflow(spec, source, model, out)
+
+
+def _check_against_model(spec: WorkflowSpec, model: str, source: Source) -> None:
+    """Mistakes the model reveals before anything runs: band count, class names."""
+    from geoseg.bundle import load_bundle
+
+    bundle = load_bundle(model)
+    names = bundle.classes
+    bands = spec.predict.bands
+    if bands is not None and len(bands) != len(bundle.bands):
+        raise source.error(
+            ("predict", "bands"),
+            f"predict.bands selects {len(bands)} bands but model '{bundle.name}' reads "
+            f"{len(bundle.bands)} ({', '.join(bundle.bands)}); list one scene band for each",
+        )
+    if spec.vectorize.classes is not None and spec.kind in ("flood", "deforestation"):
+        raise source.error(
+            ("vectorize", "classes"),
+            f"vectorize.classes does not apply to {spec.kind} workflows: they choose their "
+            "layers (flood, permanent and total water; loss and gain); remove it",
+        )
+    _check_names(spec.vectorize.classes, names, bundle.name, ("vectorize", "classes"), source)
+    if isinstance(spec, FloodSpec):
+        _check_names(spec.change.water, names, bundle.name, ("change", "water"), source)
+    if isinstance(spec, DeforestationSpec):
+        for rule, body in spec.change.rules.items():
+            for side in ("from", "to"):
+                listed = body[side] if isinstance(body[side], list) else [body[side]]
+                path = ("change", "rules", rule, side)
+                _check_names(listed, names, bundle.name, path, source)
+
+
+def _check_names(
+    wanted: Any, classes: Any, model: str, path: tuple[str, ...], source: Source
+) -> None:
+    """Class names (or ids) ``wanted`` must be classes of the model (``"*"``: any)."""
+    names = {c.name.lower(): c.name for c in classes}
+    ids = [c.id for c in classes]
+    for w in wanted or ():
+        known = w in ids if isinstance(w, int) else (w == "*" or str(w).lower() in names)
+        if not known:
+            raise source.error(
+                path,
+                f"{'.'.join(path)} names class {w!r}, which model '{model}' does not have; "
+                f"its classes: {', '.join(f'{c.id} {c.name}' for c in classes)}",
+            )
 
 
 def _resolve_model(model: str, source: Source) -> str:
