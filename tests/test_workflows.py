@@ -427,3 +427,19 @@ def test_cli_runs_a_workflow_and_lists_its_outputs(tmp_path: Path) -> None:
     assert again.exit_code == 2 and "pass --overwrite" in again.output
     both = runner.invoke(cli, ["run", str(path), "--workers", "2", "--scheduler", "tcp://a:1"])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_cli_draws_a_bar_per_step_on_a_terminal(tmp_path: Path) -> None:
+    import sys
+
+    from tests.test_cli import _run_in_pty
+
+    path = tmp_path / "wf.yaml"
+    path.write_text(FLOOD_HEAD + "predict: {bands: [4, 1]}\nreport: false\n", encoding="utf-8")
+    drawn = _run_in_pty(
+        [sys.executable, "-m", "geoseg", "run", str(path), "--out", str(tmp_path / "o")]
+    )
+    for step in ("predict pre", "predict post", "vectorize flood", "vectorize total_water"):
+        assert f"{step}\r\n" in drawn, drawn[-2000:]
+    assert "chips/s" in drawn and "blocks/s" in drawn and "100%" in drawn
+    assert "flood workflow done in" in drawn

@@ -4,25 +4,41 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import click
 
 
 @contextlib.contextmanager
 def _step_bars() -> Iterator[Callable[[str, int, int], None]]:
-    """``progress(step, done, total)``: one bar per step on a TTY, silent otherwise."""
+    """``progress(step, done, total)``: on a TTY, the step's name and a bar; silent otherwise.
+
+    A step's bar is closed when the next step starts, so bars never stack.
+    """
+    import sys
+
     from geoseg.cli.options import progress_bar
 
-    with contextlib.ExitStack() as stack:
-        bars: dict[str, Callable[[int, int], None]] = {}
+    tty = sys.stderr.isatty()
+    state: dict[str, Any] = {"step": None, "stack": None, "bar": None}
 
-        def update(step: str, done: int, total: int) -> None:
-            if step not in bars:
-                unit = "chips" if step.startswith("predict") else "blocks"
-                bars[step] = stack.enter_context(progress_bar(unit))
-            bars[step](done, total)
+    def update(step: str, done: int, total: int) -> None:
+        if not tty:
+            return
+        if step != state["step"]:
+            if state["stack"] is not None:
+                state["stack"].close()
+            click.echo(step, err=True)
+            stack = contextlib.ExitStack()
+            unit = "chips" if step.startswith("predict") else "blocks"
+            state.update(step=step, stack=stack, bar=stack.enter_context(progress_bar(unit)))
+        state["bar"](done, total)
 
+    try:
         yield update
+    finally:
+        if state["stack"] is not None:
+            state["stack"].close()
 
 
 @click.command("run")
