@@ -15,10 +15,10 @@ checking as it goes:
   is resolved against the YAML file's folder and, for inputs, must exist
   (``wf.yaml line 4: inputs.pre: file ../data/x.tif does not exist …``).
 
-Supported types: ``Any``, ``bool``, ``int``, ``float`` (ints accepted),
-``str``, ``None``, ``Literal[...]``, unions (``int | str``, ``X | None``; tried
-in order), ``list[X]``, ``tuple[X, ...]``, ``dict[K, V]``, nested dataclasses
-and ``Annotated[X, IsPath(...)]``.
+Supported types: ``Any``, ``bool``, ``int``, ``float`` (ints accepted), ``str``
+(numbers accepted: ``date: 2020``), ``None``, ``Literal[...]``, unions
+(``int | str``, ``X | None``; tried in order), ``list[X]``, ``tuple[X, ...]``,
+``dict[K, V]``, nested dataclasses and ``Annotated[X, IsPath(...)]``.
 
 A dataclass may define ``yaml_shorthand(value)`` (a static or class method): it
 is called with a raw value that is not a mapping and returns the mapping (or
@@ -319,8 +319,8 @@ class _Builder:
             return float(value)
         if tp is int and isinstance(value, int):
             return value
-        if tp is str and isinstance(value, str):
-            return value
+        if tp is str and isinstance(value, str | int | float):
+            return str(value)  # `date: 2020` or `name: 42` read as numbers; str() restores them
         raise self.wrong(path, tp, value)
 
     def sequence(self, value: Any, tp: Any, path: KeyPath) -> Any:

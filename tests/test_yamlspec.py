@@ -113,7 +113,7 @@ def test_builds_the_whole_tree() -> None:
             "name: x\nterms:\n  - {name: ce}\n  - {name: d, weight: heavy}\n",
             "t.yaml line 4: terms[1].weight must be float, got 'heavy'",
         ),
-        ("name: x\nids: [1, 2.5]\n", "t.yaml line 2: ids[1] must be int or str, got 2.5"),
+        ("name: x\nids: [1, [2]]\n", "t.yaml line 2: ids[1] must be int or str, got [2]"),
         ("name: x\npair: [1]\n", "t.yaml line 2: pair needs 2 items, got 1"),
         ("name: x\ninner: 3\n", "t.yaml line 2: inner must be a mapping, got 3"),
         ("name: x\ninner:\n  size: 0\n", "t.yaml line 2: inner: size must be at least 1, got 0"),
@@ -168,6 +168,13 @@ def test_yaml_is_loaded_safely() -> None:
 def test_build_from_a_dict_without_lines() -> None:
     with pytest.raises(SpecError, match=r"^spec: inner.size must be int"):
         build(Top, {"name": "x", "inner": {"size": "big"}})
+
+
+def test_numbers_are_accepted_as_text_but_not_booleans() -> None:
+    assert loads("name: 2020\n", Top).name == "2020"
+    assert loads("name: x\nids: [7]\n", Top).ids == [7]  # int | str keeps the int
+    with pytest.raises(SpecError, match="name must be str, got True"):
+        loads("name: yes\n", Top)
 
 
 def test_helpers() -> None:
