@@ -181,3 +181,21 @@ def test_helpers() -> None:
     assert dotted(("a", "0", "b")) == "a[0].b" and dotted(()) == "the top level"
     assert type_name(int | None) == "int or None"
     assert type_name(list[str]) == "a list of str"
+
+
+@pytest.mark.parametrize("name", ["train-landcover", "train-forest"])
+def test_builds_the_training_configs_as_their_own_loader_does(name: str) -> None:
+    """General enough for geoseg.train.config's tree (Literal, unions, lists, nested)."""
+    import dataclasses
+
+    from geoseg.train.config import TrainConfig, load_config
+    from geoseg.yamlspec import read_yaml
+    from tests.common import REPO
+
+    path = REPO / "workflows" / f"{name}.yaml"
+    doc, source = read_yaml(path)
+    ours = dataclasses.asdict(build(TrainConfig, doc, source))
+    theirs = dataclasses.asdict(load_config(path))
+    assert ours.pop("base_dir") == "." and ours == {
+        k: v for k, v in theirs.items() if k != "base_dir"
+    }
