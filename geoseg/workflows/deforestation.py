@@ -206,12 +206,13 @@ def _report(
             polygons["loss"].path,
             classes=period,
             layer=polygons["loss"].layer,
+            overlay=False,  # it would draw "no loss" (no polygons) in black
         )
     report.add_table("Change areas (first → last date)", change.areas)
     report.add_table(
         "Loss by date",
         ["date", "previous_date", "pixels", "area_m2", "area_ha"],
-        by_date,
+        [(str(d), str(p), *rest) for d, p, *rest in by_date],  # dates, not numbers: no "2,000"
         note="Area first seen lost at each date (and lost at every later date).",
     )
     report.add_table(

@@ -105,7 +105,7 @@ def run(ctx: RunContext) -> Exception | None:
     )
     if flood.inputs[1]["reprojected"]:
         ctx.summary.append("the post-event map was warped onto the pre-event grid (nearest)")
-    _report(ctx, pre, post, flood, polygons, rows)
+    _report(ctx, pre, post, flood, total, polygons, rows)
     return None
 
 
@@ -143,6 +143,7 @@ def _report(
     pre: Any,
     post: Any,
     flood: Any,
+    total: Any,
     polygons: dict[str, Any],
     rows: list[tuple[Any, ...]],
 ) -> None:
@@ -171,13 +172,16 @@ def _report(
         )
     report.add_quicklooks(classes=flood.path, title="Flood extent")
     if "flood" in polygons:
-        report.add_map("Map: flood polygons over the flood extent", polygons["flood"].path,
-                       classes=flood.path, layer=polygons["flood"].layer)  # fmt: skip
+        # no raster overlay: the map would draw the classes without polygons in black
+        report.add_map("Map: flood polygons", polygons["flood"].path, classes=flood.path,
+                       layer=polygons["flood"].layer, overlay=False)  # fmt: skip
     report.add_table(
         "Areas",
         list(AREA_COLUMNS),
         rows,
-        note=flood.areas.note() + "; total water is permanent water + flood",
+        note=f"{flood.path.name} and {Path(total.path).name} ({flood.areas.crs}, areas "
+        + ("ellipsoidal per pixel row" if flood.areas.geographic else "planar, in the CRS")
+        + "); total water = permanent water + flood, pixel for pixel",
     )
     report.add_table(
         "Transitions (pre → post)",
