@@ -443,3 +443,22 @@ def test_cli_draws_a_bar_per_step_on_a_terminal(tmp_path: Path) -> None:
         assert f"{step}\r\n" in drawn, drawn[-2000:]
     assert "chips/s" in drawn and "blocks/s" in drawn and "100%" in drawn
     assert "flood workflow done in" in drawn
+
+
+def test_batch_with_a_failing_scene_finishes_the_others_then_fails(tmp_path: Path) -> None:
+    from geoseg.batch import BatchError
+
+    text = (
+        "kind: batch\nmodel: mndwi-otsu\npredict: {bands: [4, 1], allow_mixed_crs: true}\n"
+        "vectorize: false\ninputs:\n"
+        f"  scenes: ['{DATA}/pucallpa/1985.tif', '{DATA}/bahamas/RGB.byte.tif']\n"
+    )
+    out = tmp_path / "out"
+    with pytest.raises(BatchError, match="1 of 2 scenes failed \\(RGB.byte.tif"):
+        run_workflow(_workflow(tmp_path, text), out=out)
+    states = {r["scene"]: (r["state"], r["error"]) for r in _rows(out / "summary.csv")}
+    assert states["1985"] == ("done", "")
+    assert states["RGB.byte"][0] == "failed" and "band" in states["RGB.byte"][1]
+    record = json.loads((out / "workflow_run.json").read_text(encoding="utf-8"))
+    assert record["state"] == "failed" and "1 of 2 scenes failed" in record["error"]
+    assert (out / "report.html").exists() and (out / "1985_classes.tif").exists()
