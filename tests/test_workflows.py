@@ -313,7 +313,7 @@ def test_batch_archive_resumes(tmp_path: Path) -> None:
 def test_batch_of_a_glob_and_missing_bands_that_fail(tmp_path: Path) -> None:
     text = (
         "kind: batch\nmodel: mndwi-otsu\npredict: {bands: [4, 1]}\nvectorize: false\n"
-        f"report: false\ninputs:\n  scenes: ['{DATA}/pucallpa/*.tif']\n"
+        f"report: false\ninputs:\n  scenes: {DATA}/pucallpa/*.tif\n"  # one glob, not a list
     )
     res = run_workflow(_workflow(tmp_path, text), out=tmp_path / "glob")
     assert [r["state"] for r in _rows(tmp_path / "glob" / "summary.csv")] == ["done"] * 3

@@ -198,7 +198,8 @@ class SeriesInputs:
 class BatchInputs:
     """Scenes by path or glob, or the items of a STAC catalog."""
 
-    scenes: list[InputGlob] | None = None
+    scenes: InputGlob | list[InputGlob] | None = None
+    """Paths or globs (one, or a list), e.g. ``/archive/**/*.tif``."""
     stac: InputPath | None = None
     asset: str | None = None
     """STAC: the multi-band asset key [bands found by their eo:bands common names]."""
@@ -210,6 +211,8 @@ class BatchInputs:
     def __post_init__(self) -> None:
         if (self.scenes is None) == (self.stac is None):
             raise InputError("give either scenes (paths or globs) or stac (a catalog), not both")
+        if isinstance(self.scenes, str):
+            self.scenes = [self.scenes]
         if self.scenes is not None and not self.scenes:
             raise InputError("scenes is empty; list paths or globs")
         if self.stac is None and (self.asset or self.items):
