@@ -322,6 +322,9 @@ def test_batch_of_a_glob_and_missing_bands_that_fail(tmp_path: Path) -> None:
     text = f"kind: batch\nmodel: ndwi-otsu\ninputs:\n  stac: {stac}\n"
     with pytest.raises(GeosegError, match="no asset with eo:bands common name nir"):
         run_workflow(_workflow(tmp_path, text), out=tmp_path / "fail")
+    text += "  items: [pucallpa-1985, pucallpa-1986]\n"
+    with pytest.raises(GeosegError, match="inputs.items names 'pucallpa-1986', which .* not hold"):
+        run_workflow(_workflow(tmp_path, text), out=tmp_path / "items")
 
 
 # -- bad specs --------------------------------------------------------------------------
