@@ -25,10 +25,20 @@ Why the details are as they are:
   inside a batch are simplified once for both sides and edges shared with other
   batches are kept exactly: no gaps, no overlaps.
 
+- Pieces of one region are dissolved with a coverage union, not an overlay
+  union: they tile the region, and a vertex at every pixel corner of their
+  block-edge segments makes both sides of each seam match exactly.
+- ``min_area`` is a sieve in the raster domain (:mod:`~geoseg.vector.sieve`):
+  small regions merge into the neighbouring class with the longest shared
+  boundary, in rounds, each round exact block by block thanks to a halo.
+- ``smooth`` cuts pixel corners on edges shared inside a batch, with nodes and
+  the batch outline fixed, so the coverage stays valid.
+
 The package is split by concern: :mod:`~geoseg.vector.grid` (the raster and the
-options), :mod:`~geoseg.vector.polygonize` (labels and pieces per block, the
-stitcher that joins them), :mod:`~geoseg.vector.geometry` (simplification,
-areas), :mod:`~geoseg.vector.writers` (the formats) and
+options), :mod:`~geoseg.vector.sieve` (``min_area``),
+:mod:`~geoseg.vector.polygonize` (labels and pieces per block, the stitcher that
+joins them), :mod:`~geoseg.vector.geometry` (smoothing, simplification, areas,
+perimeters), :mod:`~geoseg.vector.writers` (the formats) and
 :mod:`~geoseg.vector.core` (:func:`vectorize`, which runs them in a stream).
 """
 
