@@ -202,3 +202,14 @@ def test_min_area_too_large_for_the_halo(tmp_path):
     with pytest.raises(VectorizeError, match="smaller min_area"):
         vectorize(path, tmp_path / "c.gpkg", min_area=1e7)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif"]
+
+
+def test_interrupted_sieve_leaves_no_file(noisy, tmp_path):
+    path, _ = noisy
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        vectorize(path, tmp_path / "out.gpkg", block=16, min_area=7 * 900.0, progress=stop)
+    assert not list(tmp_path.iterdir())  # neither the output nor a sieve round is left
