@@ -255,8 +255,10 @@ def test_landcover_on_a_crop_of_zion(tmp_path: Path) -> None:
                   Window(400, 500, 384, 384))  # fmt: skip
     wf = load_workflow(WORKFLOWS / "landcover.yaml")
     spec = dataclasses.replace(
-        wf.spec, inputs=dataclasses.replace(wf.spec.inputs, scene=str(scene))
-    )  # type: ignore[attr-defined]
+        wf.spec,
+        inputs=dataclasses.replace(wf.spec.inputs, scene=str(scene)),  # type: ignore[attr-defined]
+        predict=dataclasses.replace(wf.spec.predict, confidence=True),
+    )
     res = run_workflow(dataclasses.replace(wf, spec=spec), out=tmp_path / "out")
     out = res.out
     classes = _read(out / "zion_crop_classes.tif")
@@ -267,6 +269,10 @@ def test_landcover_on_a_crop_of_zion(tmp_path: Path) -> None:
     zonal = _rows(out / "zonal_areas.csv")
     assert {r["zone"] for r in zonal} == {"Zion"}
     assert sum(float(r["share_pct"]) for r in zonal) == pytest.approx(100.0)
+    table = pyogrio.read_dataframe(
+        out / "zion_crop_classes.gpkg", layer="zion_crop_classes", read_geometry=False
+    )
+    assert table["mean_confidence"].between(0, 100).all()  # from predict's confidence raster
     n, area = _polygon_area(out / "zion_crop_classes.gpkg", "zion_crop_classes")
     # simplified and sieved polygons still tile the classified area (coverage-safe)
     assert n > 0 and area == pytest.approx(900.0 * valid.sum(), rel=1e-6)

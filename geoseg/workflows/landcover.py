@@ -24,7 +24,10 @@ def run(ctx: RunContext) -> Exception | None:
     res = predict_scene(ctx, scene, ctx.out, role="scene")
     classes = res.outputs["classes"]
     stem = Path(classes).stem
-    vec = vectorize_layer(ctx, classes, stem) if spec.vectorize.enabled else None
+    vec = None
+    if spec.vectorize.enabled:
+        conf = res.outputs.get("confidence")  # predict.confidence: true adds mean_confidence
+        vec = vectorize_layer(ctx, classes, stem, confidence=conf)
     with ctx.step("stats") as rec:
         table = class_areas(classes)
         for suffix, text in ((".csv", table.to_csv()), (".md", table.to_markdown())):

@@ -82,13 +82,15 @@ def vectorize_layer(
     *,
     ids: Sequence[int] | None = None,
     date: str | None = None,
+    confidence: str | None = None,
     overwrite: bool | None = None,
 ) -> Any:
     """Polygons of a class raster with the workflow's vectorize options, styled for QGIS.
 
     ``ids`` (when given) wins over the spec's ``vectorize.classes``. The output
     is ``<out>/<name>.<format>``; a GeoPackage gets its QGIS style inside,
-    other formats a ``.qml`` beside them. ``overwrite`` defaults to the run's.
+    other formats a ``.qml`` beside them. ``confidence`` (predict's confidence
+    raster) adds ``mean_confidence``; ``overwrite`` defaults to the run's.
     """
     import rasterio
 
@@ -108,6 +110,7 @@ def vectorize_layer(
             min_area=v.min_area,
             simplify=v.simplify,
             smooth=v.smooth,
+            confidence=confidence,
             date=date,
             overwrite=ctx.overwrite if overwrite is None else overwrite,
             progress=ctx.progress_for(f"vectorize {name}"),
