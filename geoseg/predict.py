@@ -148,7 +148,13 @@ def _output_paths(out_dir: Path, stem: str, opts: PredictOptions) -> dict[str, P
     if opts.confidence:
         paths["confidence"] = out_dir / f"{stem}_confidence.tif"
     if opts.vector:
-        paths["vector"] = out_dir / f"{stem}_classes.{opts.vector_format}"
+        if opts.vector_format == "gpkg":  # the style travels inside the GeoPackage
+            paths["vector"] = out_dir / f"{stem}_classes.gpkg"
+        else:
+            # other formats are styled by a <name>.qml sidecar, and <stem>_classes.qml
+            # is the class raster's: the polygons need a base name of their own
+            paths["vector"] = out_dir / f"{stem}_polygons.{opts.vector_format}"
+            paths["vector_style"] = out_dir / f"{stem}_polygons.qml"
     return paths
 
 
@@ -468,14 +474,24 @@ def predict_scene(
             from geoseg.vectorize import vectorize
 
             t = time.perf_counter()
+            from geoseg.styles import style_vector_output
+
             staged["vector"] = temp_name(paths["vector"])
             vectorize(
                 staged["classes"],
                 staged["vector"],
                 layer=scene.stem,
                 classes=classes,
+                confidence=staged.get("confidence"),
+                source=scene.path,
+                style=opts.vector_format == "gpkg",
                 overwrite=True,
             )
+            if "vector_style" in paths:
+                staged["vector_style"] = temp_name(paths["vector_style"])
+                style_vector_output(
+                    staged["vector"], scene.stem, classes, sidecar=staged["vector_style"]
+                )
             timings["vectorize"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t_start
         record = _record(
@@ -523,7 +539,11 @@ def _open_sinks(
         classes=bundle.classes,
         description="class",
         overviews=opts.overviews,
-        tags={"GEOSEG_BUNDLE": bundle.name, "GEOSEG_BUNDLE_SHA256": bundle.sha256},
+        tags={
+            "GEOSEG_BUNDLE": bundle.name,
+            "GEOSEG_BUNDLE_SHA256": bundle.sha256,
+            "GEOSEG_SOURCE": scene.path,  # vectorize writes it as each polygon's `source`
+        },
     )
     if opts.confidence:
         sinks["confidence"] = RasterSink(
@@ -538,7 +558,7 @@ def _publish(staged: dict[str, Path], paths: dict[str, Path], sinks: dict[str, R
     """Rename staged outputs to their final names, the run record last."""
     if paths["run"].exists():
         paths["run"].unlink()  # an old record must not vouch for a mix of old and new files
-    for key in ("classes", "confidence", "vector"):
+    for key in ("classes", "confidence", "vector", "vector_style"):
         if key in staged:
             if key in sinks:
                 sinks[key].publish(staged[key])

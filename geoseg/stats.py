@@ -367,6 +367,9 @@ def _read_zones(
     import pyogrio
     import shapely
 
+    from geoseg.styles import data_layer
+
+    layer = data_layer(zones, layer)
     try:
         info = pyogrio.read_info(zones, layer=layer)
     except Exception as err:  # pyogrio raises its own DataSourceError/DataLayerError

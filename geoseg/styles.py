@@ -316,6 +316,25 @@ def style_vector_output(
     return [_write_text(target, vector_qml(classes, field, _file_geometry(path)))]
 
 
+def data_layer(path: str | os.PathLike[str], layer: str | None = None) -> str | None:
+    """``layer``, or the first data layer of a styled GeoPackage (not ``layer_styles``).
+
+    A GeoPackage with a style in it lists ``layer_styles`` as a second table, and
+    GDAL readers then ask which layer is meant; geoseg's own readers take the
+    first one that is not the style table. Other files: ``layer`` as given.
+    """
+    if layer is not None or not os.fspath(path).lower().endswith(".gpkg"):
+        return layer
+    with contextlib.suppress(Exception):
+        import pyogrio
+
+        names = [str(n) for n, _ in pyogrio.list_layers(path)]
+        data = [n for n in names if n != "layer_styles"]
+        if data and len(names) > 1:
+            return data[0]
+    return layer
+
+
 def _file_geometry(path: Path) -> GeometryKind:
     """Geometry kind of a non-GeoPackage vector file (polygons unless it says otherwise)."""
     with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ from affine import Affine
 import geoseg
 from geoseg.chips import ChipGrid
 from geoseg.normalize import build_normalizer, scene_percentiles
+from geoseg.styles import data_layer
 from tests.common import (
     BAHAMAS,
     PUCALLPA,
@@ -62,7 +63,7 @@ def test_rotated_geotransform_is_kept(tmp_path: Path, conv_bundle: geoseg.ModelB
         assert out.transform == rotated
     import geopandas as gpd
 
-    gdf = gpd.read_file(res.outputs["vector"])
+    gdf = gpd.read_file(res.outputs["vector"], layer=data_layer(res.outputs["vector"]))
     poly_area = gdf.geometry.area.sum()
     valid = (read(res.outputs["classes"]) != 255).sum()
     assert poly_area == pytest.approx(valid * 900.0, rel=1e-9)
@@ -328,7 +329,7 @@ def test_nodata_is_carried_end_to_end(
     import geopandas as gpd
     from shapely.geometry import box
 
-    gdf = gpd.read_file(res.outputs["vector"])
+    gdf = gpd.read_file(res.outputs["vector"], layer=data_layer(res.outputs["vector"]))
     with rasterio.open(src) as ds:
         t = ds.transform
     x0, y0 = t @ (45, 35)

@@ -35,6 +35,7 @@ from geoseg.errors import InputError
 from geoseg.report import Report, build_map_data, report_for_predict
 from geoseg.report._html import format_number
 from geoseg.stats import class_areas
+from geoseg.styles import data_layer
 from tests.common import ZION
 
 CROP = Window(col_off=384, row_off=1024, width=384, height=384)  # river, town, fields, forest
@@ -317,7 +318,9 @@ def test_run_record_facts_and_full_json(run: dict[str, Any]) -> None:
 def test_chromium_draws_one_path_per_inlined_polygon(run: dict[str, Any]) -> None:
     doc = parse(run["text"])
     inlined = json.loads(doc.scripts["map1-data"])
-    on_disk = pyogrio.read_info(run["res"].outputs["vector"])["features"]
+    on_disk = pyogrio.read_info(
+        run["res"].outputs["vector"], layer=data_layer(run["res"].outputs["vector"])
+    )["features"]
     assert len(inlined["features"]) == on_disk == 627  # small run: nothing capped
     el = map_element(run["view"].dom)
     assert "leaflet-container" in el["class"]
@@ -333,7 +336,9 @@ def test_chromium_draws_one_path_per_inlined_polygon(run: dict[str, Any]) -> Non
 
 
 def test_clicking_a_polygon_shows_its_class_and_area(run: dict[str, Any]) -> None:
-    gdf = pyogrio.read_dataframe(run["res"].outputs["vector"])
+    gdf = pyogrio.read_dataframe(
+        run["res"].outputs["vector"], layer=data_layer(run["res"].outputs["vector"])
+    )
     big = gdf.loc[gdf["area_m2"].idxmax()]
     popup = re.search(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div></div>', run["only"].dom)
     assert popup is not None
@@ -378,7 +383,7 @@ def test_map_caps_and_simplifies_for_display_keeping_a_coverage(run: dict[str, A
     assert capped.features == 50 and capped.source_features == 627
     assert "Showing the 50 largest of 627 polygons" in capped.notes[0]
     kept = sorted(f["properties"]["area_m2"] for f in json.loads(capped.geojson)["features"])
-    all_areas = sorted(pyogrio.read_dataframe(gpkg)["area_m2"])
+    all_areas = sorted(pyogrio.read_dataframe(gpkg, layer=data_layer(gpkg))["area_m2"])
     assert kept == pytest.approx(all_areas[-50:])
     simple = build_map_data(gpkg, simplify_m=90)
     assert simple.features == 627 and "90 m tolerance" in simple.notes[0]

@@ -153,7 +153,9 @@ def _read(vectors: str | os.PathLike[str], layer: str | None) -> Any:
 
             gdf = geopandas.read_parquet(path)
         else:
-            gdf = pyogrio.read_dataframe(path, layer=layer)
+            from geoseg.styles import data_layer
+
+            gdf = pyogrio.read_dataframe(path, layer=data_layer(path, layer))
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as err:
         raise InputError(f"cannot read polygons from {path}: {err}; check the path") from err
     except ValueError as err:  # geopandas: not a GeoParquet file

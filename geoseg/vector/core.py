@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
 from geoseg.atomic import clean_stale
-from geoseg.errors import OutputError
-from geoseg.schemes import ClassInfo
+from geoseg.errors import InputError, OutputError
+from geoseg.schemes import ClassInfo, parse_classes
+from geoseg.styles import qml_path, style_vector_output
 from geoseg.vector import geometry
 from geoseg.vector.geometry import (
     _areas,
@@ -56,6 +60,33 @@ class VectorizeResult:
     seconds: float
 
 
+def _style_scheme(ds: Any, classes: Sequence[ClassInfo] | None) -> tuple[ClassInfo, ...]:
+    """The class scheme to style the output with: ``classes``, else the raster's tag."""
+    if classes is not None:
+        return tuple(classes)
+    tag = ds.tags().get("GEOSEG_CLASSES")
+    if not tag:
+        return ()  # no colors known: the output is left unstyled
+    try:
+        return tuple(parse_classes(json.loads(tag)))
+    except (ValueError, TypeError, InputError):
+        return ()
+
+
+def _style_sidecar(out: Path, layer: str, scheme: Sequence[ClassInfo]) -> None:
+    """``<stem>.qml`` beside a finished non-GeoPackage output, unless a raster owns that name."""
+    sidecar = qml_path(out)
+    if sidecar.exists() and "<rasterrenderer" in sidecar.read_text("utf-8", errors="replace"):
+        log.warning(
+            "%s not written: it is the style of a raster with the same base name as %s; "
+            "name the vector file differently to get a QGIS style for it",
+            sidecar,
+            out.name,
+        )
+        return
+    style_vector_output(out, layer, scheme)
+
+
 def vectorize(
     raster: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -71,6 +102,7 @@ def vectorize(
     confidence: str | os.PathLike[str] | None = None,
     source: str | None = None,
     date: str | None = None,
+    style: bool = True,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> VectorizeResult:
@@ -140,6 +172,12 @@ def vectorize(
     date
         The scene's acquisition date (ISO 8601), written as ``date``;
         defaults to the raster's ``GEOSEG_DATE`` tag. Left out when unknown.
+    style
+        Give the output its QGIS style (categorized by class with the scheme's
+        colors): inside a GeoPackage (``layer_styles``, written before the
+        file gets its final name), as a ``<stem>.qml`` sidecar for the other
+        formats. Needs a scheme with colors (``classes`` or the raster's
+        ``GEOSEG_CLASSES`` tag); without one the output is left unstyled.
     overwrite
         Replace an existing ``out``.
     progress
@@ -225,7 +263,13 @@ def vectorize(
             tally=tally,
             to_wgs84=_wgs84(grid) if fmt == "GeoJSON" else None,
         )
-        _write_atomic(batches, out, fmt=fmt, layer=layer, grid=grid)
+        scheme = _style_scheme(ds, classes) if style else ()
+        finish = None
+        if scheme and driver == "GPKG":
+            finish = partial(style_vector_output, layer=layer, classes=scheme)
+        _write_atomic(batches, out, fmt=fmt, layer=layer, grid=grid, finish=finish)
+        if scheme and driver != "GPKG":
+            _style_sidecar(out, layer, scheme)
     seconds = time.perf_counter() - start
     log.info("vectorized %s: %d polygons in %.1f s", raster, tally.features, seconds)
     return VectorizeResult(

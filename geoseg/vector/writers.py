@@ -109,14 +109,26 @@ class _Source:
 
 
 def _write_atomic(
-    batches: Iterable[_Batch], out: Path, *, fmt: str, layer: str, grid: _Grid
+    batches: Iterable[_Batch],
+    out: Path,
+    *,
+    fmt: str,
+    layer: str,
+    grid: _Grid,
+    finish: Callable[[Path], object] | None = None,
 ) -> None:
-    """Write under a temporary name, rename when complete, delete it on any failure."""
+    """Write under a temporary name, rename when complete, delete it on any failure.
+
+    ``finish(tmp)`` runs on the complete temporary file just before the rename
+    (the GeoPackage style goes in there, so data and style appear together).
+    """
     source = _Source(batches)
     writer = {"GeoJSON": _write_geojson, "Parquet": _write_parquet}.get(fmt, _write_ogr)
     try:
         with atomic_path(out) as tmp:
             writer(source, tmp, fmt=fmt, layer=layer, grid=grid)
+            if finish is not None:
+                finish(tmp)
     except BaseException as err:
         if source.error is not None:
             raise source.error  # noqa: B904 - the producer's own error, cause intact
