@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from geoseg.errors import InputError, RasterReadError
 from geoseg.metrics import SCORES, ConfusionMatrix
+from geoseg.scene import read_masks
 from geoseg.schemes import ClassInfo, load_scheme, parse_classes
 
 IGNORE = 255
@@ -144,7 +145,7 @@ def _windows(shape: tuple[int, int], window_pixels: int) -> Iterator[Any]:
 
 
 def _valid(ds: Any, band: int, data: NDArray[Any], window: Any) -> NDArray[np.bool_]:
-    ok: NDArray[np.bool_] = ds.read_masks(band, window=window) > 0
+    ok: NDArray[np.bool_] = read_masks(ds, band, window=window) > 0
     if ds.nodata is not None and not math.isnan(ds.nodata):
         ok &= data != ds.nodata
     return ok

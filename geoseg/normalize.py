@@ -119,7 +119,7 @@ def scene_percentiles(
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    from geoseg.scene import read_error
+    from geoseg.scene import read_error, read_masks
 
     rows, cols = scene.shape
     f = max(1.0, (rows * cols / max_pixels) ** 0.5)
@@ -129,7 +129,7 @@ def scene_percentiles(
             data = ds.read(list(scene.bands), out_shape=out_shape).astype(np.float64)
             valid = np.isfinite(data).all(axis=0)
             if scene.has_mask:
-                valid &= ds.read_masks(list(scene.bands), out_shape=out_shape).all(axis=0)
+                valid &= read_masks(ds, list(scene.bands), out_shape=out_shape).all(axis=0)
             if scene.alpha is not None:
                 valid &= ds.read(scene.alpha, out_shape=out_shape[1:]) > 0
     except RasterioIOError as err:

@@ -18,6 +18,7 @@ from rasterio.enums import Resampling
 
 from geoseg.atomic import atomic_path
 from geoseg.errors import InputError, RasterReadError
+from geoseg.scene import read_masks
 from geoseg.schemes import NODATA_CLASS, ClassInfo, parse_classes
 
 
@@ -53,7 +54,7 @@ def _true_color(scene: str, rgb_bands: tuple[int, ...] | None, shape: tuple[int,
         data = ds.read(
             list(rgb_bands), out_shape=(3, *shape), resampling=Resampling.average
         ).astype(np.float64)
-        valid = ds.read_masks(list(rgb_bands), out_shape=(3, *shape)).all(axis=0)
+        valid = read_masks(ds, list(rgb_bands), out_shape=(3, *shape)).all(axis=0)
     out = np.zeros((*shape, 4))
     if valid.any():
         for i in range(3):

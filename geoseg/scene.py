@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 import rasterio
 from numpy.typing import NDArray
 from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NodataShadowWarning, RasterioIOError
 from rasterio.windows import Window as RioWindow
 
 from geoseg.chips import Window
@@ -106,7 +107,7 @@ class Scene:
             arr = ds.read(list(self.bands), window=rio_window, out_dtype=dtype)
             ok = np.isfinite(arr).all(axis=0) if arr.dtype.kind == "f" else None
             if self.has_mask:
-                masks = ds.read_masks(list(self.bands), window=rio_window).all(axis=0)
+                masks = read_masks(ds, list(self.bands), window=rio_window).all(axis=0)
                 ok = masks if ok is None else ok & masks
             if self.alpha is not None:  # GDAL ignores an alpha band known only from PAM
                 opaque = ds.read(self.alpha, window=rio_window) > 0
@@ -139,6 +140,19 @@ def gdal_env() -> Any:
     if "GDAL_CACHEMAX" in os.environ:
         return rasterio.Env()
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+
+
+def read_masks(ds: Any, bands: Any, **kwargs: Any) -> NDArray[np.uint8]:
+    """``ds.read_masks(bands, **kwargs)`` without rasterio's NodataShadowWarning.
+
+    With a nodata value beside an alpha band GDAL's masks come from the nodata
+    value (it "shadows" the alpha) and rasterio warns; geoseg applies the alpha
+    band itself where it matters, so the warning tells the user nothing.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        out: NDArray[np.uint8] = ds.read_masks(bands, **kwargs)
+    return out
 
 
 def read_error(path: str, err: BaseException) -> RasterReadError:

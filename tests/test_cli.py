@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from geoseg.cli.main import cli
 from tests.common import make_bundle, scene_file
 
+
 def _all_commands() -> list[list[str]]:
     """Every registered command and sub-command: each one's --help shows an example."""
     import click

@@ -436,3 +436,23 @@ def test_several_scenes_by_glob(tmp_path: Path, conv_bundle: geoseg.ModelBundle)
         str(tmp_path / "scene*.tif"), conv_bundle, tmp_path / "out", vector=False
     )
     assert [Path(r.scene).name for r in results] == ["scene0.tif", "scene1.tif", "scene2.tif"]
+
+
+def test_four_byte_bands_with_nodata_and_implicit_alpha_predict_quietly(tmp_path: Path) -> None:
+    # 4 uint8 bands + a nodata value, photometric left to GDAL (RGB + alpha): GDAL
+    # warns that the nodata value shadows the alpha; a predict must not surface that.
+    import warnings
+
+    src = tmp_path / "rgba.tif"
+    data = np.full((4, 96, 96), 120, dtype=np.uint8)
+    data[:, :10] = 0
+    with rasterio.open(
+        src, "w", driver="GTiff", width=96, height=96, count=4, dtype="uint8", nodata=0,
+        crs="EPSG:32612", transform=Affine(30, 0, 0, 0, -30, 0),
+    ) as ds:  # fmt: skip
+        ds.write(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        [res] = geoseg.predict(src, make_bundle("Pointwise", chip=32, overlap=0),
+                               tmp_path / "o", vector=False, bands=[1, 2, 3, 4])  # fmt: skip
+    assert (read(res.outputs["classes"])[:10] == 255).all()

@@ -22,6 +22,7 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioError
 
 from geoseg.errors import InputError, RasterReadError
+from geoseg.scene import read_masks
 from geoseg.schemes import NODATA_CLASS, ClassInfo
 
 MAX_WIDTH = 1200
@@ -144,7 +145,9 @@ def composite(
                 )
             shape = fit_shape((ds.height, ds.width), max_width)
             data = ds.read(list(bands), out_shape=(3, *shape), resampling=Resampling.average)
-            valid = ds.read_masks(list(bands), out_shape=(3, *shape)).all(axis=0)
+            valid: NDArray[np.bool_] = np.asarray(
+                read_masks(ds, list(bands), out_shape=(3, *shape)).all(axis=0)
+            )
     except RasterioError as err:
         raise RasterReadError(f"cannot read scene {path}: {err}; check the path") from err
     rgb = np.full((*shape, 3), 235, dtype=np.uint8)

@@ -125,7 +125,12 @@ def build_map_data(
     if classes_raster is not None:
         footprint, fp_bounds = raster_footprint(classes_raster)
         bounds = _union(bounds, fp_bounds)
-        ov = class_overlay(classes_raster, [e.cls for e in legend]) if overlay else None
+        if overlay:
+            # every class of the raster gets its color, not only those the polygons show
+            colors = {c.id: c for c in _raster_scheme(classes_raster) or ()}
+            colors.update({c.id: c for c in scheme or ()})
+            colors.update({e.cls.id: e.cls for e in legend})
+            ov = class_overlay(classes_raster, list(colors.values()))
     if bounds is None:
         raise InputError(
             f"{vectors} has no polygons and no classes_raster was given, so there is "
