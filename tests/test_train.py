@@ -456,7 +456,9 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path, crop: dict[str, Pa
 
 
 def test_workflow_configs_load() -> None:
-    for name in ("train-landcover.yaml", "train-forest.yaml"):
+    names = sorted(p.name for p in (ROOT / "workflows").glob("train-*.yaml"))
+    assert names == ["train-forest.yaml", "train-landcover.yaml", "train-water.yaml"]
+    for name in names:
         cfg = load_config(ROOT / "workflows" / name)
         for item in cfg.data:
             assert cfg.path(item.image).exists() and cfg.path(item.labels).exists()
