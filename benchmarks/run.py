@@ -374,7 +374,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--real-size", type=int, default=4096)
     ap.add_argument("--cheap-size", type=int, default=8192)
-    ap.add_argument("--dask-size", type=int, default=2048)
+    ap.add_argument("--dask-size", type=int, default=4096)
     ap.add_argument("--memory-sizes", default="4096,16384")
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians reported")

@@ -18,6 +18,7 @@ from typing import Any
 
 from geoseg.bundle import ModelBundle
 from geoseg.chips import Block
+from geoseg.engine.local import _malloc_trim
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.errors import InputError, MissingDependencyError
 
@@ -206,11 +207,16 @@ class DaskEngine:
 
         while submitted < limit and submit_next():
             pass
+        # results arrive on the comm thread's heap; give freed memory back now and
+        # then, as the local engine does, or the client's resident size creeps up
+        trim = _malloc_trim()
         try:
             for fut in queue:
                 result = fut.result()
                 fut.release()
                 on_result(result)
+                del result
+                trim()
                 submit_next()
         except BaseException:
             for fut in list(queue.futures):
