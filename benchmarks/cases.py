@@ -173,8 +173,12 @@ def _gpu_sampler(stop: Any, samples: list[float], index: int = 0) -> None:
     """Poll the GPU's utilization (percent busy over the last sample period) at ~10 Hz."""
     import subprocess
 
-    query = ["nvidia-smi", f"--id={index}", "--query-gpu=utilization.gpu",
-             "--format=csv,noheader,nounits"]
+    query = [
+        "nvidia-smi",
+        f"--id={index}",
+        "--query-gpu=utilization.gpu",
+        "--format=csv,noheader,nounits",
+    ]
     while not stop.is_set():
         try:
             out = subprocess.run(query, capture_output=True, text=True, timeout=5).stdout

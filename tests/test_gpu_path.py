@@ -53,8 +53,13 @@ def test_bf16_autocast_on_cpu_is_close_to_fp32_and_partition_invariant(
     cases = [("fp32", "fp32", 256), ("bf16", "bf16", 256), ("bf16b", "bf16", 1024)]
     for name, precision, block in cases:
         [res] = geoseg.predict(
-            zion_crop, "landcover-nlcd8", tmp_path / name, device="cpu",
-            precision=precision, block=block, vector=False,
+            zion_crop,
+            "landcover-nlcd8",
+            tmp_path / name,
+            device="cpu",
+            precision=precision,
+            block=block,
+            vector=False,
         )
         runs[name] = read(res.outputs["classes"])
         assert res.record["parameters"]["precision"] == precision
@@ -66,8 +71,13 @@ def test_bf16_autocast_on_cpu_is_close_to_fp32_and_partition_invariant(
 
 
 def test_predict_stream_equals_batch_by_batch() -> None:
-    bundle = make_bundle("Unet", encoder="resnet18", chip=64, overlap=16,
-                         arch_params={"encoder_depth": 3, "decoder_channels": [16, 8, 8]})
+    bundle = make_bundle(
+        "Unet",
+        encoder="resnet18",
+        chip=64,
+        overlap=16,
+        arch_params={"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
+    )
     pred = get_predictor(bundle, "cpu")
     rng = np.random.default_rng(3)
     batches = [rng.normal(size=(2, 4, 64, 64)).astype(np.float32) for _ in range(3)]
@@ -106,8 +116,19 @@ def test_gpu_cluster_gives_each_worker_its_own_gpu() -> None:
 @pytest.mark.skipif(CUDA, reason="checks the message on a machine without CUDA")
 def test_cli_gpus_without_cuda_is_one_clear_line(tmp_path: Path) -> None:
     scene = scene_file(tmp_path / "s.tif", (64, 64), seed=1)
-    r = CliRunner().invoke(cli, ["predict", str(scene), "-m", "landcover-nlcd8",
-                                 "-o", str(tmp_path / "o"), "--gpus", "0,1"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            str(scene),
+            "-m",
+            "landcover-nlcd8",
+            "-o",
+            str(tmp_path / "o"),
+            "--gpus",
+            "0,1",
+        ],
+    )
     assert r.exit_code == 2, r.output
     assert "no CUDA GPU" in r.output and "--workers" in r.output
     assert not (tmp_path / "o").exists()
@@ -123,8 +144,9 @@ def test_cli_gpus_without_cuda_is_one_clear_line(tmp_path: Path) -> None:
 )
 def test_cli_bad_gpu_options(tmp_path: Path, args: list[str], message: str) -> None:
     scene = scene_file(tmp_path / "s.tif", (64, 64), seed=1)
-    r = CliRunner().invoke(cli, ["predict", str(scene), "-m", "landcover-nlcd8",
-                                 "-o", str(tmp_path / "o"), *args])
+    r = CliRunner().invoke(
+        cli, ["predict", str(scene), "-m", "landcover-nlcd8", "-o", str(tmp_path / "o"), *args]
+    )
     assert r.exit_code == 2, r.output
     assert message in r.output
 
@@ -133,9 +155,17 @@ def test_cli_bad_gpu_options(tmp_path: Path, args: list[str], message: str) -> N
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_cuda_matches_cpu(zion_crop: Path, tmp_path: Path, precision: str) -> None:
-    [cpu] = geoseg.predict(zion_crop, "landcover-nlcd8", tmp_path / "cpu", device="cpu",
-                           vector=False)
-    [gpu] = geoseg.predict(zion_crop, "landcover-nlcd8", tmp_path / "gpu", device="cuda",
-                           precision=precision, vector=False, batch_size=4)
+    [cpu] = geoseg.predict(
+        zion_crop, "landcover-nlcd8", tmp_path / "cpu", device="cpu", vector=False
+    )
+    [gpu] = geoseg.predict(
+        zion_crop,
+        "landcover-nlcd8",
+        tmp_path / "gpu",
+        device="cuda",
+        precision=precision,
+        vector=False,
+        batch_size=4,
+    )
     agree = (read(cpu.outputs["classes"]) == read(gpu.outputs["classes"])).mean()
     assert agree >= (0.995 if precision == "fp32" else 0.97), agree
