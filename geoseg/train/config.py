@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -108,6 +106,11 @@ class LossConfig:
     class_weights: Literal["auto", "none"] | list[float] = "auto"
     """``auto``: inverse square-root pixel frequency over the training region, capped at 10."""
 
+    @staticmethod
+    def yaml_shorthand(value: Any) -> Any:
+        """``loss: [..terms..]`` stands for ``loss: {terms: [..]}``."""
+        return {"terms": value} if isinstance(value, list) else value
+
 
 @dataclass
 class OptimizerConfig:
@@ -126,6 +129,12 @@ class EarlyStopping:
 
     patience: int = 0
     min_delta: float = 0.0
+
+    @staticmethod
+    def yaml_shorthand(value: Any) -> Any:
+        """``early_stopping: 5`` stands for ``early_stopping: {patience: 5}``."""
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        return {"patience": value} if is_int else value
 
 
 @dataclass
@@ -167,8 +176,8 @@ class TrainConfig:
     resolution_m: float | None = None
     card_notes: str = ""
     """Free text added to the model card (label source, known failure modes)."""
-    base_dir: str = "."
-    """Relative paths are resolved against this (the YAML file's folder)."""
+    base_dir: str = field(default=".", metadata={"yaml": False})
+    """Relative paths are resolved against this (the YAML file's folder); not a YAML key."""
 
     @property
     def bundle_name(self) -> str:
@@ -243,125 +252,7 @@ def _check_chip_multiple(model: ModelConfig) -> None:
         )
 
 
-# -- YAML -> dataclasses -----------------------------------------------------
-
-
-def _key_lines(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
-    """1-based line of every mapping key in a composed YAML node tree."""
-    import yaml
-
-    out: dict[tuple[str, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            path = (*prefix, str(k.value))
-            out[path] = k.start_mark.line + 1
-            out.update(_key_lines(v, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            path = (*prefix, str(i))
-            out[path] = v.start_mark.line + 1
-            out.update(_key_lines(v, path))
-    return out
-
-
-class _Ctx:
-    def __init__(self, source: str, lines: dict[tuple[str, ...], int]) -> None:
-        self.source, self.lines = source, lines
-
-    def where(self, path: tuple[str, ...]) -> str:
-        for i in range(len(path), 0, -1):
-            if path[:i] in self.lines:
-                return f"{self.source} line {self.lines[path[:i]]}"
-        return self.source
-
-    def fail(self, path: tuple[str, ...], msg: str) -> ConfigError:
-        name = ".".join(path) or "top level"
-        return ConfigError(f"{self.where(path)}: {name}: {msg}")
-
-
-def _type_name(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(tp))
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
-def _convert(value: Any, tp: Any, path: tuple[str, ...], ctx: _Ctx) -> Any:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for arg in typing.get_args(tp):
-            if arg is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _convert(value, arg, path, ctx)
-            except ConfigError as err:
-                errors.append(err)
-        raise ctx.fail(path, f"expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise ctx.fail(path, f"must be {_type_name(tp)}, got {value!r}")
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, dict):
-            raise ctx.fail(path, f"expected a mapping, got {value!r}")
-        return _build(tp, value, path, ctx)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ctx.fail(path, f"expected a list, got {value!r}")
-        (item_tp,) = typing.get_args(tp)
-        return [_convert(v, item_tp, (*path, str(i)), ctx) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ctx.fail(path, f"expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if tp is bool and isinstance(value, bool):
-        return value
-    if tp is str and isinstance(value, str | int | float) and not isinstance(value, bool):
-        return str(value)
-    raise ctx.fail(path, f"expected {_type_name(tp)}, got {value!r}")
-
-
-def _build(cls: type, doc: dict[str, Any], path: tuple[str, ...], ctx: _Ctx) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in doc.items():
-        if key not in fields or key == "base_dir":
-            known = ", ".join(k for k in fields if k != "base_dir")
-            raise ctx.fail((*path, str(key)), f"unknown key; known keys here: {known}")
-        kwargs[key] = _convert(value, hints[key], (*path, key), ctx)
-    missing = [
-        n
-        for n, f in fields.items()
-        if n not in kwargs
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ctx.fail(path, f"missing required key(s) {', '.join(missing)}")
-    return cls(**kwargs)
-
-
-def _normalize_shorthands(doc: dict[str, Any]) -> dict[str, Any]:
-    """Accept ``loss: [..terms..]`` and ``early_stopping: 5`` shorthands."""
-    doc = dict(doc)
-    if isinstance(doc.get("loss"), list):
-        doc["loss"] = {"terms": doc["loss"]}
-    if isinstance(doc.get("early_stopping"), int) and not isinstance(
-        doc.get("early_stopping"), bool
-    ):
-        doc["early_stopping"] = {"patience": doc["early_stopping"]}
-    return doc
+# -- YAML -> dataclasses (geoseg.yamlspec) -------------------------------------
 
 
 def config_from_dict(
@@ -374,11 +265,14 @@ def config_from_dict(
     ConfigError
         Unknown key, wrong type, missing required key or out-of-range value.
     """
+    from geoseg.yamlspec import Source, SpecError, build
+
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a training config must be a mapping of keys")
-    ctx = _Ctx(source, lines or {})
-    cfg: TrainConfig = _build(TrainConfig, _normalize_shorthands(doc), (), ctx)
-    return cfg
+    try:
+        return build(TrainConfig, doc, Source(source, lines or {}))
+    except SpecError as err:
+        raise ConfigError(str(err)) from err
 
 
 def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
@@ -391,17 +285,16 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     ConfigError
         Missing or unparsable file, or an invalid config (see :func:`config_from_dict`).
     """
-    import yaml
+    from geoseg.yamlspec import SpecError, read_yaml
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"training config {p} does not exist; check the path")
-    text = p.read_text(encoding="utf-8")
     try:
-        doc = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p} is not valid YAML ({str(err).splitlines()[0]}); fix it") from err
+        doc, src = read_yaml(p, what="training config")
+    except SpecError as err:
+        raise ConfigError(str(err)) from err
+    lines = dict(src.lines)
     if not isinstance(doc, dict):
         raise ConfigError(f"{p} must hold a mapping of keys (data, scheme, bands, ...)")
     doc = {**doc, **{k: v for k, v in overrides.items() if v is not None}}
