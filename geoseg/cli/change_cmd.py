@@ -6,17 +6,12 @@ from typing import Any
 
 import click
 
+from geoseg.cli.options import out_folder
+
 
 @click.command()
 @click.argument("rasters", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    "-o",
-    "out",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Output folder (created if missing).",
-)
+@out_folder()
 @click.option(
     "--rule",
     "rules",

@@ -6,7 +6,9 @@ import contextlib
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextlib.contextmanager
@@ -84,3 +86,12 @@ def dask_client(
         distributed.Client(cluster) as client,
     ):
         yield client
+
+
+def out_folder(help: str = "Output folder (created if missing).") -> Callable[[F], F]:
+    """The ``--out/-o`` option of commands that write a folder of outputs (required)."""
+    import click
+
+    return click.option(
+        "--out", "-o", "out", required=True, type=click.Path(file_okay=False), help=help
+    )

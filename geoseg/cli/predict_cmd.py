@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import dask_client, progress_bar
+from geoseg.cli.options import dask_client, out_folder, progress_bar
 
 
 def _bands(value: str | None) -> tuple[int | str, ...] | None:
@@ -37,14 +37,7 @@ def _gpus(value: str | None) -> list[int] | None:
     required=True,
     help="Bundle path or name of a shipped bundle (geoseg bundle list).",
 )
-@click.option(
-    "--out",
-    "-o",
-    "out",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Output folder (created if missing).",
-)
+@out_folder()
 @click.option("--chip", type=int, default=None, help="Chip edge in pixels [bundle's].")
 @click.option(
     "--overlap",

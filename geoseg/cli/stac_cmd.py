@@ -6,20 +6,13 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import dask_client, progress_bar
+from geoseg.cli.options import dask_client, out_folder, progress_bar
 
 
 @click.command("predict-stac")
 @click.argument("catalog", type=click.Path(dir_okay=False))
 @click.option("--model", "-m", "model", required=True, help="Bundle path or shipped name.")
-@click.option(
-    "--out",
-    "-o",
-    "out",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Output folder; results catalog at OUT/stac/catalog.json.",
-)
+@out_folder("Output folder; results catalog at OUT/stac/catalog.json.")
 @click.option(
     "--asset",
     default=None,
