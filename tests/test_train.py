@@ -435,7 +435,8 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path, crop: dict[str, Pa
         f"data:\n  - image: {crop['image']}\n    labels: {crop['labels']}\n"
         "scheme: nlcd8\nbands: [blue, green, red, nir]\noptimizer:\n  lr: 0.01\n  lrate: 1\n"
     )
-    with pytest.raises(ConfigError, match=r"train.yaml line 8: unknown key 'lrate' in optimizer; known keys: name, lr"):
+    unknown = r"train.yaml line 8: unknown key 'lrate' in optimizer; known keys: name, lr"
+    with pytest.raises(ConfigError, match=unknown):
         load_config(path)
     path.write_text("scheme: nlcd8\nbands: [a]\ndata: []\nepochs: many\n")
     with pytest.raises(ConfigError, match=r"line 4: epochs must be int, got 'many'"):
