@@ -53,3 +53,24 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:
+    """Write a UTF-8 text file (table, record, style) under a temporary name, then rename.
+
+    Raises
+    ------
+    OutputError
+        ``path`` exists and ``overwrite`` is false, or the file cannot be written.
+    """
+    from geoseg.errors import OutputError
+
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OutputError(f"{p} exists; pass --overwrite to replace it")
+    try:
+        with atomic_path(p) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"cannot write {p}: {err.strerror or err}") from err
+    return p

@@ -39,8 +39,8 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from geoseg.atomic import atomic_path
-from geoseg.errors import InputError, OutputError, RasterReadError
+from geoseg.atomic import write_text_atomic
+from geoseg.errors import InputError, RasterReadError
 from geoseg.geodesy import row_pixel_areas
 from geoseg.schemes import parse_classes
 
@@ -442,12 +442,5 @@ def write_table(table: AreaTable, path: str | os.PathLike[str], *, overwrite: bo
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".md", ".markdown"):
         raise InputError(f"{path}: table files end in .csv or .md")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
     text = table.to_csv() if suffix == ".csv" else table.to_markdown()
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
-    return path
+    return write_text_atomic(path, text, overwrite=overwrite)

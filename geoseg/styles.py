@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import quoteattr
 
-from geoseg.atomic import atomic_path
+from geoseg.atomic import write_text_atomic
 from geoseg.errors import InputError, OutputError
 from geoseg.schemes import ClassInfo
 
@@ -147,7 +147,7 @@ def write_raster_qml(tif_path: str | os.PathLike[str], classes: Sequence[ClassIn
     Path
         The ``.qml`` written.
     """
-    return _write_text(qml_path(tif_path), raster_qml(classes))
+    return write_text_atomic(qml_path(tif_path), raster_qml(classes))
 
 
 def _symbol(name: int, rgb: tuple[int, int, int], geometry: GeometryKind) -> str:
@@ -313,7 +313,7 @@ def style_vector_output(
             f"{target} is the style of a raster with the same base name as {path.name}; "
             "give the vector file another name (QGIS reads one <name>.qml per base name)"
         )
-    return [_write_text(target, vector_qml(classes, field, _file_geometry(path)))]
+    return [write_text_atomic(target, vector_qml(classes, field, _file_geometry(path)))]
 
 
 def data_layer(path: str | os.PathLike[str], layer: str | None = None) -> str | None:
@@ -401,12 +401,3 @@ def _geometry_column(con: sqlite3.Connection, path: Path, layer: str) -> tuple[s
             return str(column), str(geometry).upper()
     known = ", ".join(sorted(str(r[0]) for r in rows)) or "none"
     raise InputError(f"{path} has no feature layer '{layer}' (layers: {known}); pass one of them")
-
-
-def _write_text(target: Path, text: str) -> Path:
-    try:
-        with atomic_path(target) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise OutputError(f"cannot write {target}: {err.strerror or err}") from err
-    return target

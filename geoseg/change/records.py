@@ -9,21 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from geoseg.atomic import atomic_path
-from geoseg.errors import OutputError
+from geoseg.atomic import write_text_atomic
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = False) -> Path:
     """Write a text file atomically (tables, records)."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise OutputError(f"{p} exists; pass --overwrite to replace it")
-    try:
-        with atomic_path(p) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise OutputError(f"cannot write {p}: {err.strerror or err}") from err
-    return p
+    return write_text_atomic(path, text, overwrite=overwrite)
 
 
 def write_record(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -11,6 +10,7 @@ import shapely
 from numpy.typing import NDArray
 from rasterio.transform import Affine
 
+from geoseg.geodesy import authalic_integral
 from geoseg.vector.grid import METRES_PER_DEGREE, Geoms, _Grid
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ def pixel_areas(
     )
     corners = [(r, c), (r, c + 1), (r + 1, c + 1), (r + 1, c)]
     lon = [np.radians(t.c + t.a * cc + t.b * rr) for rr, cc in corners]
-    s = [_authalic_integral(np.radians(t.f + t.d * cc + t.e * rr), a, es) for rr, cc in corners]
+    s = [authalic_integral(np.radians(t.f + t.d * cc + t.e * rr), a=a, es=es) for rr, cc in corners]
     total = sum((lon[(i + 1) % 4] - lon[i]) * (s[i] + s[(i + 1) % 4]) / 2 for i in range(4))
     return np.asarray(np.abs(total), dtype=np.float64)
 
@@ -255,7 +255,7 @@ def _ellipsoidal_area(geoms: Geoms, a: float, es: float) -> NDArray[np.float64]:
         return np.zeros(0)
     _, coords, (ring_off, part_off, geom_off) = shapely.to_ragged_array(_as_multi(geoms))
     lon = np.radians(coords[:, 0])
-    s = _authalic_integral(np.radians(coords[:, 1]), a, es)
+    s = authalic_integral(np.radians(coords[:, 1]), a=a, es=es)
     terms = np.append(np.diff(lon) * (s[:-1] + s[1:]) / 2, 0.0)
     terms[ring_off[1:] - 1] = 0.0  # no edge from one ring's last vertex to the next ring
     ring_area = np.abs(np.add.reduceat(terms, ring_off[:-1]))
@@ -263,15 +263,3 @@ def _ellipsoidal_area(geoms: Geoms, a: float, es: float) -> NDArray[np.float64]:
     sign[part_off[:-1]] = 1.0  # a part's first ring is its shell, the others are holes
     part_area = np.add.reduceat(ring_area * sign, part_off[:-1])
     return np.asarray(np.add.reduceat(part_area, geom_off[:-1]), dtype=np.float64)
-
-
-def _authalic_integral(phi: NDArray[np.float64], a: float, es: float) -> NDArray[np.float64]:
-    """Ellipsoid area between the equator and latitude ``phi`` per radian of longitude."""
-    sin = np.sin(phi)
-    if es == 0:
-        return np.asarray(a * a * sin, dtype=np.float64)
-    e = math.sqrt(es)
-    b2 = a * a * (1 - es)
-    return np.asarray(
-        b2 / 2 * (sin / (1 - es * sin * sin) + np.arctanh(e * sin) / e), dtype=np.float64
-    )

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geoseg.atomic import atomic_path
-from geoseg.errors import InputError, OutputError
+from geoseg.atomic import write_text_atomic
+from geoseg.errors import InputError
 from geoseg.workflows.runner import RunContext
 
 VECTOR_SUFFIX = {"gpkg": ".gpkg", "geojson": ".geojson", "fgb": ".fgb", "parquet": ".parquet"}
@@ -131,24 +131,16 @@ def write_csv(
     path: Path, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, overwrite: bool
 ) -> Path:
     """A CSV file, written atomically."""
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     w.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-    return path
+    return write_text_atomic(path, buf.getvalue(), overwrite=overwrite)
 
 
 def write_text(path: Path, text: str, *, overwrite: bool) -> Path:
     """A text file (CSV, Markdown), written atomically."""
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
+    return write_text_atomic(path, text, overwrite=overwrite)
 
 
 def scene_band_names(scene: str, record: dict[str, Any], bundle: Any) -> list[str | None] | None:
