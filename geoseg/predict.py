@@ -9,6 +9,7 @@ the run record last.
 from __future__ import annotations
 
 import glob
+import heapq
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ from geoseg.blend import BLENDS, finalize, fixed_point_scale
 from geoseg.bundle import ModelBundle, load_bundle
 from geoseg.chips import BlockPlan, ChipGrid
 from geoseg.engine.local import LocalEngine
-from geoseg.engine.task import BlockResult, PredictJob, merge_partial
+from geoseg.engine.task import BlockResult, PartialStore, PredictJob
 from geoseg.errors import InputError, OutputError, SceneError
 from geoseg.normalize import build_normalizer, scene_percentiles
 from geoseg.predictor import PRECISIONS, check_precision, resolve_device, returns_logits
@@ -296,15 +297,43 @@ def predict(
         ]
 
 
-def auto_block(shape: tuple[int, int], grid: ChipGrid, parallelism: int) -> int:
-    """Block edge: large (fewer re-read chip margins) but at least ~3 blocks per worker.
+BALANCE_SLACK = 0.03
+"""How much longer than the best-balanced layout auto_block accepts for larger blocks."""
 
-    Rounded to a multiple of the stride so blocks own whole rows of chips. Any
-    block size gives the same bytes; this only trades memory, I/O and balance.
+
+def _makespan(row_chips: list[int], col_chips: list[int], workers: int) -> int:
+    """Chips on the busiest worker when blocks go row-major to whichever worker is free first."""
+    free = [0] * workers
+    for r in row_chips:
+        for c in col_chips:
+            heapq.heapreplace(free, free[0] + r * c)
+    return max(free)
+
+
+def auto_block(shape: tuple[int, int], grid: ChipGrid, parallelism: int) -> int:
+    """Block edge: the largest (fewer re-read chip margins, fewer tasks) that keeps workers even.
+
+    Each candidate edge (whole chip strides, at most ``MAX_AUTO_BLOCK``) is
+    scored by the chips on the busiest of ``parallelism`` workers when blocks
+    are handed out in order; the largest edge within ``BALANCE_SLACK`` of the
+    best score wins. On a 9 x 9-chip scene with 2 workers, 3 x 3-chip blocks
+    would give one worker 5 of 9 blocks (45 chips against 36, a ceiling of
+    1.8x on the speed-up); 2 x 2-chip blocks give it 41 of 81. Any block size
+    gives the same bytes; this only trades memory, I/O and balance.
     """
-    per_block = shape[0] * shape[1] / max(3 * parallelism, 1)
-    edge = min(MAX_AUTO_BLOCK, max(grid.stride, int(per_block**0.5)))
-    return max(grid.stride, edge // grid.stride * grid.stride)
+    del shape  # the grid has it; kept for callers
+    n_rows, n_cols = len(grid.row_starts), len(grid.col_starts)
+    workers = max(1, parallelism)
+    scored = []
+    for k in range(1, max(1, MAX_AUTO_BLOCK // grid.stride) + 1):
+        rows = [min(k, n_rows - i) for i in range(0, n_rows, k)]
+        cols = [min(k, n_cols - i) for i in range(0, n_cols, k)]
+        scored.append((k, _makespan(rows, cols, workers)))
+        if k >= max(n_rows, n_cols):
+            break  # one block already covers the scene
+    best = min(m for _, m in scored)
+    k = max(k for k, m in scored if m <= best * (1 + BALANCE_SLACK))
+    return k * grid.stride
 
 
 def default_batch_size(device: str) -> int:
@@ -331,11 +360,10 @@ class _Collector:
         progress: Callable[[int, int], None] | None,
         total: int,
     ) -> None:
-        self.expected = {c.key: c.expected for c in plan.cells()}
+        self.store = PartialStore({c.key: c.expected for c in plan.cells()})
         self.job = job
         self.batch_size = job.batch_size
         self.sinks = sinks
-        self.store: dict[tuple[int, int], list[Any]] = {}
         self.progress = progress
         self.total = total
         self.done = 0
@@ -350,7 +378,7 @@ class _Collector:
         for cell in res.finals:
             self._write(cell.window, cell.classes, cell.confidence)
         for part in res.partials:
-            merged = merge_partial(self.store, part, self.expected[part.key])
+            merged = self.store.add(part)
             if merged is not None:
                 window, sums, weights = merged
                 cls, conf = finalize(
@@ -373,9 +401,21 @@ class _Collector:
             self.sinks["confidence"].write(window, conf)
 
 
+def _package_version(name: str) -> str:
+    """A package's version without importing it (importing torch costs seconds on a Dask client)."""
+    from importlib import metadata
+
+    module = sys.modules.get(name)
+    if module is not None and hasattr(module, "__version__"):
+        return str(module.__version__)
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def _versions() -> dict[str, str]:
     import rasterio
-    import torch
 
     from geoseg import __version__
 
@@ -383,7 +423,7 @@ def _versions() -> dict[str, str]:
         "geoseg": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "torch": torch.__version__,
+        "torch": _package_version("torch"),
         "rasterio": rasterio.__version__,
         "gdal": rasterio.__gdal_version__,
     }
@@ -457,7 +497,10 @@ def predict_scene(
         _open_sinks(sinks, scene, bundle, paths, opts)
         collector = _Collector(plan, job, sinks, progress, len(grid))
         t = time.perf_counter()
-        engine.run(job, plan.blocks(), collector)
+        try:
+            engine.run(job, plan.blocks(), collector)
+        finally:
+            collector.store.close()
         timings["inference"] = time.perf_counter() - t
         if collector.inferred == 0:
             raise SceneError(
@@ -623,6 +666,7 @@ def _record(
         "chips_inferred": col.inferred,
         "chips_skipped_nodata": col.skipped,
         "blocks": col.blocks,
+        "shared_cells_spilled": col.store.spilled_cells,
         "block_seconds": {k: round(v, 3) for k, v in col.seconds.items()},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -272,3 +272,26 @@ def test_remote_cog_read_by_workers(scene, bundle, local_result, tmp_path: Path)
         )
     _check_same(res, local_result)
     assert res.record["scene"]["path"] == f"/vsicurl/{url}/s.tif"
+
+
+def test_worker_allocator_settings_and_a_client_without_torch() -> None:
+    """Workers undo the nanny's frozen mmap threshold; the run record never imports torch.
+
+    Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_`` for its workers, which freezes
+    glibc's mmap threshold at 128 KiB: every activation tensor then page-faults
+    in afresh (1.45x slower forward passes, see benchmarks/README.md). And a
+    client that only merges and writes must not pay seconds to import torch for
+    a version string.
+    """
+    import subprocess
+    import sys
+
+    from geoseg.engine.local import tune_malloc
+
+    assert tune_malloc() is True  # glibc here
+    code = (
+        "import sys, geoseg.predict; p = sys.modules['geoseg.predict']; v = p._versions();"
+        "assert 'torch' not in sys.modules, 'torch imported';"
+        "assert v['torch'][0].isdigit(), v"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

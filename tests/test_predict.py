@@ -236,6 +236,45 @@ def test_partition_invariance_thread_counts(
         assert np.array_equal(conf, outs[0][1])
 
 
+def test_spilled_shared_cells_give_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conv_bundle: geoseg.ModelBundle
+) -> None:
+    """Shared-cell sums spilled to disk (a zero memory budget) merge to the same bytes."""
+    import tempfile
+
+    import geoseg.engine.task as task
+
+    src = scene_file(tmp_path / "s.tif", (333, 270), seed=7)
+    kw = {"block": 70, "vector": False, "confidence": True}
+    [ref] = geoseg.predict(src, conv_bundle, tmp_path / "mem", **kw)
+    assert ref.record["shared_cells_spilled"] == 0
+    spill_root = tmp_path / "tmp"
+    spill_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
+    monkeypatch.setattr(task, "SPILL_BUDGET", 0)
+    [res] = geoseg.predict(src, conv_bundle, tmp_path / "disk", **kw)
+    assert res.record["shared_cells_spilled"] > 10
+    for key in ("classes", "confidence"):
+        assert np.array_equal(read(res.outputs[key]), read(ref.outputs[key])), key
+    assert list(spill_root.iterdir()) == []  # the spill folder is gone
+
+
+def test_auto_block_keeps_two_workers_even() -> None:
+    """9 x 9 chips on 2 workers: 2 x 2-chip blocks (41 chips on the busiest), not 3 x 3 (45)."""
+    from geoseg.predict import _makespan, auto_block
+
+    grid = ChipGrid((4096, 4096), 512, 64)
+    assert len(grid.row_starts) == 9
+    block = auto_block(grid.shape, grid, 2)
+    assert block == 2 * grid.stride
+    assert _makespan([2, 2, 2, 2, 1], [2, 2, 2, 2, 1], 2) == 41
+    assert _makespan([3, 3, 3], [3, 3, 3], 2) == 45
+    # one worker: the largest block (fewest re-read margins); many chips: large blocks too
+    assert auto_block(grid.shape, grid, 1) == 3 * grid.stride
+    big = ChipGrid((16384, 16384), 512, 64)
+    assert auto_block(big.shape, big, 2) == 3 * big.stride
+
+
 # -- 4. seams --------------------------------------------------------------------------
 
 

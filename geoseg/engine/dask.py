@@ -18,7 +18,7 @@ from typing import Any
 
 from geoseg.bundle import ModelBundle
 from geoseg.chips import Block
-from geoseg.engine.local import _malloc_trim
+from geoseg.engine.local import _malloc_trim, tune_malloc
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.errors import InputError, MissingDependencyError
 
@@ -34,6 +34,18 @@ def require_distributed() -> Any:
     return distributed
 
 
+_worker_trim: Callable[[], None] | None = None
+
+
+def _worker_setup() -> Callable[[], None]:
+    """Once per worker process: allocator settings, and the periodic trim that goes with them."""
+    global _worker_trim
+    if _worker_trim is None:
+        tune_malloc()
+        _worker_trim = _malloc_trim()
+    return _worker_trim
+
+
 def run_block_on_worker(
     job: PredictJob, block: Block, bundle: ModelBundle, device: str, precision: str = "fp32"
 ) -> BlockResult:
@@ -41,13 +53,17 @@ def run_block_on_worker(
     from geoseg.predictor import get_predictor
     from geoseg.scene import gdal_env
 
+    trim = _worker_setup()
     if not device.startswith("cuda"):
         import torch
 
         if torch.get_num_threads() != 1:  # workers run one task per thread
             torch.set_num_threads(1)
-    with gdal_env():
-        return run_block(job, block, get_predictor(bundle, device, precision))
+    try:
+        with gdal_env():
+            return run_block(job, block, get_predictor(bundle, device, precision))
+    finally:
+        trim()
 
 
 def cuda_devices() -> int:
