@@ -304,9 +304,7 @@ class PartialStore:
     is the same integer addition either way, so the bytes written do not change.
     """
 
-    def __init__(
-        self, expected: dict[tuple[int, int], int], *, budget: int | None = None
-    ) -> None:
+    def __init__(self, expected: dict[tuple[int, int], int], *, budget: int | None = None) -> None:
         self.expected = expected
         self.budget = SPILL_BUDGET if budget is None else budget
         self.nbytes = 0
