@@ -193,43 +193,74 @@ def itaipu() -> None:
             )
 
 
-def validation_truths() -> None:
-    """Labels kept only inside the validation blocks of ``workflows/train-water.yaml``.
+VALIDATION = OUT / "water_validation.gpkg"
+"""The spatially held-out regions of ``workflows/train-water.yaml`` (``split.polygon``)."""
 
-    The same seeded draw as ``geoseg train`` (:func:`geoseg.train.data.block_val_mask`,
-    seed ``split.seed or seed`` + image position), so trained models and baselines
-    are scored on exactly the pixels the model never trained on.
+VALIDATION_REGIONS = {
+    # label raster: (row fraction start, row fraction end, col fraction start, col fraction end)
+    "zion_water_nlcd2011.tif": (0.0, 1.0, 0.5, 1.0),  # east half: 697 of 1334 NLCD water px
+    "olinda_water_mndwi_otsu.tif": (0.0, 0.5, 0.0, 1.0),  # north half: 4046 water px
+    "naip_water_ndwi_otsu.tif": (0.5, 1.0, 0.5, 1.0),  # south-east quarter
+}
+
+
+def validation_regions() -> None:
+    """One rectangle per training scene, stored in EPSG:4326 (densified, so it reprojects back).
+
+    Each covers part of its scene's water and its land; ``geoseg train`` keeps
+    training chips ``split.gap`` pixels away from it.
+    """
+    import geopandas as gpd
+    import shapely
+
+    rows = []
+    for name, (r0, r1, c0, c1) in VALIDATION_REGIONS.items():
+        with rasterio.open(OUT / name) as ds:
+            h, w = ds.shape
+            left, top = ds.transform * (round(c0 * w), round(r0 * h))
+            right, bottom = ds.transform * (round(c1 * w), round(r1 * h))
+            box = shapely.segmentize(
+                shapely.box(min(left, right), min(top, bottom), max(left, right), max(top, bottom)),
+                max_segment_length=10 * abs(ds.transform.a),
+            )
+            geom = gpd.GeoSeries([box], crs=ds.crs).to_crs("EPSG:4326").iloc[0]
+        rows.append({"labels": name, "geometry": geom})
+    frame = gpd.GeoDataFrame(rows, crs="EPSG:4326")
+    VALIDATION.unlink(missing_ok=True)
+    frame.to_file(VALIDATION, driver="GPKG", layer="validation")
+
+
+def validation_truths() -> None:
+    """Labels kept only inside the validation regions of ``workflows/train-water.yaml``.
+
+    The same mask as ``geoseg train`` (:func:`geoseg.train.labels.rasterize_mask`
+    of ``split.polygon``), so trained models and baselines are scored on exactly
+    the pixels the model never trained on.
     """
     import yaml
 
-    from geoseg.train.data import block_val_mask
+    from geoseg.scene import open_scene
+    from geoseg.train.labels import rasterize_mask
 
     cfg = yaml.safe_load((REPO / "workflows" / "train-water.yaml").read_text(encoding="utf-8"))
-    split = cfg["split"]
-    seed = split.get("seed", cfg.get("seed", 0))
-    for k, item in enumerate(cfg["data"]):
+    polygon = (REPO / "workflows" / cfg["split"]["polygon"]).resolve()
+    for item in cfg["data"]:
         label_path = (REPO / "workflows" / item["labels"]).resolve()
+        val = rasterize_mask(str(polygon), open_scene(label_path))
         with rasterio.open(label_path) as ds:
             labels = ds.read(1)
-            val = block_val_mask(
-                labels.shape,
-                labels != 255,
-                block=split["block"],
-                fraction=split["val_fraction"],
-                seed=seed + k,
-            )
             out = OUT / f"{label_path.stem}_val.tif"
             write_label(
                 out,
                 np.where(val, labels, 255),
                 ds,
-                LABEL_SOURCE=f"{label_path.name} inside the validation blocks of train-water.yaml",
+                LABEL_SOURCE=f"{label_path.name} inside the validation regions of train-water.yaml",
                 IMAGE=Path(item["image"]).name,
             )
 
 
 def main() -> int:
-    """Build every label (``--val``: only the validation-block truths)."""
+    """Build every label (``--val``: only the validation regions and their truths)."""
     OUT.mkdir(parents=True, exist_ok=True)
     if "--val" not in sys.argv:
         zion()
@@ -237,6 +268,7 @@ def main() -> int:
         pucallpa()
         naip()
         itaipu()
+    validation_regions()
     validation_truths()
     return 0
 

@@ -358,10 +358,19 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(
 def test_bundle_predicts_end_to_end_with_record_and_curves(
     crop: dict[str, Path], tmp_path: Path
 ) -> None:
-    cfg = _cfg(crop, tmp_path, card=str(tmp_path / "card.md"), early_stopping=1)
+    model = {
+        "architecture": "ConvStack",
+        "encoder": None,
+        "arch_params": {"layers": 2, "width": 8},
+        "chip": 32,
+        "overlap": 8,
+        "infer_chip": 48,  # trained on 32-px chips, predicts on 48-px ones
+    }
+    cfg = _cfg(crop, tmp_path, card=str(tmp_path / "card.md"), early_stopping=1, model=model)
     res, paths = run_training(cfg, progress=False)
     assert set(paths) == {"bundle", "record", "curves", "card"}
     bundle = load_bundle(paths["bundle"])
+    assert (bundle.chip, bundle.overlap) == (48, 8)
     prov = bundle.meta["provenance"]
     assert prov["training_data"][0]["image_sha256"] and prov["training_data"][0]["labels_sha256"]
     assert prov["split"]["method"] == "blocks" and prov["epochs"]["best"] == res.best_epoch
@@ -454,6 +463,9 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path, crop: dict[str, Pa
         load_config(path)
     with pytest.raises(ConfigError, match="model.chip 100 must be a multiple of 32 for Unet"):
         _cfg(crop, tmp_path, model={"architecture": "Unet", "chip": 100, "arch_params": {}})
+    bad_infer = {"architecture": "Unet", "chip": 64, "infer_chip": 100, "arch_params": {}}
+    with pytest.raises(ConfigError, match="model.infer_chip 100 must be a multiple of 32"):
+        _cfg(crop, tmp_path, model=bad_infer)
 
 
 def test_workflow_configs_load() -> None:

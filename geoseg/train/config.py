@@ -45,9 +45,17 @@ class ModelConfig:
         default_factory=lambda: {"encoder_depth": 3, "decoder_channels": [64, 32, 16]}
     )
     chip: int = 256
-    """Training chip size; also the bundle's preferred inference chip."""
+    """Training chip size; also the bundle's preferred inference chip unless ``infer_chip``."""
     overlap: int = 32
     """Preferred inference overlap stored in the bundle."""
+    infer_chip: int | None = None
+    """Inference chip stored in the bundle (a fully convolutional net may infer on larger
+    chips than it trained on: fewer overlaps to compute); default ``chip``."""
+
+    @property
+    def bundle_chip(self) -> int:
+        """The chip the bundle asks ``predict`` for."""
+        return self.infer_chip or self.chip
 
 
 @dataclass
@@ -209,8 +217,12 @@ def _check_values(cfg: TrainConfig) -> None:
         (bool(cfg.bands), "bands needs at least one band name"),
         (cfg.model.chip >= 8, f"model.chip {cfg.model.chip} must be at least 8"),
         (
-            0 <= cfg.model.overlap < cfg.model.chip,
+            0 <= cfg.model.overlap < cfg.model.bundle_chip,
             f"model.overlap {cfg.model.overlap} must be in [0, chip)",
+        ),
+        (
+            cfg.model.infer_chip is None or cfg.model.infer_chip >= 8,
+            f"model.infer_chip {cfg.model.infer_chip} must be at least 8",
         ),
         (cfg.epochs >= 1, f"epochs {cfg.epochs} must be at least 1"),
         (cfg.batch >= 1, f"batch {cfg.batch} must be at least 1"),
@@ -244,12 +256,13 @@ def _check_chip_multiple(model: ModelConfig) -> None:
         return
     depth = model.arch_params.get("encoder_depth", 5)
     multiple = 2 ** int(depth) if isinstance(depth, int) else 32
-    if model.chip % multiple:
-        raise ConfigError(
-            f"model.chip {model.chip} must be a multiple of {multiple} for "
-            f"{model.architecture} with encoder_depth {depth}; use e.g. "
-            f"{max(multiple, model.chip // multiple * multiple)}"
-        )
+    for key, chip in (("chip", model.chip), ("infer_chip", model.infer_chip)):
+        if chip is not None and chip % multiple:
+            raise ConfigError(
+                f"model.{key} {chip} must be a multiple of {multiple} for "
+                f"{model.architecture} with encoder_depth {depth}; use e.g. "
+                f"{max(multiple, chip // multiple * multiple)}"
+            )
 
 
 # -- YAML -> dataclasses (geoseg.yamlspec) -------------------------------------

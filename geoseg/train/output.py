@@ -127,7 +127,7 @@ def render_card(res: TrainResult) -> str:
         f"- Bands, in order: {', '.join(cfg.bands)}"
         + (f" ({cfg.input_units})" if cfg.input_units else ""),
         f"- Normalization: `{json.dumps(prep.normalization)}`",
-        f"- Chip {cfg.model.chip} px, overlap {cfg.model.overlap} px"
+        f"- Chip {cfg.model.bundle_chip} px, overlap {cfg.model.overlap} px"
         + (f", trained at {cfg.resolution_m} m" if cfg.resolution_m else ""),
         f"- Model: {cfg.model.architecture} / {cfg.model.encoder} {cfg.model.arch_params}",
         "",
@@ -207,7 +207,7 @@ def write_outputs(res: TrainResult) -> dict[str, Path]:
         bands=cfg.bands,
         classes=prep.classes,
         normalization=prep.normalization,
-        chip=cfg.model.chip,
+        chip=cfg.model.bundle_chip,
         overlap=cfg.model.overlap,
         resolution_m=cfg.resolution_m,
         input_units=cfg.input_units,
