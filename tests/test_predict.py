@@ -55,6 +55,56 @@ def test_outputs_keep_exact_georeferencing(path: Path, tmp_path: Path) -> None:
                 assert out.overviews(1) or max(out.shape) <= 512
 
 
+@pytest.mark.parametrize(
+    "shape",
+    [(200, 300), (100, 513), (300, 1025), (2049, 2048), (9000, 100), (1024, 2048)],
+    ids=str,
+)
+def test_overviews_match_the_cog_drivers_levels(shape: tuple[int, int], tmp_path: Path) -> None:
+    """The writer builds overviews itself (3x faster, less memory than the COG driver's).
+
+    Same levels as the COG driver; sizes rounded up as gdaladdo does (the COG driver
+    rounds down, dropping a last odd row/column); where the sides divide evenly,
+    the very same bytes.
+    """
+    from rasterio.shutil import copy as rio_copy
+
+    from geoseg.schemes import load_scheme
+    from geoseg.writer import RasterSink
+
+    values = (structured(shape, 1, seed=1)[0] * 7.99).astype(np.uint8)
+    ref_src = write_raster(tmp_path / "ref_src.tif", values[None])
+    rio_copy(str(ref_src), str(tmp_path / "ref.tif"), driver="COG", OVERVIEW_RESAMPLING="NEAREST")
+    with rasterio.open(ref_src) as src:
+        sink = RasterSink(
+            tmp_path / "ours.tif",
+            shape=shape,
+            crs=src.crs,
+            transform=src.transform,
+            classes=load_scheme("nlcd8"),
+            description="classes",
+        )
+    sink.write((0, 0, *shape), values)
+    ours = sink.publish(sink.finish())
+    with rasterio.open(tmp_path / "ref.tif") as ref, rasterio.open(ours) as out:
+        levels = len(ref.overviews(1))
+        assert len(out.overviews(1)) == levels
+        assert out.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        np.testing.assert_array_equal(out.read(1), values)
+    even = all(side % 2**levels == 0 for side in shape)
+    for k in range(levels):
+        factor = 2 ** (k + 1)
+        with (
+            rasterio.open(tmp_path / "ref.tif", overview_level=k) as a,
+            rasterio.open(ours, overview_level=k) as b,
+        ):
+            assert b.shape == (-(-shape[0] // factor), -(-shape[1] // factor))
+            got = b.read(1)
+            assert set(np.unique(got)) <= set(np.unique(values))
+            if even:
+                np.testing.assert_array_equal(got, a.read(1))
+
+
 def test_rotated_geotransform_is_kept(tmp_path: Path, conv_bundle: geoseg.ModelBundle) -> None:
     rotated = Affine.translation(300000, 4150000) @ Affine.rotation(20) @ Affine.scale(30, -30)
     src = scene_file(tmp_path / "rot.tif", (150, 170), transform=rotated)
