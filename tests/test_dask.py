@@ -20,6 +20,8 @@ from tests.common import make_bundle, read, scene_file
 
 distributed = pytest.importorskip("distributed")
 
+from geoseg.engine.dask import DaskEngine  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -69,10 +71,38 @@ def test_local_cluster_same_bytes_and_model_once_per_worker(
         from geoseg.predictor import loaded_bundles
 
         loads = client.run(loaded_bundles)
+        counting = _CountingEngine(client)
+        [again] = geoseg.predict(
+            scene, bundle, tmp_path / "again", block=128, vector=False, engine=counting
+        )
     _check_same(res, local_result)
     assert res.record["blocks"] > 4
     # each worker built the model exactly once, however many blocks it ran
     assert [len(v) for v in loads.values()] == [1, 1], loads
+    # backpressure: blocks are handed out as results come back, never all at once
+    limit = counting.in_flight_per_thread * 2
+    assert again.record["blocks"] == counting.pulled > 3 * limit
+    assert counting.delivered == counting.pulled and 0 < counting.most_outstanding <= limit
+    assert np.array_equal(read(again.outputs["classes"]), local_result[0])
+
+
+class _CountingEngine(DaskEngine):
+    """Counts blocks taken from the plan and results handed back, at every result."""
+
+    def run(self, job, blocks, on_result):  # type: ignore[no-untyped-def]
+        self.pulled = self.delivered = self.most_outstanding = 0
+
+        def pull():  # type: ignore[no-untyped-def]
+            for block in blocks:
+                self.pulled += 1
+                yield block
+
+        def deliver(result):  # type: ignore[no-untyped-def]
+            self.most_outstanding = max(self.most_outstanding, self.pulled - self.delivered)
+            self.delivered += 1
+            on_result(result)
+
+        super().run(job, pull(), deliver)
 
 
 def _free_port() -> int:
