@@ -286,7 +286,7 @@ def test_area_table_matches_geoseg_stats(run: dict[str, Any]) -> None:
     start = text.index(">Area per class</h2>")
     section = text[start : text.index("</table>", start)]
     rows = re.findall(r"<tr>(.*?)</tr>", section.split("<tbody>")[1])
-    assert len(rows) == len(table.rows) == 8
+    assert len(rows) == len(table.rows) == 7  # no herbaceous in this crop
     for html_row, row in zip(rows, table.rows, strict=True):
         cells = re.findall(r"<td[^>]*>(?:<span[^>]*></span>)?([^<]*)</td>", html_row)
         values = re.findall(r'data-value="([^"]*)"', html_row)
@@ -295,7 +295,7 @@ def test_area_table_matches_geoseg_stats(run: dict[str, Any]) -> None:
         numeric = [v for v in expect if not isinstance(v, str)]
         assert [float(v) for v in values] == [float(v) for v in numeric]
         assert [c for c in cells if c != row.class_name] == [format_number(v) for v in numeric]
-    assert re.search(r'data-value="85417">85,417<', section)  # shrubland pixels, with separators
+    assert re.search(r'data-value="83919">83,919<', section)  # shrubland pixels, with separators
 
 
 def test_run_record_facts_and_full_json(run: dict[str, Any]) -> None:
@@ -321,7 +321,7 @@ def test_chromium_draws_one_path_per_inlined_polygon(run: dict[str, Any]) -> Non
     on_disk = pyogrio.read_info(
         run["res"].outputs["vector"], layer=data_layer(run["res"].outputs["vector"])
     )["features"]
-    assert len(inlined["features"]) == on_disk == 627  # small run: nothing capped
+    assert len(inlined["features"]) == on_disk == 489  # small run: nothing capped
     el = map_element(run["view"].dom)
     assert "leaflet-container" in el["class"]
     assert int(el["data-features-drawn"]) == len(inlined["features"])
@@ -380,13 +380,13 @@ def test_screenshot_shows_the_class_colors_where_the_map_is(
 def test_map_caps_and_simplifies_for_display_keeping_a_coverage(run: dict[str, Any]) -> None:
     gpkg = run["res"].outputs["vector"]
     capped = build_map_data(gpkg, max_features=50, simplify_m=0)
-    assert capped.features == 50 and capped.source_features == 627
-    assert "Showing the 50 largest of 627 polygons" in capped.notes[0]
+    assert capped.features == 50 and capped.source_features == 489
+    assert "Showing the 50 largest of 489 polygons" in capped.notes[0]
     kept = sorted(f["properties"]["area_m2"] for f in json.loads(capped.geojson)["features"])
     all_areas = sorted(pyogrio.read_dataframe(gpkg, layer=data_layer(gpkg))["area_m2"])
     assert kept == pytest.approx(all_areas[-50:])
     simple = build_map_data(gpkg, simplify_m=90)
-    assert simple.features == 627 and "90 m tolerance" in simple.notes[0]
+    assert simple.features == 489 and "90 m tolerance" in simple.notes[0]
     before, after = (
         int(v.replace(",", "")) for v in re.findall(r"([\d,]+) → ([\d,]+)", simple.notes[0])[0]
     )
@@ -480,7 +480,7 @@ def test_map_reads_every_vector_format_like_the_gpkg(
     other = geoseg.vectorize(res.outputs["classes"], tmp_path / f"zion.{fmt}").path
     utm = build_map_data(res.outputs["vector"], classes_raster=res.outputs["classes"])
     again = build_map_data(other, classes_raster=res.outputs["classes"], overlay=False)
-    assert utm.features == again.features == 627
+    assert utm.features == again.features == 489
     assert again.bounds == pytest.approx(utm.bounds, abs=1e-6)
     assert [(e.cls, e.features) for e in again.legend] == [(e.cls, e.features) for e in utm.legend]
     assert utm.overlay is not None and again.overlay is None
