@@ -174,7 +174,7 @@ def run_batch(
     _check_crs([s for s in opened.values() if not isinstance(s, GeosegError)], opts)
     plan = [_plan_scene(path, opened[path], bundle, out, opts, device, manifest) for path in paths]
     results = []
-    with gdal_env():
+    with gdal_env(reads_chips=getattr(engine, "reads_chips", True)):
         for path, scene, key, verdict in plan:
             results.append(
                 _run_one(

@@ -283,7 +283,7 @@ def predict(
         return run_batch(
             paths, bundle, out, opts=opts, device=device, engine=engine, progress=progress
         )
-    with gdal_env():
+    with gdal_env(reads_chips=getattr(engine, "reads_chips", True)):
         return [
             predict_scene(
                 scene_objs[0],

@@ -18,7 +18,7 @@ from typing import Any
 
 from geoseg.bundle import ModelBundle
 from geoseg.chips import Block
-from geoseg.engine.local import _malloc_trim, tune_malloc
+from geoseg.engine.local import _malloc_trim, map_large_buffers, tune_malloc
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.errors import InputError, MissingDependencyError
 
@@ -140,6 +140,8 @@ class DaskEngine:
     """Run block tasks on a ``dask.distributed.Client``'s workers."""
 
     name = "dask"
+    reads_chips = False
+    """Workers read the chips; this process only merges and writes."""
 
     def __init__(self, client: Any, *, in_flight_per_thread: int = 2) -> None:
         require_distributed()
@@ -223,8 +225,10 @@ class DaskEngine:
 
         while submitted < limit and submit_next():
             pass
-        # results arrive on the comm thread's heap; give freed memory back now and
-        # then, as the local engine does, or the client's resident size creeps up
+        # results arrive on the comm thread's heap: large buffers get their own
+        # mappings, and freed memory goes back now and then, as in the local engine;
+        # otherwise the client's resident size creeps up with the number of results
+        map_large_buffers()
         trim = _malloc_trim()
         try:
             for fut in queue:

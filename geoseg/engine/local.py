@@ -63,6 +63,31 @@ def tune_malloc() -> bool:
     )
 
 
+CLIENT_MMAP_THRESHOLD = 2**20
+"""Allocations at least this big get their own mapping in a process that only merges."""
+
+
+def map_large_buffers(threshold: int = CLIENT_MMAP_THRESHOLD) -> bool:
+    """Give every buffer of ``threshold`` bytes or more its own ``mmap``; True if it took.
+
+    For a process that receives block results and merges them (a Dask client)
+    rather than running the model. glibc's dynamic rule lifts the mmap threshold
+    to the size of the first large buffer freed, after which each multi-MB
+    result frame is carved from a heap and the heaps fragment: the client's
+    resident size then grows with the number of results (16384² vs 4096²: 1.40×
+    its peak, benchmarks/README.md). Mapped buffers go back to the OS when
+    freed; the page faults cost little beside the transfer that filled them.
+    """
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold = -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, threshold))
+
+
 def _malloc_trim(every: int = TRIM_EVERY) -> Callable[[], None]:
     """Every ``every``-th call, glibc's ``malloc_trim(0)``; a no-op without glibc."""
     try:
@@ -97,6 +122,7 @@ class LocalEngine:
     """Run block tasks on threads of this process."""
 
     name = "local"
+    reads_chips = True
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads

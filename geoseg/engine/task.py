@@ -289,7 +289,7 @@ def _add_chip(
         entry.weights += np.rint(wt).astype(np.int32)
 
 
-SPILL_BUDGET = 16 * 2**20
+SPILL_BUDGET = 4 * 2**20
 """Bytes of shared-cell sums kept in memory; the rest wait in a temporary folder."""
 
 
