@@ -523,3 +523,37 @@ def test_shipped_forest_bundle_records_its_training() -> None:
     assert prov["validation"]["miou"] > 0.5  # the card's number, measured at training time
     assert "## Known failure modes" in bundle.card_text()
     assert (ROOT / "docs" / "models" / "forest.md").read_text() == bundle.meta["card"]
+
+
+def _recorded(config: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    """The config as a bundle recorded it: no base_dir; fields added since then are None."""
+    out = {}
+    for key, value in config.items():
+        if key == "base_dir" or (key not in recorded and value is None):
+            continue
+        out[key] = _recorded(value, recorded.get(key, {})) if isinstance(value, dict) else value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("landcover-nlcd8", "train-landcover"),
+        ("forest", "train-forest"),
+        ("water", "train-water"),
+    ],
+)
+def test_each_shipped_bundle_was_trained_by_its_workflow_config(name: str, config: str) -> None:
+    bundle = load_bundle(name)
+    prov = bundle.meta["provenance"]
+    cfg = json.loads(json.dumps(load_config(ROOT / "workflows" / f"{config}.yaml").to_dict()))
+    assert _recorded(cfg, prov["config"]) == {
+        k: v for k, v in prov["config"].items() if k != "base_dir"
+    }
+    assert cfg["out"] == f"../geoseg/bundles/{name}.bundle"
+    # held out in space, never by random pixels, and measured there
+    assert prov["split"]["method"] in ("blocks", "polygon")
+    assert prov["split"]["val_labelled_px"] > 0 and prov["split"]["gap_px"] > 0
+    assert 0 < prov["validation"]["miou"] <= 1
+    card = (ROOT / "docs" / "models" / f"{name}.md").read_text()
+    assert card == bundle.meta["card"] and "## Known failure modes" in card
