@@ -140,19 +140,13 @@ def io_floor(scene: str, out: str) -> dict[str, Any]:
 def run_dask(
     scene: str, bundle_path: str, out: str, workers: int, **options: Any
 ) -> dict[str, Any]:
-    """geoseg.predict on a LocalCluster of single-threaded worker processes."""
-    from distributed import Client, LocalCluster
-
+    """geoseg.predict on the LocalCluster ``--workers N`` starts (single-threaded workers)."""
     import geoseg
+    from geoseg.engine.dask import local_cluster
     from geoseg.predict import peak_rss_mb as vmhwm
     from geoseg.predictor import warm
 
-    with (
-        LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with local_cluster(workers) as client:
         client.run(warm, bundle_path)  # models built before the clock starts, as elsewhere
         bundle = geoseg.load_bundle(bundle_path)
         t = time.perf_counter()

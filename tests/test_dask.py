@@ -325,3 +325,26 @@ def test_worker_allocator_settings_and_a_client_without_torch() -> None:
         "assert v['torch'][0].isdigit(), v"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _worker_settings() -> tuple[bool, str]:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled")), str(
+        dask.config.get("distributed.admin.tick.interval")
+    )
+
+
+def test_clusters_geoseg_starts_run_without_housekeeping() -> None:
+    import dask
+
+    from geoseg.engine.dask import local_cluster
+
+    before = dask.config.get("distributed.scheduler.work-stealing")
+    with local_cluster(2) as client:
+        # the settings reach the worker processes and the scheduler, not just this process
+        assert set(client.run(_worker_settings).values()) == {(False, "1s")}
+        assert not client.run_on_scheduler(
+            lambda dask_scheduler: "stealing" in dask_scheduler.extensions
+        )
+    assert dask.config.get("distributed.scheduler.work-stealing") == before

@@ -79,12 +79,9 @@ def dask_client(
         with client:
             yield client
         return
-    with (
-        distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    from geoseg.engine.dask import local_cluster
+
+    with local_cluster(workers) as client:
         yield client
 
 
