@@ -16,6 +16,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from geoseg.bundle import ModelBundle
 from geoseg.chips import Block
@@ -40,6 +41,20 @@ TRIM_THRESHOLD = 64 * 2**20
 """Free memory glibc may keep at the top of a heap between our own ``malloc_trim`` calls."""
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""``mallopt`` parameters (``<malloc.h>``)."""
+
+
+def _glibc(name: str) -> Any:
+    """The C library function ``name`` (glibc), or None where there is no glibc."""
+    try:
+        import ctypes
+
+        return getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def tune_malloc() -> bool:
     """Let glibc keep chip-sized buffers in its heaps; True if the settings took.
 
@@ -51,15 +66,11 @@ def tune_malloc() -> bool:
     dynamic rule would have them; the engines' periodic ``malloc_trim`` keeps
     resident memory flat. A no-op without glibc.
     """
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(
-        mallopt(m_trim_threshold, TRIM_THRESHOLD)
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
 
 
@@ -78,23 +89,14 @@ def map_large_buffers(threshold: int = CLIENT_MMAP_THRESHOLD) -> bool:
     its peak, benchmarks/README.md). Mapped buffers go back to the OS when
     freed; the page faults cost little beside the transfer that filled them.
     """
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    m_mmap_threshold = -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, threshold))
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(M_MMAP_THRESHOLD, threshold))
 
 
 def _malloc_trim(every: int = TRIM_EVERY) -> Callable[[], None]:
     """Every ``every``-th call, glibc's ``malloc_trim(0)``; a no-op without glibc."""
-    try:
-        import ctypes
-
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+    trim = _glibc("malloc_trim")
+    if trim is None:
         return lambda: None
     calls = itertools.count(1)
 
