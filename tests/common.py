@@ -139,3 +139,12 @@ def read(path: str | Path, band: int = 1) -> np.ndarray:
     """Read one band."""
     with rasterio.open(path) as ds:
         return ds.read(band)
+
+
+def worker_settings() -> tuple[bool, str]:
+    """A Dask worker's profiler switch and tick interval (run with ``client.run``)."""
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled")), str(
+        dask.config.get("distributed.admin.tick.interval")
+    )

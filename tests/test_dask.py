@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import geoseg
-from tests.common import make_bundle, read, scene_file
+from tests.common import make_bundle, read, scene_file, worker_settings
 
 distributed = pytest.importorskip("distributed")
 
@@ -327,14 +327,6 @@ def test_worker_allocator_settings_and_a_client_without_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def _worker_settings() -> tuple[bool, str]:
-    import dask
-
-    return bool(dask.config.get("distributed.worker.profile.enabled")), str(
-        dask.config.get("distributed.admin.tick.interval")
-    )
-
-
 def test_clusters_geoseg_starts_run_without_housekeeping() -> None:
     import dask
 
@@ -343,7 +335,7 @@ def test_clusters_geoseg_starts_run_without_housekeeping() -> None:
     before = dask.config.get("distributed.scheduler.work-stealing")
     with local_cluster(2) as client:
         # the settings reach the worker processes and the scheduler, not just this process
-        assert set(client.run(_worker_settings).values()) == {(False, "1s")}
+        assert set(client.run(worker_settings).values()) == {(False, "1s")}
         assert not client.run_on_scheduler(
             lambda dask_scheduler: "stealing" in dask_scheduler.extensions
         )

@@ -20,7 +20,7 @@ import geoseg
 from geoseg.cli.main import cli
 from geoseg.errors import InputError
 from geoseg.predictor import TorchPredictor, get_predictor, predict_stream
-from tests.common import ZION, make_bundle, read, scene_file
+from tests.common import ZION, make_bundle, read, scene_file, worker_settings
 
 CUDA = torch.cuda.is_available()
 
@@ -102,6 +102,11 @@ def test_gpu_cluster_gives_each_worker_its_own_gpu() -> None:
     with gpu_cluster([0, 1], check=False) as cluster, distributed.Client(cluster) as client:
         seen = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
         assert sorted(seen.values()) == ["0", "1"]
+        # started with the same quiet housekeeping as --workers clusters
+        assert set(client.run(worker_settings).values()) == {(False, "1s")}
+        assert not client.run_on_scheduler(
+            lambda dask_scheduler: "stealing" in dask_scheduler.extensions
+        )
         assert sorted(client.nthreads().values()) == [2, 2]
         engine = DaskEngine(client)
         if CUDA:

@@ -88,7 +88,8 @@ every 0.5 s, work stealing every 0.1 s, a statistical profiler sampling every
 10 ms), 10 % of a 2-core machine; with these, 1.0 s. Blocks are equal and
 handed out two per thread as results return, so stealing has nothing to even
 out; the profiler only feeds the dashboard, which geoseg does not start.
-Clusters you bring (``--scheduler``, ``client=``) keep their own settings.
+The same goes for ``--gpus`` clusters (:func:`gpu_cluster`). Clusters you
+bring (``--scheduler``, ``client=``) keep their own settings.
 """
 
 
@@ -146,6 +147,14 @@ def gpu_cluster(gpus: Sequence[int], *, threads_per_gpu: int = 2, check: bool = 
             )
         if max(ids) >= have:
             raise InputError(f"--gpus {gpus!r}: this machine has {have} GPU(s), numbered from 0")
+    import dask
+
+    # the scheduler and the nannies read their settings as they start: quiet, as --workers
+    with dask.config.set(QUIET_CLUSTER):
+        return _start_gpu_cluster(distributed, ids, threads_per_gpu)
+
+
+def _start_gpu_cluster(distributed: Any, ids: list[int], threads_per_gpu: int) -> Any:
     try:
         from dask_cuda import LocalCUDACluster
     except ImportError:
