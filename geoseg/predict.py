@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from geoseg.atomic import clean_stale, remove_quietly, temp_name
 from geoseg.blend import BLENDS, finalize, fixed_point_scale
 from geoseg.bundle import ModelBundle, load_bundle
-from geoseg.chips import BlockPlan, ChipGrid
+from geoseg.chips import BlockPlan, ChipGrid, axis_owner
 from geoseg.engine.local import LocalEngine
 from geoseg.engine.task import BlockResult, PartialStore, PredictJob
 from geoseg.errors import InputError, OutputError, SceneError
@@ -310,6 +311,11 @@ def _makespan(row_chips: list[int], col_chips: list[int], workers: int) -> int:
     return max(free)
 
 
+def _chips_per_block(starts: tuple[int, ...], block: int, stride: int) -> list[int]:
+    """Chips of each block along one axis, in block order (as :class:`BlockPlan` owns them)."""
+    return list(Counter(axis_owner(starts, block, stride)).values())
+
+
 def auto_block(shape: tuple[int, int], grid: ChipGrid, parallelism: int) -> int:
     """Block edge: the largest (fewer re-read chip margins, fewer tasks) that keeps workers even.
 
@@ -326,8 +332,8 @@ def auto_block(shape: tuple[int, int], grid: ChipGrid, parallelism: int) -> int:
     workers = max(1, parallelism)
     scored = []
     for k in range(1, max(1, MAX_AUTO_BLOCK // grid.stride) + 1):
-        rows = [min(k, n_rows - i) for i in range(0, n_rows, k)]
-        cols = [min(k, n_cols - i) for i in range(0, n_cols, k)]
+        rows = _chips_per_block(grid.row_starts, k * grid.stride, grid.stride)
+        cols = _chips_per_block(grid.col_starts, k * grid.stride, grid.stride)
         scored.append((k, _makespan(rows, cols, workers)))
         if k >= max(n_rows, n_cols):
             break  # one block already covers the scene

@@ -42,6 +42,15 @@ def test_core_bounds_partition_axis(n: int, chip: int, overlap: int) -> None:
             assert s + chip - hi >= overlap // 2
 
 
+def _owners(starts: tuple[int, ...], block: int, stride: int) -> list[int]:
+    """Blocks of `per` chips; a lone shifted last chip moves the odd block to the front."""
+    per = max(1, block // stride)
+    sizes = [per] * (len(starts) // per) + ([len(starts) % per] if len(starts) % per else [])
+    if sizes[-1] == 1 and len(sizes) > 1 and starts[-1] - starts[-2] < stride:
+        sizes = [1, *sizes[:-1]]
+    return [b for b, size in enumerate(sizes) for _ in range(size)]
+
+
 def _brute_cover(grid: ChipGrid, block: int, keep: str) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel: the set of owning blocks and the number of chips that contribute."""
     rows, cols = grid.shape
@@ -52,14 +61,15 @@ def _brute_cover(grid: ChipGrid, block: int, keep: str) -> tuple[np.ndarray, np.
     count = np.zeros((rows, cols), dtype=int)
     rb = core_bounds(grid.row_starts, grid.chip, rows)
     cb = core_bounds(grid.col_starts, grid.chip, cols)
-    per = max(1, block // grid.stride)  # a block owns `per` consecutive chips per axis
+    row_owner = _owners(grid.row_starts, block, grid.stride)
+    col_owner = _owners(grid.col_starts, block, grid.stride)
     for i, rs in enumerate(grid.row_starts):
         r0, r1 = (rb[i], rb[i + 1]) if keep == "core" else (rs, min(rs + grid.chip, rows))
         for j, cs in enumerate(grid.col_starts):
             c0, c1 = (cb[j], cb[j + 1]) if keep == "core" else (cs, min(cs + grid.chip, cols))
             for r in range(r0, r1):
                 for c in range(c0, c1):
-                    owners[r, c].add((i // per, j // per))
+                    owners[r, c].add((row_owner[i], col_owner[j]))
             count[r0:r1, c0:c1] += 1
     return owners, count
 
@@ -130,4 +140,22 @@ def test_blocks_hold_equal_chip_counts_including_the_shifted_last_chip() -> None
     assert grid.row_starts[-1] - grid.row_starts[-2] < grid.stride
     assert {b.n_chips for b in BlockPlan(grid, grid.stride).blocks()} == {1}
     counts = sorted(b.n_chips for b in BlockPlan(grid, 2 * grid.stride).blocks())
-    assert counts == [1] + [2] * 4 + [4] * 4  # 5 chips per axis: 2 + 2 + 1
+    assert counts == [1] + [2] * 4 + [4] * 4  # 5 chips per axis: 1 + 2 + 2
+
+
+def test_shifted_last_chip_shares_a_block_with_the_neighbour_it_overlaps() -> None:
+    """The 448-px strip between origins 1344 and 1536 is finished inside one block.
+
+    Split between two blocks it would be the widest shared cell of the scene,
+    sent as integer sums by both; only ``overlap``-wide seams should be shared.
+    """
+    grid = ChipGrid((2048, 2048), 512, 64)
+    plan = BlockPlan(grid, 2 * grid.stride)
+    blocks = list(plan.blocks())
+    assert [b.row_chips for b in blocks if b.index[1] == 0] == [(0,), (1, 2), (3, 4)]
+    shared = [c for c in plan.cells() if len(c.contributors) > 1]
+    assert shared and max(min(c.window[2], c.window[3]) for c in shared) == grid.overlap
+    # without a shifted chip (4096 px: origins 0, 448, ... 3584) the odd block stays last
+    even = ChipGrid((4096, 4096), 512, 64)
+    rows = [b.row_chips for b in BlockPlan(even, 2 * even.stride).blocks() if b.index[1] == 0]
+    assert rows[0] == (0, 1) and rows[-1] == (8,)
