@@ -185,7 +185,8 @@ def test_killing_a_worker_mid_run_changes_nothing(
 ) -> None:
     with (
         _cli_cluster(2, nanny=False) as (address, workers),
-        distributed.Client(address, timeout=60) as client,
+        # direct: results fetched from the workers, so the dead one is asked first
+        distributed.Client(address, timeout=60, direct_to_workers=True) as client,
     ):
         client.wait_for_workers(2, timeout=120)
         killed = []
@@ -327,7 +328,9 @@ def test_worker_allocator_settings_and_a_client_without_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_clusters_geoseg_starts_run_without_housekeeping() -> None:
+def test_clusters_geoseg_starts_are_quiet_and_results_skip_the_scheduler(
+    scene, bundle, local_result, tmp_path: Path
+) -> None:
     import dask
 
     from geoseg.engine.dask import local_cluster
@@ -339,4 +342,21 @@ def test_clusters_geoseg_starts_run_without_housekeeping() -> None:
         assert not client.run_on_scheduler(
             lambda dask_scheduler: "stealing" in dask_scheduler.extensions
         )
+        # block results come straight from the workers: the scheduler (in this
+        # process for a LocalCluster) never relays one, which would hold a second copy
+        scheduler = client.cluster.scheduler
+        relayed = []
+        gather = scheduler.handlers["gather"]
+
+        def counting_gather(*args, **kwargs):  # type: ignore[no-untyped-def]
+            relayed.append(kwargs.get("keys"))
+            return gather(*args, **kwargs)
+
+        scheduler.handlers["gather"] = counting_gather
+        [res] = geoseg.predict(
+            scene, bundle, tmp_path, block=256, confidence=True, vector=False, client=client
+        )
+    _check_same(res, local_result)
+    assert res.record["blocks"] > 4
+    assert relayed == []
     assert dask.config.get("distributed.scheduler.work-stealing") == before

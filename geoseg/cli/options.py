@@ -61,7 +61,11 @@ def dask_client(
         from geoseg.engine.dask import gpu_cluster, require_distributed
 
         distributed = require_distributed()
-        with gpu_cluster(gpus) as cluster, distributed.Client(cluster) as client:
+        # results come straight from the workers, as with --workers (see local_cluster)
+        with (
+            gpu_cluster(gpus) as cluster,
+            distributed.Client(cluster, direct_to_workers=True) as client,
+        ):
             yield client
         return
     if workers is not None and workers < 1:

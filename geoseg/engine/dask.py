@@ -95,7 +95,16 @@ bring (``--scheduler``, ``client=``) keep their own settings.
 
 @contextlib.contextmanager
 def local_cluster(workers: int | None) -> Iterator[Any]:
-    """A client on a new LocalCluster of single-threaded worker processes (``--workers N``)."""
+    """A client on a new LocalCluster of single-threaded worker processes (``--workers N``).
+
+    The client fetches block results from the workers directly. Dask's default
+    for a client outside the cluster is to have the scheduler relay them, which
+    for a LocalCluster (scheduler in this process) means every result arrives
+    twice in this process: on a 16384-px scene that took the client's peak from
+    187 to 198 MB and the run from 21 to 25 s. Every process of a local cluster
+    can reach every other, so direct is safe here; clusters you bring keep their
+    own ``direct_to_workers`` setting.
+    """
     import dask
 
     distributed = require_distributed()
@@ -104,7 +113,7 @@ def local_cluster(workers: int | None) -> Iterator[Any]:
         distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
-        distributed.Client(cluster) as client,
+        distributed.Client(cluster, direct_to_workers=True) as client,
     ):
         yield client
 
