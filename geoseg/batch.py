@@ -6,8 +6,9 @@ error), the key its outputs were made with, and its outputs. A re-run skips a
 scene whose key is unchanged and whose outputs are all there, retries failed
 ones, and runs the rest. The key is a SHA-256 over the input's content (a full
 hash of local files; size and mtime let an unchanged file reuse its recorded
-hash), the bundle's hash, and every option that can change the bytes written.
-Block size and thread count are not in it: they never change the bytes.
+hash), the bundle's hash, and every option that can change the bytes written
+(precision included). Block size and thread count are not in it: they never
+change the bytes.
 
 A scene that cannot be read, or fails during its run, is marked ``failed`` and
 the batch goes on; the call then raises :class:`BatchError` (which carries every
@@ -29,18 +30,12 @@ from geoseg.atomic import atomic_path
 from geoseg.errors import GeosegError, OutputError
 
 MANIFEST = "manifest.json"
-_KEY_OPTIONS = (
-    "chip",
-    "overlap",
-    "blend",
-    "bands",
-    "confidence",
-    "vector",
-    "pad",
-    "overviews",
-    "vector_format",
-    "allow_no_crs",
-)
+_NOT_IN_KEY = ("block", "threads", "device", "overwrite", "allow_mixed_crs")
+"""Options that never change the bytes written (``device`` enters the key as cpu/cuda).
+
+Every other option of :class:`~geoseg.predict.PredictOptions` is in the key, so
+an option added later counts until it is shown not to change the outputs.
+"""
 
 
 class BatchError(GeosegError):
@@ -55,19 +50,47 @@ def file_fingerprint(path: str, previous: dict[str, Any] | None = None) -> dict[
     """Size, mtime and SHA-256 of a local file (remote paths: the path itself).
 
     The hash is reused from ``previous`` when size and mtime are unchanged, so
-    re-running a large archive does not re-read every finished scene.
+    re-running a large archive does not re-read every finished scene. A VRT
+    (what ``predict-stac`` reads) also gets the fingerprints of the files it
+    points to under ``sources``: the pixels are theirs, not the XML's.
     """
     if "://" in path or path.startswith("/vsi"):
         return {"remote": path}
     st = os.stat(path)
     prev = previous or {}
     if prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns:
-        return dict(prev)
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": h.hexdigest()}
+        out = {k: prev[k] for k in ("size", "mtime_ns", "sha256")}
+    else:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        out = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": h.hexdigest()}
+    if path.lower().endswith(".vrt"):
+        known = prev.get("sources") or {}
+        out["sources"] = {
+            src: file_fingerprint(src, known.get(src)) for src in sorted(vrt_sources(path))
+        }
+    return out
+
+
+def vrt_sources(path: str) -> set[str]:
+    """The files a VRT reads (relative names resolved against the VRT's folder)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return set()  # GDAL reports a broken VRT when the scene is opened
+    out = set()
+    for el in root.iter("SourceFilename"):
+        name = (el.text or "").strip()
+        if not name:
+            continue
+        if el.get("relativeToVRT") == "1" and not (name.startswith("/vsi") or "://" in name):
+            name = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+        out.add(name)
+    return out
 
 
 def scene_key(
@@ -75,12 +98,13 @@ def scene_key(
 ) -> str:
     """The key that says whether existing outputs were made from the same things."""
     content = fingerprint.get("sha256") or fingerprint.get("remote")
+    sources = fingerprint.get("sources") or {}
     body = {
         "input": content,
+        "sources": {k: v.get("sha256") or v.get("remote") for k, v in sorted(sources.items())},
         "bundle": bundle_sha256,
         "device": device.split(":")[0],
-        "options": {k: options.get(k) for k in _KEY_OPTIONS},
-        "batch_size": options.get("batch_size"),
+        "options": {k: v for k, v in sorted(options.items()) if k not in _NOT_IN_KEY},
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -98,6 +98,18 @@ def test_changed_options_or_inputs_are_not_skipped(tmp_path: Path, bundle) -> No
     Path(scenes[0]).write_bytes(Path(scenes[0]).read_bytes())  # same content, new mtime
     results = geoseg.predict(scenes, bundle, out, vector=False, blend="crop")
     assert [r.state for r in results] == ["skipped", "skipped"]  # content hash, not mtime
+    # what does change the bytes does invalidate: precision, the input's content, the model
+    kw = {"vector": False, "blend": "crop", "overwrite": True}
+    results = geoseg.predict(scenes, bundle, out, precision="bf16", **kw)
+    assert [r.state for r in results] == ["done", "done"]
+    results = geoseg.predict(scenes, bundle, out, **kw)
+    assert [r.state for r in results] == ["done", "done"]  # back to fp32: run again
+    scene_file(Path(scenes[0]), (150, 140), seed=99)  # same name and size, other pixels
+    results = geoseg.predict(scenes, bundle, out, **kw)
+    assert [r.state for r in results] == ["done", "skipped"]
+    other = make_bundle(chip=64, overlap=16, seed=1)
+    results = geoseg.predict(scenes, other, out, **kw)
+    assert [r.state for r in results] == ["done", "done"]
 
 
 def test_cli_batch_summary_and_exit_code(tmp_path: Path, bundle) -> None:
