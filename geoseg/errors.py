@@ -41,6 +41,10 @@ class VectorizeError(InputError):
     """A class raster cannot be vectorized as asked."""
 
 
+class WorkerLostError(GeosegError, RuntimeError):
+    """A block task killed every Dask worker that ran it (out of memory, a crash)."""
+
+
 class MissingDependencyError(GeosegError, ImportError):
     """An optional dependency is needed for this feature."""
 

@@ -29,7 +29,7 @@ from geoseg.bundle import ModelBundle, load_bundle
 from geoseg.chips import BlockPlan, ChipGrid, axis_owner
 from geoseg.engine.local import LocalEngine
 from geoseg.engine.task import BlockResult, PartialStore, PredictJob
-from geoseg.errors import InputError, OutputError, SceneError
+from geoseg.errors import GeosegError, InputError, OutputError, SceneError
 from geoseg.normalize import build_normalizer, scene_percentiles
 from geoseg.predictor import PRECISIONS, check_precision, resolve_device, returns_logits
 from geoseg.scene import Scene, gdal_env, open_scene
@@ -213,6 +213,7 @@ def predict(
     progress: Callable[[int, int], None] | None = None,
     engine: Any = None,
     client: Any = None,
+    manifest: bool | None = None,
     **options: Any,
 ) -> list[PredictResult]:
     """Predict class maps for one or more scenes.
@@ -233,6 +234,9 @@ def predict(
         :class:`~geoseg.engine.dask.DaskEngine` when ``client`` is given.
     client
         A ``dask.distributed.Client``: run the block tasks on its workers.
+    manifest
+        Run as a resumable batch with ``<out_dir>/manifest.json`` (see
+        :mod:`geoseg.batch`) [default: when there are several scenes].
     **options
         Fields of :class:`PredictOptions` (``chip``, ``overlap``, ``block``,
         ``batch_size``, ``blend``, ``bands``, ``device``, ``confidence``,
@@ -267,7 +271,8 @@ def predict(
         bundle = load_bundle(bundle)
     paths = expand_scenes(scenes)
     out = Path(out_dir)
-    if len(paths) == 1:
+    batch = len(paths) > 1 if manifest is None else manifest
+    if not batch:
         scene_objs = _preflight(paths, bundle, out, opts)
     if engine is None and client is not None:
         from geoseg.engine.dask import DaskEngine
@@ -278,7 +283,7 @@ def predict(
     resolve = getattr(engine, "resolve_device", resolve_device)
     device = resolve(opts.device)
     check_precision(opts.precision, device)
-    if len(paths) > 1:
+    if batch:
         from geoseg.batch import run_batch
 
         return run_batch(
@@ -376,6 +381,7 @@ class _Collector:
         self.inferred = 0
         self.skipped = 0
         self.blocks = 0
+        self.by_worker: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self.write_s = 0.0
 
@@ -395,6 +401,8 @@ class _Collector:
         self.blocks += 1
         self.inferred += res.chips_inferred
         self.skipped += res.chips_skipped_nodata
+        if res.worker is not None:
+            self.by_worker[res.worker] = self.by_worker.get(res.worker, 0) + res.chips_inferred
         for k, v in res.seconds.items():
             self.seconds[k] = self.seconds.get(k, 0.0) + v
         self.done += res.chips_inferred + res.chips_skipped_nodata
@@ -565,7 +573,9 @@ def predict_scene(
             sink.abort()
         for p in staged.values():
             remove_quietly(p)
-        if isinstance(err, OSError) and not isinstance(err, OutputError):
+        # a bare OSError here is the writer's (disk full, permissions); geoseg's own
+        # OSErrors keep their words: a corrupt tile met mid-run is a read error
+        if isinstance(err, OSError) and not isinstance(err, GeosegError):
             raise output_error(paths["classes"], err) from err
         raise
     return PredictResult(
@@ -671,6 +681,7 @@ def _record(
         "chips_total": len(grid),
         "chips_inferred": col.inferred,
         "chips_skipped_nodata": col.skipped,
+        **({"chips_by_worker": dict(sorted(col.by_worker.items()))} if col.by_worker else {}),
         "blocks": col.blocks,
         "shared_cells_spilled": col.store.spilled_cells,
         "block_seconds": {k: round(v, 3) for k, v in col.seconds.items()},

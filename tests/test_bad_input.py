@@ -305,6 +305,21 @@ def test_bad_input_gives_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
         assert not [p for p in out.iterdir() if ".geoseg-tmp-" in p.name]
 
 
+def test_corrupt_tiles_met_mid_run_are_a_read_error_not_a_write_error(tmp_path: Path) -> None:
+    """With fixed normalization nothing reads pixels before the blocks do."""
+    fixed = {"type": "fixed", "mean": [0.0] * 4, "std": [1000.0] * 4}
+    bundle = tmp_path / "fixed.bundle"
+    make_bundle("ConvStack", chip=64, overlap=16, normalization=fixed).save(bundle)
+    scene = _truncated(tmp_path, _cog(tmp_path), 0.6)
+    args = ["predict", scene, "--model", str(bundle), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    err = result.stderr.strip()
+    assert "cannot read pixels" in err and "corrupt" in err, err
+    assert "cannot write" not in err and "disk space" not in err, err
+    assert _final_outputs(tmp_path) == []
+
+
 def test_disk_full_during_write(tmp_path: Path) -> None:
     src = str(scene_file(tmp_path / "big.tif", (900, 900), dtype="uint8"))
     bundle = _bundle(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -65,9 +66,13 @@ def test_local_cluster_same_bytes_and_model_once_per_worker(
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
+        from geoseg.engine.dask import chips_run_here
+
+        before = client.run(chips_run_here)
         [res] = geoseg.predict(
             scene, bundle, tmp_path, block=256, confidence=True, vector=False, client=client
         )
+        ran = [n - before[w] for w, n in client.run(chips_run_here).items()]
         from geoseg.predictor import loaded_bundles
 
         loads = client.run(loaded_bundles)
@@ -77,6 +82,11 @@ def test_local_cluster_same_bytes_and_model_once_per_worker(
         )
     _check_same(res, local_result)
     assert res.record["blocks"] > 4
+    # each chip once: counted where the model ran, the workers' chips add up to the
+    # scene's, and the run record says who ran how many (both workers took part)
+    assert sum(ran) == res.record["chips_inferred"] > 0
+    assert sorted(res.record["chips_by_worker"].values()) == sorted(ran)
+    assert min(ran) > 0
     # each worker built the model exactly once, however many blocks it ran
     assert [len(v) for v in loads.values()] == [1, 1], loads
     # backpressure: blocks are handed out as results come back, never all at once
@@ -172,12 +182,22 @@ def _cli_cluster(
 
 
 def test_real_scheduler_and_workers_same_bytes(scene, bundle, local_result, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from geoseg.cli.main import cli
+
+    bpath = bundle.save(tmp_path / "m.bundle")
     with _cli_cluster(2) as (address, _), distributed.Client(address, timeout=60) as client:
         client.wait_for_workers(2, timeout=120)
         [res] = geoseg.predict(
             scene, bundle, tmp_path, block=256, confidence=True, vector=False, client=client
         )
+        # and from the command line, --scheduler on the same cluster
+        args = ["predict", str(scene), "-m", str(bpath), "-o", str(tmp_path / "cli")]
+        cli_run = CliRunner().invoke(cli, [*args, "--no-vector", "--scheduler", address])
     _check_same(res, local_result)
+    assert cli_run.exit_code == 0, cli_run.output
+    assert np.array_equal(read(tmp_path / "cli" / "s_classes.tif"), local_result[0])
 
 
 def test_killing_a_worker_mid_run_changes_nothing(
@@ -360,3 +380,65 @@ def test_clusters_geoseg_starts_are_quiet_and_results_skip_the_scheduler(
     assert res.record["blocks"] > 4
     assert relayed == []
     assert dask.config.get("distributed.scheduler.work-stealing") == before
+
+
+def _crash_on_killer(job, block, bundle, device, precision="fp32"):  # type: ignore[no-untyped-def]
+    """The block task, except that on ``killer.tif`` it takes its worker process down."""
+    from geoseg.engine.dask import run_block_on_worker
+
+    if job.scene is not None and Path(job.scene.path).name == "killer.tif":
+        os._exit(1)
+    return run_block_on_worker(job, block, bundle, device, precision)
+
+
+class _CrashingEngine(DaskEngine):
+    task = staticmethod(_crash_on_killer)
+
+
+def test_batch_on_dask_a_scene_that_kills_workers_or_is_corrupt_fails_alone(
+    tmp_path: Path,
+) -> None:
+    import dask
+    from rasterio.shutil import copy as rio_copy
+
+    from geoseg.batch import MANIFEST, BatchError
+    from geoseg.engine.dask import local_cluster
+
+    # fixed normalization: the corrupt scene is first read by a worker, not by this process
+    bundle = make_bundle(
+        chip=64, overlap=16, normalization={"type": "fixed", "mean": [0.0] * 4, "std": [1e3] * 4}
+    )
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    good = scene_file(folder / "good.tif", (160, 150), seed=1)
+    scene_file(folder / "killer.tif", (160, 150), seed=2)
+    rio_copy(scene_file(tmp_path / "c.tif", (300, 300), seed=3), tmp_path / "cog.tif",
+             driver="COG", BLOCKSIZE=128)  # fmt: skip
+    data = (tmp_path / "cog.tif").read_bytes()
+    (folder / "corrupt.tif").write_bytes(data[: int(len(data) * 0.6)])
+    scenes = [str(folder / n) for n in ("corrupt.tif", "good.tif", "killer.tif")]
+    [ref] = geoseg.predict(good, bundle, tmp_path / "ref", vector=False)
+    out = tmp_path / "out"
+    # a worker that dies once marks its task bad at once (Dask's default is 3 deaths)
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        local_cluster(2) as client,
+    ):
+        with pytest.raises(BatchError) as info:
+            geoseg.predict(scenes, bundle, out, vector=False, engine=_CrashingEngine(client))
+        client.wait_for_workers(2, timeout=60)  # the nannies bring the killed workers back
+    by_name = {Path(r.scene).name: r for r in info.value.results}
+    assert by_name["good.tif"].state == "done"
+    assert by_name["corrupt.tif"].state == "failed"
+    assert "cannot read pixels" in (by_name["corrupt.tif"].error or "")
+    assert by_name["killer.tif"].state == "failed"
+    assert "took down every Dask worker" in (by_name["killer.tif"].error or "")
+    done = by_name["good.tif"].outputs["classes"]
+    assert np.array_equal(read(done), read(ref.outputs["classes"]))
+    manifest = json.loads((out / MANIFEST).read_text())["scenes"]
+    assert {k: v["state"] for k, v in manifest.items()} == {
+        "corrupt": "failed",
+        "good": "done",
+        "killer": "failed",
+    }
+    assert not list(out.glob("killer*")) and not list(out.glob("corrupt*"))

@@ -21,7 +21,7 @@ from geoseg.bundle import ModelBundle
 from geoseg.chips import Block
 from geoseg.engine.local import _malloc_trim, map_large_buffers, tune_malloc
 from geoseg.engine.task import BlockResult, PredictJob, run_block
-from geoseg.errors import InputError, MissingDependencyError
+from geoseg.errors import GeosegError, InputError, MissingDependencyError, WorkerLostError
 
 
 def require_distributed() -> Any:
@@ -36,6 +36,16 @@ def require_distributed() -> Any:
 
 
 _worker_trim: Callable[[], None] | None = None
+_chips_run = 0
+
+
+def chips_run_here() -> int:
+    """Chips this worker process has inferred so far (run on workers with ``client.run``).
+
+    Counted where the model runs, so a chip inferred twice anywhere (a task run
+    twice) would show in the sum over workers, not only in the client's tally.
+    """
+    return _chips_run
 
 
 def _worker_setup() -> Callable[[], None]:
@@ -60,11 +70,44 @@ def run_block_on_worker(
 
         if torch.get_num_threads() != 1:  # workers run one task per thread
             torch.set_num_threads(1)
+    global _chips_run
+    failure = None
     try:
         with gdal_env():
-            return run_block(job, block, get_predictor(bundle, device, precision))
+            result = run_block(job, block, get_predictor(bundle, device, precision))
+    except GeosegError as err:
+        failure = portable_error(err)
     finally:
         trim()
+    if failure is not None:
+        raise failure  # raised here, outside the except, so it carries no __context__ either
+    _chips_run += result.chips_inferred
+    result.worker = _worker_name()
+    return result
+
+
+def portable_error(err: GeosegError) -> GeosegError:
+    """The same error without its cause chain, so that it survives the trip to the client.
+
+    A read error's cause is rasterio's ``CPLE_*`` exception, which pickles but does
+    not unpickle; Dask would then hand the client a bare ``Exception`` with the
+    repr, and a batch could no longer tell a corrupt scene from a bug. The
+    message already says what went wrong and what to do.
+    """
+    try:
+        return type(err)(*err.args)
+    except TypeError:  # a subclass with its own constructor
+        return GeosegError(str(err))
+
+
+def _worker_name() -> str | None:
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # called outside a worker (tests call the task directly)
+        return None
+    return str(worker.name if worker.name is not None else worker.address)
 
 
 def cuda_devices() -> int:
@@ -195,6 +238,8 @@ class DaskEngine:
     name = "dask"
     reads_chips = False
     """Workers read the chips; this process only merges and writes."""
+    task = staticmethod(run_block_on_worker)
+    """The function each block runs as on a worker."""
 
     def __init__(self, client: Any, *, in_flight_per_thread: int = 2) -> None:
         require_distributed()
@@ -263,7 +308,7 @@ class DaskEngine:
                 return False
             queue.add(
                 self.client.submit(
-                    run_block_on_worker,
+                    self.task,
                     job_f,
                     block,
                     self._bundle,
@@ -285,7 +330,14 @@ class DaskEngine:
         trim = _malloc_trim()
         try:
             for fut in queue:
-                result = fut.result()
+                try:
+                    result = fut.result()
+                except distributed.KilledWorker as err:
+                    raise WorkerLostError(
+                        f"a block of {job.scene.path if job.scene else 'this scene'} took down "
+                        "every Dask worker that ran it (out of memory, or a crash in native "
+                        "code); give the workers more memory or pass a smaller --block"
+                    ) from err
                 fut.release()
                 on_result(result)
                 del result

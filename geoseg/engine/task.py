@@ -102,6 +102,8 @@ class BlockResult:
     chips_inferred: int
     chips_skipped_nodata: int
     seconds: dict[str, float]
+    worker: str | None = None
+    """The Dask worker that ran the block (``None`` in-process)."""
 
 
 def _chip_cells(block: Block) -> dict[tuple[int, int], list[Cell]]:
