@@ -175,6 +175,16 @@ def write_vrt(path: Path, sources: list[BandSource], names: tuple[str, ...]) -> 
     return path
 
 
+VECTOR_MEDIA = {
+    ".gpkg": "application/geopackage+sqlite3",
+    ".geojson": "application/geo+json",
+    ".fgb": "application/vnd.flatgeobuf",
+    ".parquet": "application/vnd.apache.parquet",
+    ".qml": "text/xml",
+}
+"""Media types of the vector outputs (and their QGIS style) by file suffix."""
+
+
 def predict_stac(
     source: str | os.PathLike[str],
     bundle: ModelBundle | str,
@@ -202,7 +212,8 @@ def predict_stac(
         for it in items
     ]
     try:
-        results = predict([str(v) for v in vrts], bundle, out, **options)
+        # always a resumable batch (manifest), however many items the catalog has
+        results = predict([str(v) for v in vrts], bundle, out, manifest=True, **options)
         failure = None
     except BatchError as err:
         results, failure = err.results, err
@@ -230,7 +241,6 @@ def write_catalog(out: Path, items: list[Any], results: list[Any], bundle: Model
     media = {
         "classes": pystac.MediaType.COG,
         "confidence": pystac.MediaType.COG,
-        "vector": "application/geopackage+sqlite3",
         "run": pystac.MediaType.JSON,
     }
     for item, res in zip(items, results, strict=True):
@@ -250,7 +260,7 @@ def write_catalog(out: Path, items: list[Any], results: list[Any], bundle: Model
                 key,
                 pystac.Asset(
                     href=os.path.abspath(path),
-                    media_type=media.get(key),
+                    media_type=media.get(key) or VECTOR_MEDIA.get(Path(path).suffix.lower()),
                     roles=["data"] if key != "run" else ["metadata"],
                     extra_fields=extra,
                 ),

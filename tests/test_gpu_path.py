@@ -137,6 +137,11 @@ def test_cli_gpus_without_cuda_is_one_clear_line(tmp_path: Path) -> None:
     assert r.exit_code == 2, r.output
     assert "no CUDA GPU" in r.output and "--workers" in r.output
     assert not (tmp_path / "o").exists()
+    # predict-stac takes the same --gpus
+    args = ["predict-stac", str(tmp_path / "items.json"), "-m", "landcover-nlcd8"]
+    r = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "o"), "--gpus", "0,1"])
+    assert r.exit_code == 2, r.output
+    assert "no CUDA GPU" in r.output and "--workers" in r.output
 
 
 @pytest.mark.parametrize(

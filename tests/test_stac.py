@@ -82,13 +82,23 @@ def test_predict_stac_matches_stacked_scene_and_writes_a_catalog(tmp_path: Path)
     classes = item.assets["classes"]
     assert Path(classes.get_absolute_href()).exists()
     assert classes.media_type == pystac.MediaType.COG
-    assert [c["value"] for c in classes.extra_fields["classification:classes"]] == [1, 2, 5]
+    named = classes.extra_fields["classification:classes"]
+    assert [(c["value"], c["description"]) for c in named] == [
+        (c.id, c.name) for c in bundle.classes
+    ]
+    assert item.assets["vector"].media_type == "application/geopackage+sqlite3"
     assert any("classification" in e for e in item.stac_extensions)
     assert any(link.rel == "derived_from" for link in item.links)
+    # a re-run skips both; new pixels in one of item b's band files re-run b alone
+    again = geoseg.predict_stac(src, bundle, tmp_path / "out", confidence=True)
+    assert [r.state for r in again] == ["skipped", "skipped"]
+    write_raster(tmp_path / "files" / "b_red.tif", data[2:3] // 2 + 1, nodata=0)
+    again = geoseg.predict_stac(src, bundle, tmp_path / "out", confidence=True, overwrite=True)
+    assert [r.state for r in again] == ["skipped", "done"]
 
 
 def test_predict_stac_item_collection_and_asset_key(tmp_path: Path) -> None:
-    src, _ = _catalog(tmp_path)
+    src, data = _catalog(tmp_path)
     items = list(pystac.Catalog.from_file(str(src)).get_items(recursive=True))
     for it in items:
         it.make_asset_hrefs_absolute()
@@ -110,7 +120,10 @@ def test_predict_stac_item_collection_and_asset_key(tmp_path: Path) -> None:
         ],
     )
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "o" / "a_classes.tif").exists()
+    # the asset's bands, reordered by their common names, are the stacked file's
+    reference = write_raster(tmp_path / "ref.tif", data, nodata=0, descriptions=NAMES)
+    [ref] = geoseg.predict(reference, bundle, tmp_path / "ref_out", vector=False)
+    assert np.array_equal(read(tmp_path / "o" / "a_classes.tif"), read(ref.outputs["classes"]))
     res = CliRunner().invoke(
         cli,
         [

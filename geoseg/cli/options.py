@@ -42,6 +42,18 @@ def progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
             state["bar"].close()
 
 
+def parse_gpus(value: str | None) -> list[int] | None:
+    """``--gpus 0,1`` as a list of indexes (``None`` when not given)."""
+    from geoseg.errors import InputError
+
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items or not all(v.isdigit() for v in items):
+        raise InputError(f"--gpus takes GPU indexes such as 0,1; got '{value}'")
+    return [int(v) for v in items]
+
+
 @contextlib.contextmanager
 def dask_client(
     scheduler: str | None, workers: int | None, gpus: list[int] | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import dask_client, out_folder, progress_bar
+from geoseg.cli.options import dask_client, out_folder, parse_gpus, progress_bar
 
 
 def _bands(value: str | None) -> tuple[int | str, ...] | None:
@@ -15,17 +15,6 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
         return None
     items = [v.strip() for v in value.split(",") if v.strip()]
     return tuple(int(v) if v.isdigit() else v for v in items)
-
-
-def _gpus(value: str | None) -> list[int] | None:
-    from geoseg.errors import InputError
-
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items or not all(v.isdigit() for v in items):
-        raise InputError(f"--gpus takes GPU indexes such as 0,1; got '{value}'")
-    return [int(v) for v in items]
 
 
 @click.command()
@@ -145,7 +134,7 @@ def predict(
     from geoseg.predict import predict as run_predict
 
     failure: BatchError | None = None
-    gpu_ids = _gpus(gpus)
+    gpu_ids = parse_gpus(gpus)
     if gpu_ids and opts.get("device") == "auto":
         opts["device"] = "cuda"  # each GPU worker sees its own GPU as cuda
     with dask_client(scheduler, workers, gpu_ids) as client, progress_bar("chips") as bar:

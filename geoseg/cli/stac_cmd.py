@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import dask_client, out_folder, progress_bar
+from geoseg.cli.options import dask_client, out_folder, parse_gpus, progress_bar
 
 
 @click.command("predict-stac")
@@ -24,6 +24,17 @@ from geoseg.cli.options import dask_client, out_folder, progress_bar
 @click.option("--allow-mixed-crs", is_flag=True, help="Accept items in different CRSs.")
 @click.option("--scheduler", default=None, help="Run on an existing Dask scheduler.")
 @click.option("--workers", type=int, default=None, help="Start a local Dask cluster of N workers.")
+@click.option(
+    "--gpus", default=None, help="Start a local Dask cluster with one worker per GPU, e.g. '0,1'."
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Forward passes in float32 or mixed precision (bf16: CPU or GPU; fp16: GPU only).",
+)
 def predict_stac(
     catalog: str,
     model: str,
@@ -32,6 +43,7 @@ def predict_stac(
     no_vector: bool,
     scheduler: str | None,
     workers: int | None,
+    gpus: str | None,
     **opts: Any,
 ) -> None:
     """Predict every item of a local STAC catalog, collection or item collection.
@@ -40,12 +52,16 @@ def predict_stac(
     Examples:
       geoseg predict-stac catalog.json --asset visual --model landcover-nlcd8 --out results/
       geoseg predict-stac items.json --model water --out results/ --workers 4
+      geoseg predict-stac items.json --model water --out results/ --gpus 0,1 --precision fp16
     """
     from geoseg.batch import BatchError
     from geoseg.stac import predict_stac as run
 
     failure = None
-    with dask_client(scheduler, workers) as client, progress_bar("chips") as bar:
+    gpu_ids = parse_gpus(gpus)
+    if gpu_ids and opts.get("device") == "auto":
+        opts["device"] = "cuda"  # each GPU worker sees its own GPU as cuda
+    with dask_client(scheduler, workers, gpu_ids) as client, progress_bar("chips") as bar:
         try:
             results = run(
                 catalog,
