@@ -45,3 +45,31 @@ def test_band_selection_and_errors(tmp_path: Path) -> None:
         geoseg.predict_xarray(da, bundle)
     out = geoseg.predict_xarray(da, bundle, bands=[0, 1, 2, 3])
     assert out.shape == (80, 90) and out.dtype == np.uint8
+
+
+def test_plain_dataarray_is_lazy_and_a_slice_runs_only_its_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geoseg.xarray_predict as xp
+
+    src = scene_file(tmp_path / "s.tif", (230, 210), nodata=0, seed=5)
+    bundle = make_bundle(chip=64, overlap=16)
+    ran: list[tuple[int, int]] = []
+    task = xp._block_task
+
+    def counting(job, block, *args):  # type: ignore[no-untyped-def]
+        ran.append(block.index)
+        return task(job, block, *args)
+
+    monkeypatch.setattr(xp, "_block_task", counting)
+    da = rioxarray.open_rasterio(src, chunks={"x": 64, "y": 64})
+    classes = geoseg.predict_xarray(da, bundle, block=48)
+    assert ran == []  # nothing has run yet
+    assert isinstance(classes.data, dask.array.Array) and classes.dims == ("y", "x")
+    assert classes.rio.crs == da.rio.crs and classes.rio.transform() == da.rio.transform()
+    corner = classes[:40, :40].values
+    corner_blocks = set(ran)
+    whole = classes.values
+    assert np.array_equal(corner, whole[:40, :40])
+    total = len(set(ran))
+    assert total > 9 and len(corner_blocks) <= 4, (len(corner_blocks), total)
