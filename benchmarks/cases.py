@@ -160,6 +160,10 @@ def run_dask(
         "chips": res.record["chips_inferred"],
         "workers": workers,
         "worker_peak_rss_mb": [round(v, 1) for v in workers_rss],
+        # forward-pass seconds summed over workers, and who ran how many chips: tells a
+        # slower core (both workers busy) from time lost between the forward passes
+        "model_seconds": res.record["block_seconds"]["model"],
+        "chips_by_worker": res.record.get("chips_by_worker"),
     }
 
 

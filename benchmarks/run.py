@@ -272,10 +272,18 @@ def section_dask(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]
         )
         for s in sizes
     ]
+    per_round = [
+        round(a / b, 3)
+        for a, b in zip(got["dask_1"]["all_seconds"], got["dask_2"]["all_seconds"], strict=True)
+    ]
+    chip_s = {k: round(got[k]["model_seconds"] / got[k]["chips"], 3) for k in ("dask_1", "dask_2")}
+    print(f"  2 workers vs 1, per round: {per_round}; forward pass per chip: {chip_s}")
     return {
         "size": args.dask_size,
         **got,
         "speedup_2_over_1": got["dask_1"]["seconds"] / got["dask_2"]["seconds"],
+        "speedup_per_round": per_round,
+        "forward_seconds_per_chip": chip_s,
         "overhead_dask2_over_local": got["dask_2"]["seconds"] / got["local"]["seconds"],
         "memory": {
             "sizes": sizes,
