@@ -276,14 +276,19 @@ def test_cli_workers_and_scheduler(scene, bundle, local_result, tmp_path: Path) 
 
 
 @contextlib.contextmanager
-def _http_server(folder: Path) -> Iterator[str]:
+def _http_server(folder: Path, log: Path | None = None) -> Iterator[str]:
     """A loopback HTTP server with byte ranges (what /vsicurl/ needs), in its own process.
 
     Its own process, not a thread: GDAL holds the GIL while it opens a URL, so a
     server thread in this interpreter could never answer.
     """
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("range_server.py")), str(folder)],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("range_server.py")),
+            str(folder),
+            *([str(log)] if log else []),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -323,6 +328,41 @@ def test_remote_cog_read_by_workers(scene, bundle, local_result, tmp_path: Path)
         )
     _check_same(res, local_result)
     assert res.record["scene"]["path"] == f"/vsicurl/{url}/s.tif"
+
+
+def _set_user_agent(name: str) -> None:
+    os.environ["GDAL_HTTP_USERAGENT"] = name  # GDAL reads it at each request
+
+
+def test_remote_pixels_go_to_the_workers_not_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With fixed normalization the client only opens the file; the workers read the tiles."""
+    from rasterio.shutil import copy as rio_copy
+
+    from geoseg.engine.dask import local_cluster
+
+    served = tmp_path / "served"
+    served.mkdir()
+    src = scene_file(tmp_path / "big.tif", (900, 800), seed=6)
+    rio_copy(src, served / "s.tif", driver="COG", BLOCKSIZE=256, COMPRESS="NONE")
+    size = (served / "s.tif").stat().st_size
+    fixed = {"type": "fixed", "mean": [0.0] * 4, "std": [1e3] * 4}
+    bundle = make_bundle(chip=64, overlap=16, normalization=fixed)
+    log = tmp_path / "requests.tsv"
+    with _http_server(served, log) as url, local_cluster(2) as client:
+        client.run(_set_user_agent, "geoseg-worker")
+        monkeypatch.setenv("GDAL_HTTP_USERAGENT", "geoseg-client")
+        [res] = geoseg.predict(f"/vsicurl/{url}/s.tif", bundle, tmp_path / "out", client=client)
+    sent: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        agent, nbytes = line.rsplit("\t", 1)
+        sent[agent] = sent.get(agent, 0) + int(nbytes)
+    assert set(sent) <= {"geoseg-client", "geoseg-worker"}, sent
+    pixels = 900 * 800 * 4 * 2  # the full-resolution bands, stored uncompressed
+    assert sent["geoseg-worker"] >= pixels  # every pixel, some twice at block edges
+    assert sent.get("geoseg-client", 0) < 0.02 * size, (sent, size)  # the header only
+    assert res.record["chips_inferred"] == res.record["chips_total"]
 
 
 def test_worker_allocator_settings_and_a_client_without_torch() -> None:
