@@ -200,13 +200,15 @@ def test_real_scheduler_and_workers_same_bytes(scene, bundle, local_result, tmp_
     assert np.array_equal(read(tmp_path / "cli" / "s_classes.tif"), local_result[0])
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "via-scheduler"])
 def test_killing_a_worker_mid_run_changes_nothing(
-    scene, bundle, local_result, tmp_path: Path
+    scene, bundle, local_result, tmp_path: Path, direct: bool
 ) -> None:
     with (
         _cli_cluster(2, nanny=False) as (address, workers),
-        # direct: results fetched from the workers, so the dead one is asked first
-        distributed.Client(address, timeout=60, direct_to_workers=True) as client,
+        # direct: results fetched from the workers (the dead one is asked first);
+        # otherwise the scheduler relays them, Dask's default for clusters you bring
+        distributed.Client(address, timeout=60, direct_to_workers=direct) as client,
     ):
         client.wait_for_workers(2, timeout=120)
         killed = []
