@@ -42,8 +42,12 @@ def progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
             state["bar"].close()
 
 
-def parse_gpus(value: str | None) -> list[int] | None:
-    """``--gpus 0,1`` as a list of indexes (``None`` when not given)."""
+def parse_gpus(value: str | None, opts: dict[str, Any]) -> list[int] | None:
+    """``--gpus 0,1`` as a list of indexes (``None`` when not given).
+
+    With GPUs and ``--device auto``, ``opts["device"]`` becomes ``cuda``: each
+    GPU worker sees its own GPU as ``cuda``.
+    """
     from geoseg.errors import InputError
 
     if value is None:
@@ -51,6 +55,8 @@ def parse_gpus(value: str | None) -> list[int] | None:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items or not all(v.isdigit() for v in items):
         raise InputError(f"--gpus takes GPU indexes such as 0,1; got '{value}'")
+    if opts.get("device") == "auto":
+        opts["device"] = "cuda"
     return [int(v) for v in items]
 
 
@@ -107,4 +113,17 @@ def out_folder(help: str = "Output folder (created if missing).") -> Callable[[F
 
     return click.option(
         "--out", "-o", "out", required=True, type=click.Path(file_okay=False), help=help
+    )
+
+
+def precision_option() -> Callable[[F], F]:
+    """The ``--precision`` option of commands that run a model."""
+    import click
+
+    return click.option(
+        "--precision",
+        type=click.Choice(["fp32", "bf16", "fp16"]),
+        default="fp32",
+        show_default=True,
+        help="Forward passes in float32 or mixed precision (bf16: CPU or GPU; fp16: GPU only).",
     )

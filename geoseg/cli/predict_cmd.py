@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import dask_client, out_folder, parse_gpus, progress_bar
+from geoseg.cli.options import (
+    dask_client,
+    out_folder,
+    parse_gpus,
+    precision_option,
+    progress_bar,
+)
 
 
 def _bands(value: str | None) -> tuple[int | str, ...] | None:
@@ -88,13 +94,7 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     default=None,
     help="Start a local Dask cluster with one worker per GPU, e.g. '0,1' (dask-cuda if installed).",
 )
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default="fp32",
-    show_default=True,
-    help="Forward passes in float32 or mixed precision (bf16: CPU or GPU; fp16: GPU only).",
-)
+@precision_option()
 @click.option(
     "--overviews",
     type=click.Choice(["nearest", "mode"]),
@@ -134,9 +134,7 @@ def predict(
     from geoseg.predict import predict as run_predict
 
     failure: BatchError | None = None
-    gpu_ids = parse_gpus(gpus)
-    if gpu_ids and opts.get("device") == "auto":
-        opts["device"] = "cuda"  # each GPU worker sees its own GPU as cuda
+    gpu_ids = parse_gpus(gpus, opts)
     with dask_client(scheduler, workers, gpu_ids) as client, progress_bar("chips") as bar:
         try:
             results = run_predict(

@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import dask_client, out_folder, parse_gpus, progress_bar
+from geoseg.cli.options import (
+    dask_client,
+    out_folder,
+    parse_gpus,
+    precision_option,
+    progress_bar,
+)
 
 
 @click.command("predict-stac")
@@ -28,13 +34,7 @@ from geoseg.cli.options import dask_client, out_folder, parse_gpus, progress_bar
     "--gpus", default=None, help="Start a local Dask cluster with one worker per GPU, e.g. '0,1'."
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default="fp32",
-    show_default=True,
-    help="Forward passes in float32 or mixed precision (bf16: CPU or GPU; fp16: GPU only).",
-)
+@precision_option()
 def predict_stac(
     catalog: str,
     model: str,
@@ -58,9 +58,7 @@ def predict_stac(
     from geoseg.stac import predict_stac as run
 
     failure = None
-    gpu_ids = parse_gpus(gpus)
-    if gpu_ids and opts.get("device") == "auto":
-        opts["device"] = "cuda"  # each GPU worker sees its own GPU as cuda
+    gpu_ids = parse_gpus(gpus, opts)
     with dask_client(scheduler, workers, gpu_ids) as client, progress_bar("chips") as bar:
         try:
             results = run(
