@@ -1,4 +1,4 @@
-"""``eval``: score a class raster against a truth raster, or several bundles side by side.
+"""``eval``: score a class raster against truth (a raster or polygons), or bundles side by side.
 
 The prediction's grid is the reference. When the truth raster is on another
 grid (another CRS, resolution or extent) it is warped onto the prediction grid
@@ -7,8 +7,10 @@ not exist; this happens window by window through a GDAL ``WarpedVRT``, so
 memory does not grow with the rasters. A pixel is scored only where both sides
 have data: prediction nodata (255 for geoseg outputs, or the file's mask),
 truth nodata, and truth pixels outside the truth raster's footprint are left
-out. Pixels are counted into one :class:`~geoseg.metrics.ConfusionMatrix`
-over the whole raster, which is reduced once at the end.
+out. Truth polygons (with an attribute holding class ids or names) are
+rasterized onto the prediction grid one window at a time, as training labels
+are; pixels outside every polygon are not scored. Pixels are counted into one
+:class:`~geoseg.metrics.ConfusionMatrix` over the whole raster, which is reduced once at the end.
 
 Class ids are mapped to matrix rows by the class scheme: ``--scheme`` (a catalog
 name or YAML), else the classes embedded in a geoseg class raster. With
@@ -33,6 +35,7 @@ from geoseg.errors import InputError, RasterReadError
 from geoseg.metrics import SCORES, ConfusionMatrix
 from geoseg.scene import read_masks
 from geoseg.schemes import ClassInfo, load_scheme, parse_classes
+from geoseg.train.labels import NO_LABEL, UNKNOWN_NAME, is_vector, read_label_polygons
 
 IGNORE = 255
 """Matrix index of pixels that are not scored."""
@@ -200,9 +203,10 @@ def evaluate(
     *,
     scheme: str | os.PathLike[str] | None = None,
     classes: Sequence[int | str] | None = None,
+    field: str | None = None,
     window_pixels: int = WINDOW_PIXELS,
 ) -> EvalResult:
-    """Score a class raster against a truth raster.
+    """Score a class raster against a truth raster or truth polygons.
 
     Parameters
     ----------
@@ -210,11 +214,17 @@ def evaluate(
         Class raster (e.g. ``*_classes.tif`` from ``geoseg predict``); its grid is
         the reference.
     truth
-        Label raster with the same class ids; any grid that overlaps the prediction.
+        Label raster with the same class ids, on any grid that overlaps the prediction;
+        or polygons (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet) whose
+        attribute ``field`` holds class ids or names: they are rasterized onto the
+        prediction grid window by window (a pixel takes the class of the polygon over
+        its centre), and pixels outside every polygon are not scored.
     scheme
         Class scheme (catalog name or YAML); default: the one embedded in ``prediction``.
     classes
         Ids or names of the classes to score (default: all of the scheme).
+    field
+        Attribute of truth polygons that holds the class; unused for a truth raster.
     window_pixels
         Pixels per window read; any value gives the same counts.
 
@@ -237,6 +247,15 @@ def evaluate(
     >>> r.matrix.overall_accuracy, r.names
     (1.0, ['land', 'water'])
     """
+    if is_vector(truth):
+        return _evaluate_polygons(
+            prediction,
+            truth,
+            scheme=scheme,
+            classes=classes,
+            field=field,
+            window_pixels=window_pixels,
+        )
     pred = _open(prediction, "prediction")
     with pred:
         tru = _open(truth, "truth")
@@ -251,15 +270,18 @@ def evaluate(
             reproject = not _same_grid(pred, tru)
             source = _warped(tru, pred) if reproject else tru
             try:
-                _accumulate(cm, pred, source, tru.nodata, ids, subset, window_pixels, reproject)
+                _accumulate(
+                    cm,
+                    pred,
+                    _RasterTruth(source, tru.nodata, reproject),
+                    ids,
+                    subset,
+                    window_pixels,
+                )
             finally:
                 if reproject:
                     source.close()
-    if cm.total == 0:
-        raise InputError(
-            f"no pixel has data in both {prediction} and {truth} (for the scored classes); "
-            "check their nodata values, extents and --classes"
-        )
+    _check_counted(cm, prediction, truth)
     return EvalResult(
         prediction=os.fspath(prediction),
         truth=os.fspath(truth),
@@ -286,28 +308,133 @@ def _warped(truth: Any, pred: Any) -> Any:
     )
 
 
+class _RasterTruth:
+    """Truth class ids and validity of one window, from a raster (maybe a warped view)."""
+
+    def __init__(self, ds: Any, nodata: float | None, warped: bool) -> None:
+        self.ds, self.nodata, self.warped, self.name = ds, nodata, warped, ds.name
+
+    def read(self, window: Any) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        t = self.ds.read(1, window=window)
+        if not self.warped:
+            return t, _valid(self.ds, 1, t, window)
+        ok = self.ds.read(self.ds.count, window=window) > 0  # the alpha the warper added
+        if self.nodata is not None and not math.isnan(self.nodata):
+            ok &= t != self.nodata
+        return t, ok
+
+
+class _PolygonTruth:
+    """Truth class ids and validity of one window, rasterized from polygons on the fly."""
+
+    def __init__(self, shapes: list[tuple[Any, int]], transform: Any, name: str) -> None:
+        import shapely
+
+        self.geoms = [g for g, _ in shapes]
+        self.ids = [i for _, i in shapes]
+        self.tree = shapely.STRtree(self.geoms)
+        self.transform, self.name = transform, name
+
+    def read(self, window: Any) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        import shapely
+        from rasterio.features import rasterize
+        from rasterio.windows import bounds, transform
+
+        shape = (int(window.height), int(window.width))
+        # sorted: where polygons overlap, the later feature wins, as in training labels
+        hits = sorted(self.tree.query(shapely.box(*bounds(window, self.transform))))
+        if not hits:
+            return np.full(shape, NO_LABEL, np.int32), np.zeros(shape, bool)
+        t = rasterize(
+            [(self.geoms[i], self.ids[i]) for i in hits],
+            out_shape=shape,
+            transform=transform(window, self.transform),
+            fill=NO_LABEL,
+            dtype="int32",
+        )
+        return t, t != NO_LABEL
+
+
+def _evaluate_polygons(
+    prediction: str | os.PathLike[str],
+    truth: str | os.PathLike[str],
+    *,
+    scheme: str | os.PathLike[str] | None,
+    classes: Sequence[int | str] | None,
+    field: str | None,
+    window_pixels: int,
+) -> EvalResult:
+    import shapely
+
+    pred = _open(prediction, "prediction")
+    with pred:
+        _check_dtype(pred, "prediction")
+        infos, subset = _resolve_classes(pred, scheme, classes)
+        shapes = read_label_polygons(
+            os.fspath(truth),
+            pred.crs,
+            field,
+            load_scheme(scheme) if scheme is not None else (_embedded_classes(pred) or infos),
+            field_option="--field",
+        )
+        unknown = [g for g, i in shapes if i == UNKNOWN_NAME]
+        if unknown:
+            raise InputError(
+                f"{len(unknown)} truth polygons in {truth} name a class that is not in the "
+                f"scheme ({', '.join(f'{c.id}={c.name}' for c in infos)}); fix their "
+                "attribute or pass --scheme"
+            )
+        p = pred.bounds
+        if not shapes or not _boxes_overlap(
+            shapely.total_bounds([g for g, _ in shapes]), (p.left, p.bottom, p.right, p.top)
+        ):
+            raise InputError(
+                f"truth polygons {truth} do not overlap prediction {pred.name}; check that they "
+                "cover the same area and that both have the right CRS"
+            )
+        names = [c.name for c in infos] + ([OTHER] if subset else [])
+        cm = ConfusionMatrix(len(names), ignore_index=IGNORE, names=names)
+        source = _PolygonTruth(shapes, pred.transform, os.fspath(truth))
+        _accumulate(cm, pred, source, [c.id for c in infos], subset, window_pixels)
+    _check_counted(cm, prediction, truth)
+    return EvalResult(
+        prediction=os.fspath(prediction),
+        truth=os.fspath(truth),
+        classes=infos,
+        matrix=cm,
+        reprojected=False,
+        extra={"truth_polygons": len(shapes), "field": field},
+    )
+
+
+def _boxes_overlap(a: Sequence[float], b: Sequence[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _check_counted(
+    cm: ConfusionMatrix, prediction: str | os.PathLike[str], truth: str | os.PathLike[str]
+) -> None:
+    if cm.total == 0:
+        raise InputError(
+            f"no pixel has data in both {prediction} and {truth} (for the scored classes); "
+            "check their nodata values, extents and --classes"
+        )
+
+
 def _accumulate(
     cm: ConfusionMatrix,
     pred: Any,
-    truth: Any,
-    truth_nodata: float | None,
+    truth: _RasterTruth | _PolygonTruth,
     ids: list[int],
     subset: bool,
     window_pixels: int,
-    warped: bool,
 ) -> None:
     pred_lut = _lookup(ids, len(ids) if subset else None)
     truth_lut = _lookup(ids, None)
     for window in _windows((pred.height, pred.width), window_pixels):
         p = pred.read(1, window=window)
-        t = truth.read(1, window=window)
-        ok = _valid(pred, 1, p, window)
-        if warped:  # the last band is the alpha the warper added
-            ok &= truth.read(truth.count, window=window) > 0
-            if truth_nodata is not None and not math.isnan(truth_nodata):
-                ok &= t != truth_nodata
-        else:
-            ok &= _valid(truth, 1, t, window)
+        t, ok = truth.read(window)
+        ok &= _valid(pred, 1, p, window)
         _check_range(p[ok], "prediction", pred.name)
         _check_range(t[ok], "truth", truth.name)
         t_idx = truth_lut[t.astype(np.int64).clip(0, 255)]
@@ -465,6 +592,7 @@ def compare_bundles(
     out_dir: str | os.PathLike[str],
     scheme: str | os.PathLike[str] | None = None,
     classes: Sequence[int | str] | None = None,
+    field: str | None = None,
     **predict_options: Any,
 ) -> list[EvalResult]:
     """Predict ``image`` with each bundle and score every class map against ``truth``.
@@ -515,6 +643,7 @@ def compare_bundles(
             truth,
             scheme=scheme,
             classes=classes,
+            field=field,
         )
         scored.extra["model"] = label
         scored.extra["bundle"] = ref.bundle

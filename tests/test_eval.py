@@ -1,4 +1,4 @@
-"""geoseg eval: hand-computed scores, truth on other grids, nodata, errors, outputs, CLI."""
+"""geoseg eval: hand-computed scores, truth on other grids or as polygons, nodata, errors, CLI."""
 
 from __future__ import annotations
 
@@ -298,3 +298,105 @@ def test_bundles_with_the_same_name_get_their_own_folders(tmp_path: Path) -> Non
     assert [r.extra["model"] for r in res] == ["ndwi", "ndwi-2"]
     assert (tmp_path / "ndwi-2" / "olinda_landsat7_etm_6band_classes.tif").exists()
     assert res[0].matrix.matrix.tolist() == res[1].matrix.matrix.tolist()
+
+
+def _truth_polygons(path: Path, *, names: bool = False, crs: str = "EPSG:32612") -> Path:
+    """TRUTH's labelled pixels as polygons (one per connected region), class in 'class'."""
+    import geopandas as gpd
+    import shapely
+    from rasterio.features import shapes
+
+    scheme = {0: "land", 1: "water"}
+    rows = [
+        (shapely.geometry.shape(geom), scheme[int(v)] if names else int(v))
+        for geom, v in shapes(TRUTH, mask=TRUTH != 255, transform=T10)
+    ]
+    df = gpd.GeoDataFrame(
+        {"class": [v for _, v in rows], "note": ["x"] * len(rows)},
+        geometry=[g for g, _ in rows],
+        crs="EPSG:32612",
+    ).to_crs(crs)
+    df.to_file(path)
+    return path
+
+
+@pytest.mark.parametrize("names", [False, True], ids=["ids", "names"])
+@pytest.mark.parametrize("window_pixels", [4, 1 << 21])
+def test_truth_polygons_score_as_the_raster_they_came_from(
+    tiny: tuple[Path, Path], tmp_path: Path, names: bool, window_pixels: int
+) -> None:
+    pred, _ = tiny
+    gpkg = _truth_polygons(tmp_path / "truth.gpkg", names=names)
+    res = evaluate(pred, gpkg, scheme="water", field="class", window_pixels=window_pixels)
+    assert res.matrix.matrix.tolist() == HAND
+    assert res.extra["truth_polygons"] == 3  # one per connected region of TRUTH
+
+
+def test_truth_polygons_in_another_crs_are_reprojected(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pred, _ = tiny
+    geojson = _truth_polygons(tmp_path / "truth.geojson", crs="EPSG:4326")
+    res = evaluate(pred, geojson, scheme="water", field="class")
+    assert res.matrix.matrix.tolist() == HAND
+
+
+def test_pixels_outside_truth_polygons_are_not_scored(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import geopandas as gpd
+    import shapely
+
+    pred, _ = tiny
+    # one polygon over the top-left 2x2 pixels (pred 0,0,0,1), labelled land
+    box = shapely.box(1000.0, 1980.0, 1020.0, 2000.0)
+    path = tmp_path / "one.gpkg"
+    gpd.GeoDataFrame({"class": ["land"]}, geometry=[box], crs="EPSG:32612").to_file(path)
+    res = evaluate(pred, path, scheme="water", field="class")
+    assert res.matrix.matrix.tolist() == [[3, 1], [0, 0]]
+
+
+@pytest.mark.parametrize(
+    ("field", "values", "match"),
+    [
+        (None, ["land"], "no --field given .*available: class"),
+        ("klass", ["land"], "no attribute 'klass'.*available: class"),
+        ("class", ["lava"], "name a class that is not in the scheme"),
+    ],
+)
+def test_truth_polygon_errors(
+    tiny: tuple[Path, Path], tmp_path: Path, field: str | None, values: list[str], match: str
+) -> None:
+    import geopandas as gpd
+    import shapely
+
+    pred, _ = tiny
+    path = tmp_path / "bad.gpkg"
+    geoms = [shapely.box(1000.0, 1980.0, 1020.0, 2000.0)]
+    gpd.GeoDataFrame({"class": values}, geometry=geoms, crs="EPSG:32612").to_file(path)
+    with pytest.raises(InputError, match=match):
+        evaluate(pred, path, scheme="water", field=field)
+
+
+def test_truth_polygons_far_away_are_refused(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    pred, _ = tiny
+    path = tmp_path / "far.gpkg"
+    geoms = [shapely.box(90000.0, 1980.0, 90020.0, 2000.0)]
+    gpd.GeoDataFrame({"class": [1]}, geometry=geoms, crs="EPSG:32612").to_file(path)
+    with pytest.raises(InputError, match="do not overlap"):
+        evaluate(pred, path, scheme="water", field="class")
+
+
+def test_cli_truth_polygons(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    pred, _ = tiny
+    gpkg = _truth_polygons(tmp_path / "truth.gpkg", names=True)
+    args = ["eval", str(pred), str(gpkg), "--scheme", "water", "--field", "class"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    assert "overall accuracy 0.786" in out.output
+    bad = CliRunner().invoke(cli, args[:-2])
+    assert bad.exit_code == 2 and "pass --field" not in bad.output
+    assert "set --field to the attribute" in bad.stderr and "\n" not in bad.stderr.strip()

@@ -1,4 +1,4 @@
-"""``geoseg eval``: score a class raster against truth, or compare bundles on one scene."""
+"""``geoseg eval``: score a class raster against truth (raster or polygons), or compare bundles."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import click
     "(e.g. ndwi-otsu@2,4); repeatable.",
 )
 @click.option("--image", default=None, help="Compare mode: the scene every --model predicts.")
-@click.option("--truth", default=None, help="Compare mode: the truth raster.")
+@click.option(
+    "--truth", default=None, help="Compare mode: the truth raster or polygons (with --field)."
+)
 @click.option(
     "--out",
     "out_dir",
@@ -24,6 +26,11 @@ import click
     help="Compare mode: folder for each model's class map.",
 )
 @click.option("--scheme", default=None, help="Class scheme (catalog name or YAML) [embedded].")
+@click.option(
+    "--field",
+    default=None,
+    help="Truth polygons: the attribute holding class ids or names (e.g. class).",
+)
 @click.option("--classes", default=None, help="Score only these class ids or names, e.g. '1,2'.")
 @click.option("--json", "json_path", default=None, help="Also write the scores as JSON here.")
 @click.option("--png", "png_path", default=None, help="Also draw the confusion matrix here.")
@@ -36,6 +43,7 @@ def eval_(
     out_dir: str,
     scheme: str | None,
     classes: str | None,
+    field: str | None,
     json_path: str | None,
     png_path: str | None,
     device: str,
@@ -43,12 +51,15 @@ def eval_(
     """Per-class IoU/F1/precision/recall, mIoU, accuracy and the confusion matrix.
 
     The prediction's grid is the reference: a truth raster on another grid of
-    the same area is reprojected onto it (nearest); nodata on either side is
+    the same area is reprojected onto it (nearest); truth polygons (GeoPackage,
+    GeoJSON, Shapefile …, with --field naming the class attribute) are rasterized
+    onto it. Nodata on either side, and pixels outside every truth polygon, are
     not scored.
 
     \b
     Examples:
       geoseg eval results/scene_classes.tif truth.tif --json scores.json --png confusion.png
+      geoseg eval results/scene_classes.tif survey.gpkg --field class
       geoseg eval --image data/water/olinda_l7.tif --truth data/water/olinda_water_mndwi.tif \\
           --model ndwi-otsu@2,4 --model ndwi@2,4 --out runs/
     """
@@ -75,6 +86,7 @@ def eval_(
             out_dir=out_dir,
             scheme=scheme,
             classes=picked,
+            field=field,
             device=device,
         )
         click.echo(format_comparison(results))
@@ -90,7 +102,7 @@ def eval_(
             "pass a prediction and a truth raster (geoseg eval pred.tif truth.tif), "
             "or --model with --image and --truth"
         )
-    result = evaluate(rasters[0], rasters[1], scheme=scheme, classes=picked)
+    result = evaluate(rasters[0], rasters[1], scheme=scheme, classes=picked, field=field)
     click.echo(result.table())
     if json_path:
         write_json(result, json_path)

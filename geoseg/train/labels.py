@@ -113,18 +113,26 @@ def raster_label_ids(path: str, scene: Scene) -> NDArray[np.int32]:
         ) from err
 
 
-def vector_label_ids(
-    path: str, scene: Scene, field: str | None, classes: Sequence[ClassInfo]
-) -> NDArray[np.int32]:
-    """Rasterize polygons' class attribute onto the scene grid; :data:`NO_LABEL` outside.
+UNKNOWN_NAME = -2
+"""Class id given to a polygon whose class name is not in the scheme."""
 
-    The attribute holds class ids (integers) or class names of the scheme
-    (case-insensitive). Polygons are reprojected to the scene CRS first; a
-    pixel takes the class of the polygon covering its centre (later features
-    win where polygons overlap).
+
+def read_label_polygons(
+    path: str,
+    crs: Any,
+    field: str | None,
+    classes: Sequence[ClassInfo],
+    *,
+    field_option: str = "label_field",
+) -> list[tuple[Any, int]]:
+    """Polygons of a vector file in ``crs``, each with its class id.
+
+    The attribute ``field`` holds class ids (integers) or class names of the scheme
+    (case-insensitive); a name not in the scheme gets :data:`UNKNOWN_NAME`, a null value
+    leaves the polygon out. ``field_option`` names the option that sets ``field`` in
+    error messages. Polygons are reprojected to ``crs`` when both CRSs are known.
     """
     import geopandas as gpd
-    from rasterio.features import rasterize
 
     if not os.path.exists(path):
         raise InputError(f"labels {path} do not exist; check the path")
@@ -136,28 +144,43 @@ def vector_label_ids(
         ) from err
     columns = [c for c in df.columns if c != df.geometry.name]
     if field is None or field not in df.columns:
-        what = "no label_field given" if field is None else f"no attribute '{field}'"
+        what = f"no {field_option} given" if field is None else f"no attribute '{field}'"
         raise LabelError(
-            f"{what} for polygons {path}; set label_field to the attribute holding the class "
+            f"{what} for polygons {path}; set {field_option} to the attribute holding the class "
             f"(available: {', '.join(columns) or 'none'})"
         )
-    if df.crs is not None and scene.crs is not None and df.crs != scene.crs:
-        df = df.to_crs(scene.crs)
+    if df.crs is not None and crs is not None and df.crs != crs:
+        df = df.to_crs(crs)
     df = df[df.geometry.notna() & ~df.geometry.is_empty]
-    if df.empty or not _overlaps(df.total_bounds, _scene_bounds(scene)):
-        raise _no_overlap(path, scene)
     by_name = {c.name.lower(): c.id for c in classes}
-    ids = []
-    for v in df[field]:
+    shapes = []
+    for geom, v in zip(df.geometry, df[field], strict=True):
         if isinstance(v, str) and not v.strip().lstrip("-").isdigit():
-            ids.append(by_name.get(v.strip().lower(), NO_LABEL - 1))
+            shapes.append((geom, by_name.get(v.strip().lower(), UNKNOWN_NAME)))
         elif v is None or (isinstance(v, float) and np.isnan(v)):
-            ids.append(NO_LABEL)
+            continue
         else:
-            ids.append(int(v))
-    shapes = [(g, i) for g, i in zip(df.geometry, ids, strict=True) if i != NO_LABEL]
+            shapes.append((geom, int(v)))
+    return shapes
+
+
+def vector_label_ids(
+    path: str, scene: Scene, field: str | None, classes: Sequence[ClassInfo]
+) -> NDArray[np.int32]:
+    """Rasterize polygons' class attribute onto the scene grid; :data:`NO_LABEL` outside.
+
+    See :func:`read_label_polygons` for the attribute; a pixel takes the class of the
+    polygon covering its centre (later features win where polygons overlap).
+    """
+    import shapely
+    from rasterio.features import rasterize
+
+    shapes = read_label_polygons(path, scene.crs, field, classes)
     if not shapes:
-        return np.full(scene.shape, NO_LABEL, dtype=np.int32)
+        raise _no_overlap(path, scene)
+    bounds = shapely.total_bounds([g for g, _ in shapes])
+    if not _overlaps(bounds, _scene_bounds(scene)):
+        raise _no_overlap(path, scene)
     out: NDArray[np.int32] = rasterize(
         shapes, out_shape=scene.shape, transform=scene.transform, fill=NO_LABEL, dtype="int32"
     )
