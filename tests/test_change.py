@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -403,6 +404,76 @@ def test_first_change_year_by_hand(tmp_path: Path) -> None:
         assert ds.dtypes[0] == "uint16" and ds.nodata == 0
     with pytest.raises(ChangeRuleError, match="cannot be both"):
         first_change_year(paths, out=tmp_path / "x.tif", from_classes=["*"], to_classes=[0])
+
+
+def _three_dates(tmp_path: Path) -> list[Path]:
+    arrays = ([[1, 1, 1, 0]], [[0, 1, 1, 0]], [[0, 0, 1, 1]])
+    return [classes(tmp_path / f"d{k}.tif", np.array(a), FOREST) for k, a in enumerate(arrays)]
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        ["2021-06-03", "2021-08-15", "2021-10-01"],
+        [datetime.date(2021, 6, 3), datetime.date(2021, 8, 15), datetime.date(2021, 10, 1)],
+    ],
+    ids=["iso-text", "yaml-dates"],
+)
+def test_full_dates_within_one_year_are_stored_as_days(tmp_path: Path, dates: list[object]) -> None:
+    loss = first_change_year(
+        _three_dates(tmp_path),
+        out=tmp_path / "loss.tif",
+        from_classes=["forest"],
+        to_classes=["non-forest"],
+        dates=dates,
+    )
+    epoch = datetime.date(1970, 1, 1)
+    aug, oct_ = (datetime.date(2021, 8, 15) - epoch).days, (datetime.date(2021, 10, 1) - epoch).days
+    assert read(loss.path).tolist() == [[aug, oct_, 0, 0]]
+    assert [epoch + datetime.timedelta(days=d) for d in loss.pixels] == [
+        datetime.date(2021, 8, 15),
+        datetime.date(2021, 10, 1),
+    ]
+    record = loss.record()
+    assert record["date_unit"] == "days since 1970-01-01"
+    assert record["by_date"][0]["label"] == "2021-08-15"
+    with rasterio.open(loss.path) as ds:
+        assert ds.tags()["GEOSEG_DATE_UNIT"] == "days since 1970-01-01"
+        assert json.loads(ds.tags()["GEOSEG_DATE_LABELS"])[2] == "2021-10-01"
+
+
+@pytest.mark.parametrize(
+    ("dates", "match"),
+    [
+        (["2021", "2021-06-03", "2022"], "mix years and full dates"),
+        (["2021-06-03", "2021-06-03", "2021-07-01"], "must increase"),
+        (["1965-01-01", "1970-06-01", "1975-01-01"], "between 1970-01-02 and 2149-06-06"),
+        (["2021-02-30", "2021-06-03", "2022-01-01"], "not a year or an ISO date"),
+        (["1985", "2000"], "2 dates for 3 rasters"),
+    ],
+)
+def test_bad_dates(tmp_path: Path, dates: list[str], match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        first_change_year(
+            _three_dates(tmp_path),
+            out=tmp_path / "x.tif",
+            from_classes=["forest"],
+            to_classes=["non-forest"],
+            dates=dates,
+        )
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_cli_with_two_dates_in_one_year(tmp_path: Path) -> None:
+    out = tmp_path / "change"
+    paths = _three_dates(tmp_path)
+    args = ["change", *map(str, paths), "--out", str(out), "--rule", "loss=forest:non-forest"]
+    result = CliRunner().invoke(cli, [*args, "--dates", "2021-06-03,2021-08-15,2021-10-01"])
+    assert result.exit_code == 0, result.output
+    assert (out / "change_2021-06-03_2021-08-15.tif").exists()
+    record = json.loads((out / "change_run.json").read_text())
+    assert record["date_labels"] == ["2021-06-03", "2021-08-15", "2021-10-01"]
+    assert record["first_change"][0]["by_date"][0]["label"] == "2021-08-15"
 
 
 # --- CLI on real Pucallpa rasters ------------------------------------------------------

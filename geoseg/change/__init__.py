@@ -56,7 +56,9 @@ First change year
     skipped (the previous *valid* observation counts). The date is the one at
     which the change is first *detected*: with 1985/2000/2020, a loss that
     happened in 1992 gets 2000. Pixels that never changed (or changed back)
-    are nodata (0).
+    are nodata (0). Years are stored as years; full dates (several may fall in
+    one year) as days since 1970-01-01 (:class:`DateAxis`), named in the
+    raster's ``GEOSEG_DATE_UNIT`` tag.
 
 The package is split by concern: :mod:`~geoseg.change.grid` (co-registration),
 :mod:`~geoseg.change.rules` (change classes), :mod:`~geoseg.change.transitions`,
@@ -91,13 +93,23 @@ from geoseg.change.rules import (
     resolve_classes,
     rule_table,
 )
-from geoseg.change.series import YearResult, first_change, first_change_year, parse_dates
+from geoseg.change.series import (
+    DATE_EPOCH,
+    DateAxis,
+    YearResult,
+    date_axis,
+    first_change,
+    first_change_year,
+    parse_dates,
+)
 from geoseg.change.transitions import Transition, TransitionTable, transition_matrix
 
 __all__ = [
+    "DATE_EPOCH",
     "AlignedStack",
     "ChangeResult",
     "ChangeRule",
+    "DateAxis",
     "RasterGrid",
     "Transition",
     "TransitionTable",
@@ -106,6 +118,7 @@ __all__ = [
     "as_rules",
     "change_map",
     "change_scheme",
+    "date_axis",
     "drop_small_patches",
     "file_sha256",
     "first_change",

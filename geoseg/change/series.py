@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
@@ -34,48 +35,125 @@ class YearResult:
     """A written first-change-year raster and the area detected at each date."""
 
     path: Path
-    dates: tuple[int, ...]
+    dates: tuple[int, ...]  # the values the raster stores (DateAxis.values)
     pixels: dict[int, int]  # date value → pixels that changed then
     area_m2: dict[int, float]
     mmu_m2: float
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    labels: tuple[str, ...] = ()  # the dates as given (DateAxis.labels)
+    unit: DateUnit = "year"
 
     def record(self) -> dict[str, Any]:
         """JSON-ready run record."""
+        labels = self.labels or tuple(map(str, self.dates))
         return {
             "output": str(self.path),
             "dates": list(self.dates),
+            "date_labels": list(labels),
+            "date_unit": self.unit,
             "mmu_m2": self.mmu_m2,
             "inputs": self.inputs,
             "by_date": [
-                {"date": d, "pixels": self.pixels.get(d, 0), "area_m2": self.area_m2.get(d, 0.0)}
-                for d in self.dates[1:]
+                {
+                    "date": d,
+                    "label": label,
+                    "pixels": self.pixels.get(d, 0),
+                    "area_m2": self.area_m2.get(d, 0.0),
+                }
+                for d, label in zip(self.dates[1:], labels[1:], strict=True)
             ],
         }
 
 
-def parse_dates(dates: Sequence[int | str] | None, n: int) -> tuple[int, ...]:
-    """Date values of ``n`` rasters: years (from ints or ISO dates), else 0, 1, …, n-1.
+DATE_EPOCH = datetime.date(1970, 1, 1)
+"""Full dates are stored as days since this day (uint16: 1970-01-02 … 2149-06-06)."""
+
+DateUnit = Literal["year", "days since 1970-01-01", "index"]
+
+
+@dataclass(frozen=True)
+class DateAxis:
+    """The dates of a series: the values rasters store, their labels and the unit.
+
+    Years are stored as years (``2020``). When the dates are full dates (several in
+    one year are allowed) a first-change raster stores days since 1970-01-01, which
+    fits in uint16 until 2149 and converts back with ``DATE_EPOCH + timedelta(days=v)``.
+    """
+
+    values: tuple[int, ...]
+    labels: tuple[str, ...]
+    unit: DateUnit
+
+
+def _one_date(d: object) -> int | datetime.date:
+    """A year (int) or a full date from an int, a ``date`` or text (1985, 2000-07, 2000-07-01)."""
+    if isinstance(d, datetime.datetime):
+        return d.date()
+    if isinstance(d, datetime.date):
+        return d
+    text = str(d).strip()
+    with contextlib.suppress(ValueError):
+        if re.fullmatch(r"\d{1,4}", text) and 0 < int(text) < 65535:
+            return int(text)
+        if re.fullmatch(r"\d{4}-\d{2}", text):
+            return datetime.date(int(text[:4]), int(text[5:]), 1)
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.date.fromisoformat(text)
+    raise InputError(f"date {d!r} is not a year or an ISO date (1985, 2000-07, 2000-07-01)")
+
+
+def date_axis(dates: Sequence[object] | None, n: int) -> DateAxis:
+    """The :class:`DateAxis` of ``n`` rasters: years, full dates, else indexes 0 … n-1.
 
     Examples
     --------
-    >>> parse_dates(["1985", "2000-07-01", 2020], 3)
+    >>> date_axis([1985, "2000", 2020], 3).values
     (1985, 2000, 2020)
+    >>> axis = date_axis(["2021-06-03", datetime.date(2021, 8, 15)], 2)
+    >>> axis.values, axis.labels, axis.unit
+    ((18781, 18854), ('2021-06-03', '2021-08-15'), 'days since 1970-01-01')
     """
     if dates is None:
-        return tuple(range(n))
+        return DateAxis(tuple(range(n)), tuple(f"t{i}" for i in range(n)), "index")
     if len(dates) != n:
         raise InputError(f"{len(dates)} dates for {n} rasters; give one date per raster")
-    out = []
-    for d in dates:
-        text = str(d).strip()
-        m = re.fullmatch(r"(\d{1,4})(-\d{2}(-\d{2})?)?", text)
-        if not m or not 0 < int(m.group(1)) < 65535:
-            raise InputError(f"date {d!r} is not a year or an ISO date (1985, 2000-07-01)")
-        out.append(int(m.group(1)))
-    if any(b <= a for a, b in zip(out, out[1:], strict=False)):
-        raise InputError(f"dates {out} must increase (one year per raster, rasters in time order)")
-    return tuple(out)
+    parsed = [_one_date(d) for d in dates]
+    years = [d for d in parsed if isinstance(d, int)]
+    if len(years) == n:
+        axis = DateAxis(tuple(years), tuple(str(y) for y in years), "year")
+    elif not years:
+        days = [(d - DATE_EPOCH).days for d in parsed if isinstance(d, datetime.date)]
+        if min(days) < 1 or max(days) > 65535:
+            raise InputError(
+                f"full dates must lie between 1970-01-02 and 2149-06-06 (got {dates[0]} … "
+                f"{dates[-1]}); give years instead"
+            )
+        labels = tuple(
+            str(d).strip()[:10] if isinstance(d, str) else str(p)
+            for d, p in zip(dates, parsed, strict=True)
+        )
+        axis = DateAxis(tuple(days), labels, "days since 1970-01-01")
+    else:
+        raise InputError(
+            f"dates {list(map(str, dates))} mix years and full dates; write every date as "
+            "YYYY-MM-DD, or every date as a year"
+        )
+    if any(b <= a for a, b in zip(axis.values, axis.values[1:], strict=False)):
+        raise InputError(
+            f"dates {list(axis.labels)} must increase (one date per raster, rasters in time order)"
+        )
+    return axis
+
+
+def parse_dates(dates: Sequence[object] | None, n: int) -> tuple[int, ...]:
+    """The values :func:`first_change_year` stores for ``n`` rasters (see :func:`date_axis`).
+
+    Examples
+    --------
+    >>> parse_dates(["1985", "2000", 2020], 3)
+    (1985, 2000, 2020)
+    """
+    return date_axis(dates, n).values
 
 
 def first_change(
@@ -127,7 +205,7 @@ def first_change_year(
     out: str | os.PathLike[str],
     from_classes: Sequence[ClassSpec],
     to_classes: Sequence[ClassSpec],
-    dates: Sequence[int | str] | None = None,
+    dates: Sequence[object] | None = None,
     mmu_m2: float = 0.0,
     connectivity: int = 4,
     align: Align = "first",
@@ -145,8 +223,11 @@ def first_change_year(
     from_classes, to_classes
         Class names or ids (in each raster's scheme); they must not share a class.
     dates
-        One year (or ISO date) per raster; without them the value is the index
-        of the raster in the stack (1 … n-1).
+        One date per raster: all years (stored as the year), or all full dates (ISO
+        text, ``datetime.date``; stored as days since 1970-01-01, several per year
+        allowed; see :class:`DateAxis`). Without them the value is the index of the
+        raster in the stack (1 … n-1). The raster's tags ``GEOSEG_DATE_UNIT`` and
+        ``GEOSEG_DATE_LABELS`` say which.
     mmu_m2
         Patches of one date under this area become nodata (0).
     connectivity, align, block, overwrite
@@ -170,7 +251,8 @@ def first_change_year(
     """
     path = _check_out(Path(out), overwrite)
     with _align(rasters, how=align) as stack:
-        values_of = parse_dates(dates, len(stack.paths))
+        axis = date_axis(dates, len(stack.paths))
+        values_of = axis.values
         is_from, is_to = [], []
         for path_k, names in zip(stack.paths, stack.names, strict=True):
             f = resolve_classes(from_classes, names, raster=path_k)
@@ -187,7 +269,12 @@ def first_change_year(
         mmu = _mmu(stack, mmu_m2, selected, connectivity=connectivity, fill=YEAR_NODATA)
         pixels = np.zeros(65536, dtype=np.int64)
         area = np.zeros(65536, dtype=np.float64)
-        with _Uint16Cog(path, stack.grid, {"GEOSEG_DATES": json.dumps(values_of)}) as sink:
+        tags = {
+            "GEOSEG_DATES": json.dumps(values_of),
+            "GEOSEG_DATE_LABELS": json.dumps(axis.labels),
+            "GEOSEG_DATE_UNIT": axis.unit,
+        }
+        with _Uint16Cog(path, stack.grid, tags) as sink:
             for window in _windows(stack.grid.shape, block):
                 grown, inner = _grow(window, mmu.halo if mmu else 0, stack.grid.shape)
                 values, valid = stack.read(grown)
@@ -210,6 +297,8 @@ def first_change_year(
         {d: float(area[d]) for d in found},
         float(mmu_m2),
         inputs,
+        axis.labels,
+        axis.unit,
     )
 
 
@@ -235,7 +324,8 @@ class _Uint16Cog:
         try:
             self.ds = rasterio.open(self.stage, "w", **profile)
             self.ds.update_tags(**tags)
-            self.ds.set_band_description(1, "first change date")
+            unit = tags.get("GEOSEG_DATE_UNIT", "year")
+            self.ds.set_band_description(1, f"first change date ({unit})")
         except (RasterioError, OSError) as err:
             remove_quietly(self.stage)
             raise output_error(path, err) from err

@@ -30,7 +30,12 @@ from geoseg.cli.options import out_folder
     show_default=True,
     help="Pixels that make one patch for the MMU (use the one you vectorize with).",
 )
-@click.option("--dates", default=None, help="One year or ISO date per raster, comma-separated.")
+@click.option(
+    "--dates",
+    default=None,
+    help="One date per raster, comma-separated: all years (1985,2000) or all ISO dates "
+    "(2021-06-03,2021-08-15); first-change rasters store years, or days since 1970-01-01.",
+)
 @click.option(
     "--align",
     "how",
@@ -76,22 +81,28 @@ def change(
     """
     from pathlib import Path
 
-    from geoseg.change import as_rules, parse_dates, transition_matrix, write_record, write_text
+    from geoseg.change import as_rules, date_axis, transition_matrix, write_record, write_text
     from geoseg.errors import InputError
 
     if len(rasters) < 2:
         raise InputError("geoseg change needs at least two class rasters (t0 t1 …)")
     rule_list = as_rules(rules)
     date_list = [d.strip() for d in dates.split(",")] if dates else None
-    values = parse_dates(date_list, len(rasters))
-    labels = [str(v) for v in values] if date_list else [f"t{i}" for i in range(len(rasters))]
+    axis = date_axis(date_list, len(rasters))
+    labels = list(axis.labels)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     plan = _plan(folder, labels, rule_list, len(rasters))
     _check_free(plan, overwrite)
     record_path = folder / "change_run.json"
     record_path.unlink(missing_ok=True)  # a record always vouches for the files beside it
-    record: dict[str, Any] = {"rasters": list(rasters), "dates": list(values), "periods": []}
+    record: dict[str, Any] = {
+        "rasters": list(rasters),
+        "dates": list(axis.values),
+        "date_labels": labels,
+        "date_unit": axis.unit,
+        "periods": [],
+    }
     opts = {"align": how, "block": block}
     for k in range(len(rasters) - 1):
         period, last = _period(
