@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,30 +56,122 @@ def _digest(meta: Mapping[str, Any], tensors: Mapping[str, NDArray[Any]]) -> str
     return h.hexdigest()
 
 
-def _validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    if meta.get("format") != FORMAT:
-        raise BundleError("not a geoseg bundle (metadata 'format' missing)")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+MAX_CHIP = 4096
+"""Largest chip a bundle may ask for: a 4096² chip of 16 classes is already 1 GiB of scores."""
+
+ONNX_OUTPUTS = ("logits", "probs")
+ONNX_LAYOUTS = ("NCHW", "NHWC")
+
+
+def _whole(value: Any, key: str, lo: int, hi: int) -> int:
+    """``value`` as an int in ``[lo, hi]``, else a :class:`BundleError` naming ``key``."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or int(value) != value:
+        raise BundleError(f"bundle '{key}' must be a whole number of pixels, got {value!r}")
+    if not lo <= value <= hi:
+        raise BundleError(f"bundle '{key}' is {value:g} pixels; it must be in {lo}..{hi}")
+    return int(value)
+
+
+def _check_normalization(spec: Any, n_bands: int) -> dict[str, Any]:
+    """Validated normalization whose every number is finite (NaN passes ``std <= 0``)."""
+    if not isinstance(spec, Mapping):
         raise BundleError(
-            f"bundle format {meta.get('format_version')} is newer than this geoseg "
+            "bundle 'normalization' must be a mapping, e.g. {type: percentile, low: 2, high: 98}"
+        )
+    try:
+        out = validate_normalization(spec, n_bands)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, BundleError):
+            raise
+        raise BundleError(
+            f"bundle 'normalization' has a value that is not a number: {err}"
+        ) from err
+    for key, value in out.items():
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, bool | str) or not all(isinstance(v, float) for v in values):
+            continue
+        if not all(math.isfinite(v) for v in values):
+            raise BundleError(f"normalization '{key}' must be finite numbers, got {value}")
+    if any(s <= 0 for s in out.get("std", [])) or out.get("scale", 1.0) == 0:
+        raise BundleError(
+            f"normalization std must be positive and scale non-zero, got std {out.get('std')}, "
+            f"scale {out.get('scale', 1.0)}"
+        )
+    return out
+
+
+def _check_onnx_io(out: dict[str, Any]) -> None:
+    """Optional ONNX input/output conventions (present only when set, so old hashes hold)."""
+    keys = [k for k in ("input_size", "output", "layout") if k in out]
+    if keys and out["kind"] != "onnx":
+        raise BundleError(f"bundle keys {', '.join(keys)} apply to ONNX bundles only")
+    if "input_size" in out:
+        size = out["input_size"]
+        pair = size if isinstance(size, list) and len(size) == 2 else None
+        if pair is None:
+            raise BundleError(f"bundle 'input_size' must be [rows, cols], got {size!r}")
+        rows, cols = (_whole(v, "input_size", 1, MAX_CHIP) for v in pair)
+        if out["chip"] > min(rows, cols):
+            raise BundleError(
+                f"bundle chip {out['chip']} is larger than the model's fixed input "
+                f"{rows}x{cols}; set chip to at most {min(rows, cols)}"
+            )
+        out["input_size"] = [rows, cols]
+    if out.get("output", "logits") not in ONNX_OUTPUTS:
+        raise BundleError(f"bundle 'output' must be logits or probs, got {out['output']!r}")
+    if out.get("layout", "NCHW") not in ONNX_LAYOUTS:
+        raise BundleError(f"bundle 'layout' must be NCHW or NHWC, got {out['layout']!r}")
+
+
+def _check_header(meta: Any) -> dict[str, Any]:
+    if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
+        raise BundleError("not a geoseg bundle (metadata 'format' missing)")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BundleError(f"bundle 'format_version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format {version} is newer than this geoseg "
             f"understands ({FORMAT_VERSION}); upgrade geoseg"
         )
     out = dict(meta)
     for key in ("name", "kind", "bands", "classes", "normalization", "chip", "overlap"):
         if key not in out:
             raise BundleError(f"bundle metadata lacks '{key}'")
+    if not isinstance(out["name"], str) or not out["name"]:
+        raise BundleError(f"bundle 'name' must be a non-empty string, got {out['name']!r}")
     if out["kind"] not in KINDS:
         raise BundleError(f"bundle kind must be one of {', '.join(KINDS)}, got {out['kind']!r}")
+    return out
+
+
+def _validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    out = _check_header(meta)
     bands = out["bands"]
     if not isinstance(bands, list) or not bands or not all(isinstance(b, str) for b in bands):
         raise BundleError("bundle 'bands' must be a non-empty list of band names")
-    out["normalization"] = validate_normalization(out["normalization"], len(bands))
+    out["normalization"] = _check_normalization(out["normalization"], len(bands))
+    if not isinstance(out["classes"], list):
+        raise BundleError("bundle 'classes' must be a list of {id, name, color}")
     parse_classes(out["classes"])
-    chip, overlap = int(out["chip"]), int(out["overlap"])
-    if chip < 1 or not 0 <= overlap < chip:
-        raise BundleError(f"bundle chip {chip} / overlap {overlap} are not a valid chip grid")
-    if out["kind"] == "torch" and not out.get("architecture"):
+    out["chip"] = _whole(out["chip"], "chip", 1, MAX_CHIP)
+    out["overlap"] = _whole(out["overlap"], "overlap", 0, MAX_CHIP)
+    if out["overlap"] >= out["chip"]:
+        raise BundleError(
+            f"bundle chip {out['chip']} / overlap {out['overlap']} are not a valid chip grid: "
+            "overlap must be smaller than chip"
+        )
+    resolution = out.get("resolution_m")
+    if resolution is not None and not (
+        isinstance(resolution, int | float) and math.isfinite(resolution) and resolution > 0
+    ):
+        raise BundleError(f"bundle 'resolution_m' must be a positive number, got {resolution!r}")
+    if not isinstance(out.get("arch_params") or {}, Mapping):
+        raise BundleError("bundle 'arch_params' must be a mapping")
+    if out["kind"] == "torch" and not isinstance(out.get("architecture"), str):
         raise BundleError("a torch bundle needs an 'architecture'")
+    _check_onnx_io(out)
     if out["kind"] == "index":
         from geoseg.indices import validate_index_meta
 
@@ -162,12 +255,22 @@ class ModelBundle:
         description: str = "",
         card: str = "",
         provenance: Mapping[str, Any] | None = None,
+        input_size: int | Sequence[int] | None = None,
+        output: str | None = None,
+        layout: str | None = None,
     ) -> ModelBundle:
         """Create a bundle from a torch model/state dict or ONNX bytes.
 
         Exactly one of ``model``/``state_dict`` (with ``architecture``) or
         ``onnx`` is given. With neither, a torch bundle with freshly initialized
         weights is created (useful for tests and benchmarks).
+
+        ``input_size`` (``[rows, cols]``, or one number for a square), ``output``
+        (``logits`` or ``probs``) and ``layout`` (``NCHW`` or ``NHWC``) describe an
+        ONNX model made by another tool: a model with a fixed input size gets its
+        chips padded to that size, ``probs`` are not passed through a softmax
+        again, and ``NHWC`` input and output are transposed. Each is stored only
+        when given.
 
         Examples
         --------
@@ -188,16 +291,23 @@ class ModelBundle:
             "architecture": architecture,
             "encoder": encoder,
             "arch_params": dict(arch_params or {}),
-            "bands": list(bands),
+            "bands": bands if isinstance(bands, str) else list(bands),
             "input_units": input_units,
-            "normalization": dict(normalization),
+            "normalization": (
+                dict(normalization) if isinstance(normalization, Mapping) else normalization
+            ),
             "classes": [c.to_dict() for c in infos],
-            "chip": int(chip),
-            "overlap": int(overlap),
+            "chip": chip,
+            "overlap": overlap,
             "resolution_m": resolution_m,
             "provenance": dict(provenance or {}),
             "card": card,
         }
+        if input_size is not None:
+            meta["input_size"] = (
+                [input_size, input_size] if isinstance(input_size, int) else list(input_size)
+            )
+        meta.update({k: v for k, v in (("output", output), ("layout", layout)) if v is not None})
         meta = _validate_meta(meta)
         tensors: dict[str, NDArray[Any]]
         if onnx is not None:
@@ -224,7 +334,9 @@ class ModelBundle:
         if onnx is not None:
             from geoseg.predictor import check_onnx_bundle
 
-            check_onnx_bundle(bundle)
+            fixed = check_onnx_bundle(bundle)
+            if fixed is not None and "input_size" not in meta:  # recorded: predict checks --chip
+                bundle = bundle.with_meta(input_size=list(fixed))
         return bundle
 
     def with_meta(self, **changes: Any) -> ModelBundle:
@@ -299,6 +411,45 @@ def _load_state(model: Any, tensors: Mapping[str, Any], name: str) -> None:
         ) from err
 
 
+def _looks_like_path(text: str) -> bool:
+    seps = {os.sep, os.altsep or os.sep, "/"}
+    return any(sep in text for sep in seps) or text.lower().endswith((BUNDLE_SUFFIX, ".onnx"))
+
+
+def resolve_bundle_path(path_or_name: str | os.PathLike[str]) -> Path:
+    """The file a bundle argument means: a shipped name wins unless it looks like a path.
+
+    A plain word (``water``) is the shipped bundle of that name, even when the
+    working folder happens to hold a file or folder called ``water``; write
+    ``./water`` for that one. Anything with a path separator or a ``.bundle``
+    suffix is a path.
+
+    Raises
+    ------
+    BundleError
+        No such file and no shipped bundle of that name, or the path is a folder
+        or an ONNX model.
+    """
+    text = os.fspath(path_or_name)
+    shipped = shipped_bundles()
+    if not isinstance(path_or_name, Path) and not _looks_like_path(text) and text in shipped:
+        return shipped[text]
+    path = Path(text)
+    if path.is_dir():
+        raise BundleError(f"{text} is a folder, not a bundle file; pass the .bundle file")
+    if path.suffix.lower() == ".onnx" and path.exists():
+        raise BundleError(
+            f"{text} is an ONNX model, not a bundle; wrap it first: "
+            f"geoseg bundle create --onnx {text} --metadata meta.yaml -o model.bundle"
+        )
+    if not path.exists():
+        raise BundleError(
+            f"no bundle file '{text}' and no shipped bundle of that name; shipped: "
+            f"{', '.join(sorted(shipped)) or 'none'}"
+        )
+    return path
+
+
 def load_bundle(path_or_name: str | os.PathLike[str]) -> ModelBundle:
     """Load a bundle by file path or by the name of a shipped bundle.
 
@@ -315,17 +466,7 @@ def load_bundle(path_or_name: str | os.PathLike[str]) -> ModelBundle:
     from safetensors import SafetensorError, safe_open
     from safetensors.numpy import load_file
 
-    text = os.fspath(path_or_name)
-    path = Path(text)
-    if not path.exists():
-        shipped = shipped_bundles()
-        if text in shipped:
-            path = shipped[text]
-        else:
-            raise BundleError(
-                f"no bundle file '{text}' and no shipped bundle of that name; shipped: "
-                f"{', '.join(sorted(shipped)) or 'none'}"
-            )
+    path = resolve_bundle_path(path_or_name)
     try:
         with safe_open(str(path), framework="numpy") as f:
             raw = (f.metadata() or {}).get("geoseg")

@@ -191,7 +191,15 @@ class TorchPredictor:
 
 
 class OnnxPredictor:
-    """An ONNX model from a bundle, run with ONNX Runtime."""
+    """An ONNX model from a bundle, run with ONNX Runtime.
+
+    Models made by other tools often have a fixed batch size or a fixed input
+    size. The forward pass adapts to them instead of letting ONNX Runtime fail:
+    chips go in groups of the fixed batch (the last group padded with zero
+    chips), and chips smaller than the fixed input are padded with zeros at the
+    bottom and right (a normalized zero, as for nodata) and the scores cropped
+    back. ``layout: NHWC`` models get their input and output transposed.
+    """
 
     def __init__(self, bundle: ModelBundle, device: str = "cpu", threads: int = 0) -> None:
         try:
@@ -212,55 +220,155 @@ class OnnxPredictor:
             )
         except Exception as err:  # onnxruntime raises its own untyped errors
             raise BundleError(f"bundle '{bundle.name}': ONNX model does not load: {err}") from err
-        self.input_name = self.session.get_inputs()[0].name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.name = bundle.name
         self.n_classes = len(bundle.classes)
         self.device = device
-        # arch_params.apply_softmax false: the ONNX model already returns probabilities
-        self.logits = bool(bundle.meta.get("arch_params", {}).get("apply_softmax", True))
+        self.logits = returns_logits(bundle)
+        self.nhwc = bundle.meta.get("layout") == "NHWC"
+        dims = _nchw(list(inp.shape), nhwc=self.nhwc)
+        if len(dims) != 4:
+            raise BundleError(
+                f"bundle '{bundle.name}': the ONNX model takes a {len(dims)}-D input; geoseg "
+                "feeds 4-D chips (n, bands, rows, cols), or (n, rows, cols, bands) with layout NHWC"
+            )
+        self.channels = dims[1] if isinstance(dims[1], int) else None
+        self.batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
+        self.size = _fixed_size(dims, bundle)
 
     def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
-        (y,) = self.session.run(None, {self.input_name: np.ascontiguousarray(chips)})[:1]
-        y = np.asarray(y, dtype=np.float32)
-        if y.ndim != 4 or y.shape[1] != self.n_classes or y.shape[2:] != chips.shape[2:]:
+        n, _, rows, cols = chips.shape
+        x = self._pad_size(chips)
+        step = self.batch or n
+        parts = [self._run(_pad_batch(x[k : k + step], step)) for k in range(0, n, step)]
+        y = np.concatenate(parts)[:n] if len(parts) > 1 else parts[0][:n]
+        out: NDArray[np.float32] = np.ascontiguousarray(y[:, :, :rows, :cols])
+        return out
+
+    def _pad_size(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Chips padded with zeros (bottom, right) to a fixed model input size."""
+        if self.size is None or chips.shape[2:] == self.size:
+            return chips
+        rows, cols = self.size
+        if chips.shape[2] > rows or chips.shape[3] > cols:
             raise BundleError(
-                f"ONNX model returned shape {tuple(y.shape)} for input {tuple(chips.shape)}; "
-                f"expected (n, {self.n_classes} classes, {chips.shape[2]}, {chips.shape[3]}) — "
+                f"bundle '{self.name}': the ONNX model takes a fixed {rows}x{cols} input, "
+                f"smaller than the {chips.shape[2]}x{chips.shape[3]} chips; pass --chip "
+                f"{min(rows, cols)} or less"
+            )
+        pad = ((0, 0), (0, 0), (0, rows - chips.shape[2]), (0, cols - chips.shape[3]))
+        return np.pad(chips, pad)
+
+    def _run(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        feed = x.transpose(0, 2, 3, 1) if self.nhwc else x
+        try:
+            (y,) = self.session.run(None, {self.input_name: np.ascontiguousarray(feed)})[:1]
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise BundleError(
+                f"bundle '{self.name}': the ONNX model fails on input {tuple(feed.shape)}: {first}"
+            ) from err
+        y = np.asarray(y, dtype=np.float32)
+        if self.nhwc and y.ndim == 4:
+            y = y.transpose(0, 3, 1, 2)
+        if y.ndim != 4 or y.shape[0] != x.shape[0] or y.shape[1:] != (self.n_classes, *x.shape[2:]):
+            raise BundleError(
+                f"ONNX model returned shape {tuple(y.shape)} for input {tuple(feed.shape)}; "
+                f"expected (n, {self.n_classes} classes, {x.shape[2]}, {x.shape[3]}) — "
                 "the model does not match the bundle's class scheme"
+                + (" or its layout (NHWC)" if self.nhwc else "")
             )
         out: NDArray[np.float32] = y
         return out
 
 
-def check_onnx_bundle(bundle: ModelBundle) -> None:
+def _nchw(dims: list[Any], *, nhwc: bool) -> list[Any]:
+    """Input dims in (n, channels, rows, cols) order."""
+    return [dims[0], dims[3], dims[1], dims[2]] if nhwc and len(dims) == 4 else dims
+
+
+def _fixed_size(dims: list[Any], bundle: ModelBundle) -> tuple[int, int] | None:
+    """The model's fixed (rows, cols): from the graph, else the bundle's ``input_size``."""
+    declared = bundle.meta.get("input_size")
+    graph = (dims[2], dims[3]) if all(isinstance(d, int) and d > 0 for d in dims[2:]) else None
+    if graph is not None and declared is not None and list(graph) != list(declared):
+        raise BundleError(
+            f"bundle '{bundle.name}': input_size {declared[0]}x{declared[1]} differs from the "
+            f"ONNX model's fixed input {graph[0]}x{graph[1]}; set input_size: {list(graph)}"
+        )
+    if graph is not None:
+        return graph
+    return (int(declared[0]), int(declared[1])) if declared is not None else None
+
+
+def _pad_batch(x: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    if len(x) == size:
+        return x
+    return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)])
+
+
+def check_onnx_bundle(bundle: ModelBundle) -> tuple[int, int] | None:
     """Run an ONNX bundle once on zeros to check its input and output shapes.
+
+    Returns
+    -------
+    tuple of int or None
+        The model's fixed ``(rows, cols)`` input, if it has one.
 
     Raises
     ------
     BundleError
-        The model does not take ``len(bands)`` channels or does not return one
-        channel per class at input resolution.
+        The model does not take ``len(bands)`` channels, takes a fixed input
+        smaller than the bundle's chip, or does not return one channel per
+        class at input resolution.
     """
     p = OnnxPredictor(bundle)
-    inp = p.session.get_inputs()[0]
-    dims = list(inp.shape)
-    size = bundle.chip
-    for i in (2, 3):
-        if isinstance(dims[i], int):
-            size = dims[i]
-    n = dims[0] if isinstance(dims[0], int) else 1
-    c = dims[1]
-    if isinstance(c, int) and c != len(bundle.bands):
+    if p.channels is not None and p.channels != len(bundle.bands):
         raise BundleError(
-            f"ONNX model takes {c} input channels but the bundle lists {len(bundle.bands)} bands "
-            f"({', '.join(bundle.bands)})"
+            f"ONNX model takes {p.channels} input channels but the bundle lists "
+            f"{len(bundle.bands)} bands ({', '.join(bundle.bands)})"
+            + (
+                ""
+                if bundle.meta.get("layout")
+                else "; if it takes (n, rows, cols, bands), set layout: NHWC"
+            )
         )
-    p.predict(np.zeros((n, len(bundle.bands), size, size), dtype=np.float32))
+    check_chip(bundle, bundle.chip, fixed=p.size, key="chip")
+    p.predict(np.zeros((p.batch or 1, len(bundle.bands), bundle.chip, bundle.chip), np.float32))
+    return p.size
+
+
+def check_chip(
+    bundle: ModelBundle,
+    chip: int,
+    *,
+    fixed: tuple[int, int] | None = None,
+    key: str = "--chip",
+) -> None:
+    """Refuse a chip larger than the bundle's fixed ONNX input size, before any work.
+
+    Raises
+    ------
+    BundleError
+        ``chip`` exceeds the fixed input (``fixed``, else the bundle's ``input_size``).
+    """
+    size = fixed or bundle.meta.get("input_size")
+    if size is None or chip <= min(size):
+        return
+    hint = f"set chip: {min(size)} in the metadata" if key == "chip" else f"pass --chip {min(size)}"
+    raise BundleError(
+        f"bundle '{bundle.name}': the ONNX model takes a fixed {size[0]}x{size[1]} input, "
+        f"smaller than the {chip}-pixel chip; {hint} or less"
+    )
 
 
 def returns_logits(bundle: ModelBundle) -> bool:
     """Whether the bundle's predictor returns logits (else probabilities)."""
     if bundle.kind == "onnx":
-        return bool(bundle.meta.get("arch_params", {}).get("apply_softmax", True))
+        if bundle.meta.get("output") == "probs":
+            return False
+        return bool((bundle.meta.get("arch_params") or {}).get("apply_softmax", True))
     return True
 
 
