@@ -1,11 +1,14 @@
 # Two entry points on a fresh machine: `make demo` and `make test`.
-# Both create .venv on first use; nothing else needs installing by hand.
+# Both create .venv on first use; `make test` also installs the system packages the
+# tests use (scripts/install-system-deps.sh). Nothing else needs installing by hand.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCENE  := data/zion/landsat8_2015-08-18_b2345.tif
 
-.PHONY: install demo test bench lint clean
+.PHONY: install system-deps demo test bench lint clean
+# `test` needs its prerequisites in order: system packages, then the venv.
+.NOTPARALLEL:
 
 $(BIN)/geoseg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +21,16 @@ $(BIN)/geoseg: pyproject.toml
 
 install: $(BIN)/geoseg
 
+# gdal-bin, python3-qgis, chromium (+ fonts-liberation) with apt-get when missing;
+# quiet when present; says what to run when it cannot install (no root or sudo).
+system-deps:
+	@bash scripts/install-system-deps.sh
+
 demo: install
 	$(BIN)/geoseg predict $(SCENE) --model landcover-nlcd8 --out results/ \
 		--confidence --quicklook --overwrite
 
-test: install
+test: system-deps install
 	$(BIN)/python -m pytest
 
 bench: install
