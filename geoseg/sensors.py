@@ -206,7 +206,11 @@ def _presets() -> dict[str, SensorPreset]:
             quantity="sr",
             valid_range=(1.0, 65535.0),
             aliases=("s2-l2a", "sentinel-2-l2a"),
-            patterns=(r"S2[ABC]_MSIL2A_", r"_L2A_"),
+            patterns=(
+                r"S2[ABC]_MSIL2A_",
+                r"_L2A_",
+                r"^T\d{2}[A-Z]{3}_\d{8}T\d{6}_(B\d\d|B8A|SCL)_[126]0m\.(jp2|tif)$",
+            ),
             **s2,  # type: ignore[arg-type]
         ),
         SensorPreset(
@@ -216,7 +220,11 @@ def _presets() -> dict[str, SensorPreset]:
             quantity="toa",
             valid_range=(1.0, 65535.0),
             aliases=("s2-l1c", "sentinel-2-l1c"),
-            patterns=(r"S2[ABC]_MSIL1C_", r"_L1C_"),
+            patterns=(
+                r"S2[ABC]_MSIL1C_",
+                r"_L1C_",
+                r"^T\d{2}[A-Z]{3}_\d{8}T\d{6}_(B\d\d|B8A)\.(jp2|tif)$",
+            ),
             **s2,  # type: ignore[arg-type]
         ),
         SensorPreset(
@@ -272,6 +280,20 @@ def _presets() -> dict[str, SensorPreset]:
             patterns=(r"^L[CO]0[89]_L1(TP|GS|GT)_",),
             **_C2L1,  # type: ignore[arg-type]
             **landsat,  # type: ignore[arg-type]
+        ),
+        SensorPreset(
+            "landsat-c1-sr",
+            "Landsat 4/5 TM or 7 ETM+ Collection 1 / pre-collection ESPA surface reflectance "
+            "(int16 x 10000, fill -9999)",
+            bands=_TM,
+            scale=1e-4,
+            offset=0.0,
+            quantity="sr",
+            resolution_m=(30.0, 30.0),
+            dtype="int16",
+            valid_range=(-2000.0, 16000.0),
+            aliases=("landsat-espa-sr", "landsat5-c1sr", "landsat7-c1sr"),
+            patterns=(r"^L[TE][457]\d{13}[A-Z]{3}\d{2}",),  # LE70350322012177EDC00
         ),
         SensorPreset(
             "aerial-rgbn-8bit",

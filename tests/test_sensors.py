@@ -36,6 +36,7 @@ ROLES = [
     ("landsat7-c2l1", "B7", "swir2"),
     ("landsat8-c2l1", "B6", "swir1"),
     ("landsat8-c2l1", "LC08_L1TP_038034_20150818_20200908_02_T1_B5.TIF", "nir"),
+    ("landsat-c1-sr", "LE70350322012177EDC00_b5.tif", "swir1"),
     ("aerial-rgbn-8bit", "1", "red"),
     ("planetscope-4band", "1", "blue"),
     ("planetscope-8band", "6", "red"),
@@ -127,6 +128,9 @@ def test_sentinel2_offsets_from_metadata() -> None:
         ("m_4609915_sw_14_060_20200831.tif", "aerial-rgbn-8bit"),
         ("20230601_101010_24_2212_3B_AnalyticMS_SR_8b_clip.tif", "planetscope-8band"),
         ("20230601_101010_24_2212_3B_AnalyticMS_SR.tif", "planetscope-4band"),
+        ("T33UUU_20170216T102101_B8A.jp2", "sentinel2-l1c"),
+        ("T33UUU_20230216T102101_B11_20m.jp2", "sentinel2-l2a"),
+        ("LE70350322012177EDC00_b3.tif", "landsat-c1-sr"),
         ("landsat8_2015-08-18_b2345.tif", None),
     ],
 )
