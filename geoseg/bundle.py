@@ -346,14 +346,27 @@ class ModelBundle:
         return ModelBundle(meta=meta, tensors=self.tensors)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the bundle atomically (temporary name, then rename)."""
+        """Write the bundle atomically (temporary name, then rename); makes its folder.
+
+        Raises
+        ------
+        OutputError
+            The file or its folder cannot be written (permissions, disk full).
+        """
+        from safetensors import SafetensorError
         from safetensors.numpy import save_file
 
         from geoseg.atomic import atomic_path
+        from geoseg.outfile import make_parent
+        from geoseg.writer import output_error
 
         path = Path(path)
-        with atomic_path(path) as tmp:
-            save_file(self.tensors, str(tmp), metadata={"geoseg": json.dumps(self.meta)})
+        make_parent(path)
+        try:
+            with atomic_path(path) as tmp:
+                save_file(self.tensors, str(tmp), metadata={"geoseg": json.dumps(self.meta)})
+        except (OSError, SafetensorError) as err:
+            raise output_error(path, err) from err
         return path
 
     def build_model(self) -> Any:

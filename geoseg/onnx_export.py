@@ -41,9 +41,24 @@ def onnx_bytes(bundle: ModelBundle, *, opset: int = 17) -> bytes:
 
 
 def export_onnx(bundle: ModelBundle, out: str | os.PathLike[str], *, opset: int = 17) -> Path:
-    """Write the bundle's model to an ONNX file atomically."""
+    """Write the bundle's model to an ONNX file atomically (its folder is made if missing).
+
+    Raises
+    ------
+    BundleError
+        The model cannot be exported.
+    OutputError
+        The file cannot be written.
+    """
+    from geoseg.outfile import make_parent
+    from geoseg.writer import output_error
+
     path = Path(out)
     data = onnx_bytes(bundle, opset=opset)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    make_parent(path)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as err:
+        raise output_error(path, err) from err
     return path

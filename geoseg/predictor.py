@@ -255,7 +255,7 @@ class OnnxPredictor:
             raise BundleError(
                 f"bundle '{self.name}': the ONNX model takes a fixed {rows}x{cols} input, "
                 f"smaller than the {chips.shape[2]}x{chips.shape[3]} chips; pass --chip "
-                f"{min(rows, cols)} or less"
+                f"{min(rows, cols)} (or less)"
             )
         pad = ((0, 0), (0, 0), (0, rows - chips.shape[2]), (0, cols - chips.shape[3]))
         return np.pad(chips, pad)
@@ -308,6 +308,27 @@ def _pad_batch(x: NDArray[np.float32], size: int) -> NDArray[np.float32]:
     return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)])
 
 
+def onnx_input_size(data: bytes, *, layout: str = "NCHW") -> tuple[int, int] | None:
+    """The fixed ``(rows, cols)`` input of ONNX model bytes, or None if it takes any size.
+
+    Raises
+    ------
+    BundleError
+        The bytes are not an ONNX model ONNX Runtime can load.
+    """
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own untyped errors
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BundleError(f"the ONNX model does not load: {first}") from err
+    dims = _nchw(list(session.get_inputs()[0].shape), nhwc=layout == "NHWC")
+    if len(dims) == 4 and all(isinstance(d, int) and d > 0 for d in dims[2:]):
+        return int(dims[2]), int(dims[3])
+    return None
+
+
 def check_onnx_bundle(bundle: ModelBundle) -> tuple[int, int] | None:
     """Run an ONNX bundle once on zeros to check its input and output shapes.
 
@@ -324,6 +345,12 @@ def check_onnx_bundle(bundle: ModelBundle) -> tuple[int, int] | None:
         class at input resolution.
     """
     p = OnnxPredictor(bundle)
+    raw = list(p.session.get_inputs()[0].shape)
+    n_bands = len(bundle.bands)
+    if not bundle.meta.get("layout") and len(raw) == 4 and raw[3] == n_bands != raw[1]:
+        raise BundleError(
+            f"the ONNX model takes input shaped {raw}, bands last; set layout: NHWC in the metadata"
+        )
     if p.channels is not None and p.channels != len(bundle.bands):
         raise BundleError(
             f"ONNX model takes {p.channels} input channels but the bundle lists "
@@ -356,10 +383,14 @@ def check_chip(
     size = fixed or bundle.meta.get("input_size")
     if size is None or chip <= min(size):
         return
-    hint = f"set chip: {min(size)} in the metadata" if key == "chip" else f"pass --chip {min(size)}"
+    hint = (
+        f"set chip: {min(size)} (or less) in the metadata"
+        if key == "chip"
+        else (f"pass --chip {min(size)} (or less)")
+    )
     raise BundleError(
         f"bundle '{bundle.name}': the ONNX model takes a fixed {size[0]}x{size[1]} input, "
-        f"smaller than the {chip}-pixel chip; {hint} or less"
+        f"smaller than the {chip}-pixel chip; {hint}"
     )
 
 

@@ -18,6 +18,7 @@ from rasterio.enums import Resampling
 
 from geoseg.atomic import atomic_path
 from geoseg.errors import InputError, RasterReadError
+from geoseg.outfile import check_output_file, make_parent
 from geoseg.scene import read_masks
 from geoseg.schemes import NODATA_CLASS, ClassInfo, parse_classes
 
@@ -42,7 +43,22 @@ def classes_of(ds: Any) -> tuple[ClassInfo, ...]:
 
 
 def _true_color(scene: str, rgb_bands: tuple[int, ...] | None, shape: tuple[int, int]) -> Any:
+    try:
+        return _read_true_color(scene, rgb_bands, shape)
+    except rasterio.errors.RasterioIOError as err:
+        raise RasterReadError(f"cannot read scene {scene}: {err}") from err
+
+
+def _read_true_color(
+    scene: str, rgb_bands: tuple[int, ...] | None, shape: tuple[int, int]
+) -> NDArray[np.float64]:
     with rasterio.open(scene) as ds:
+        bad = [b for b in rgb_bands or () if not 1 <= b <= ds.count]
+        if bad or (rgb_bands is not None and len(rgb_bands) != 3):
+            raise InputError(
+                f"--bands takes three band numbers of {scene} (1..{ds.count}) for red, green, "
+                f"blue, e.g. --bands 3,2,1; got {','.join(str(b) for b in rgb_bands or ())}"
+            )
         if rgb_bands is None:
             names = [(d or "").lower() for d in ds.descriptions]
             if all(n in names for n in ("red", "green", "blue")):
@@ -82,16 +98,20 @@ def quicklook(
     """
     import matplotlib
 
+    from geoseg.writer import output_error
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     path = os.fspath(classes)
+    target = _check_target(out, max_size)
     try:
         with rasterio.open(path) as ds:
+            _check_class_raster(ds, path)
             shape = _decimated_shape((ds.height, ds.width), max_size)
             ids = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
-            scheme = classes_of(ds)
+            scheme = _scheme(ds, path)
     except rasterio.errors.RasterioIOError as err:
         raise RasterReadError(f"cannot read class raster {path}: {err}") from err
     present = {int(v) for v in np.unique(ids)} - {NODATA_CLASS}
@@ -122,14 +142,44 @@ def quicklook(
     fig.legend(handles=handles, loc="center right", fontsize=9, frameon=False)
     fig.suptitle(title or Path(path).name, fontsize=11)
     fig.subplots_adjust(left=0.01, right=1 - 2.3 / width, top=0.9, bottom=0.02, wspace=0.03)
+    try:
+        make_parent(target)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    except OSError as err:
+        raise output_error(target, err) from err
+    finally:
+        plt.close(fig)
+    return target
+
+
+def _check_target(out: str | os.PathLike[str], max_size: int) -> Path:
+    """The PNG path, checked before anything is read or drawn."""
     target = Path(out)
     if target.suffix.lower() != ".png":
-        plt.close(fig)
         raise InputError(f"quicklook output must be a .png file, got {target}")
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return target
+    if not 16 <= max_size <= 20_000:
+        raise InputError(f"--max-size must be in 16..20000 pixels, got {max_size}")
+    return check_output_file(target, overwrite=True)
+
+
+def _check_class_raster(ds: Any, path: str) -> None:
+    """Refuse a scene or other raster given where a class raster belongs."""
+    if ds.count != 1 or ds.dtypes[0] != "uint8":
+        raise InputError(
+            f"{path} is not a class raster ({ds.count} band(s) of {ds.dtypes[0]}); quicklook "
+            "draws the single-band uint8 *_classes.tif that predict writes — pass the scene "
+            "with --scene to show it beside the classes"
+        )
+
+
+def _scheme(ds: Any, path: str) -> tuple[ClassInfo, ...]:
+    try:
+        return classes_of(ds)
+    except (ValueError, TypeError) as err:  # a GEOSEG_CLASSES tag someone edited
+        raise InputError(
+            f"{path} has an unreadable GEOSEG_CLASSES tag ({err}); fix or remove it"
+        ) from err
 
 
 def _auto_color(i: int) -> tuple[int, int, int]:

@@ -11,32 +11,6 @@ import click
 from geoseg.errors import BundleError, InputError
 
 
-def _read_metadata(path: str) -> dict[str, Any]:
-    import yaml
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"metadata file {path} does not exist")
-    try:
-        text = p.read_text(encoding="utf-8")
-        doc = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot parse metadata file {path}: {err}") from err
-    if not isinstance(doc, dict):
-        raise InputError(f"metadata file {path} must hold a mapping (name, bands, classes, …)")
-    return doc
-
-
-def _classes(meta: dict[str, Any]) -> Any:
-    from geoseg.schemes import load_scheme
-
-    if "classes" in meta:
-        return meta["classes"]
-    if "scheme" in meta:
-        return load_scheme(meta["scheme"])
-    raise InputError("metadata needs 'classes' (list of id/name/color) or 'scheme' (e.g. nlcd8)")
-
-
 def _load_weights(path: str) -> dict[str, Any]:
     """A state dict from safetensors, or a torch file loaded without pickle."""
     import torch
@@ -56,20 +30,6 @@ def _load_weights(path: str) -> dict[str, Any]:
     return state
 
 
-_META_KEYS = (
-    "name",
-    "bands",
-    "normalization",
-    "chip",
-    "overlap",
-    "resolution_m",
-    "input_units",
-    "description",
-    "card",
-    "provenance",
-)
-
-
 @click.group()
 def bundle() -> None:
     """Create, inspect and export model bundles (one file: weights + metadata)."""
@@ -79,7 +39,8 @@ def bundle() -> None:
 @click.option(
     "--metadata",
     required=True,
-    help="JSON/YAML: name, bands, classes or scheme, normalization, chip, overlap …",
+    help="YAML/JSON describing the model: bands, classes, normalization, chip … "
+    "Start from `geoseg bundle template`; every key is in docs/bundles.md.",
 )
 @click.option("--onnx", "onnx_path", default=None, help="Wrap this ONNX model.")
 @click.option("--arch", default=None, help="smp architecture, e.g. Unet, FPN, Segformer.")
@@ -88,6 +49,7 @@ def bundle() -> None:
     "--weights", default=None, help="State dict (.safetensors, or .pt read weights-only)."
 )
 @click.option("-o", "--out", "out", required=True, help="Bundle file to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle file.")
 def create(
     metadata: str,
     onnx_path: str | None,
@@ -95,41 +57,67 @@ def create(
     encoder: str | None,
     weights: str | None,
     out: str,
+    overwrite: bool,
 ) -> None:
     """Create a bundle from an ONNX model or an smp architecture (+ weights).
 
+    The metadata file says what the model reads and returns; write one with
+    `geoseg bundle template > meta.yaml` and see docs/bundles.md for every key.
+    The flat form other tools write (bands, classes, mean, std, chip, overlap)
+    is accepted; name defaults to the output file's stem.
+
     \b
     Examples:
-      geoseg bundle create --onnx model.onnx --metadata meta.json -o model.bundle
+      geoseg bundle template > meta.yaml
+      geoseg bundle create --onnx model.onnx --metadata meta.yaml -o model.bundle
       geoseg bundle create --arch Unet --encoder resnet18 --weights state.safetensors \\
-          --metadata meta.json -o model.bundle
+          --metadata meta.yaml -o model.bundle
     """
     from geoseg.bundle import ModelBundle
+    from geoseg.bundlemeta import bundle_arguments, read_metadata
+    from geoseg.outfile import check_output_file
 
-    meta = _read_metadata(metadata)
+    meta = read_metadata(metadata)
+    target = check_output_file(out, overwrite=overwrite)
     if (onnx_path is None) == (arch is None and "architecture" not in meta):
         raise InputError("pass exactly one of --onnx or --arch")
-    kwargs = {k: meta[k] for k in _META_KEYS if k in meta}
+    kwargs = bundle_arguments(meta, out=target, onnx=onnx_path is not None)
     if onnx_path is not None:
-        if not Path(onnx_path).exists():
-            raise InputError(f"ONNX file {onnx_path} does not exist")
-        made = ModelBundle.create(
-            classes=_classes(meta),
-            onnx=Path(onnx_path).read_bytes(),
-            arch_params=meta.get("arch_params"),
-            **kwargs,
-        )
+        made = ModelBundle.create(onnx=_read_onnx(onnx_path, kwargs), **kwargs)
     else:
-        made = ModelBundle.create(
-            classes=_classes(meta),
-            architecture=arch or meta["architecture"],
-            encoder=encoder or meta.get("encoder"),
-            arch_params=meta.get("arch_params"),
-            state_dict=_load_weights(weights) if weights else None,
-            **kwargs,
-        )
-    made.save(out)
-    click.echo(f"wrote {out} ({made.name}, sha256 {made.sha256[:12]})", err=True)
+        kwargs["architecture"] = arch or kwargs.get("architecture")
+        kwargs["encoder"] = encoder or kwargs.get("encoder")
+        made = ModelBundle.create(state_dict=_load_weights(weights) if weights else None, **kwargs)
+    made.save(target)
+    click.echo(f"wrote {target} ({made.name}, sha256 {made.sha256[:12]})", err=True)
+
+
+def _read_onnx(path: str, kwargs: dict[str, Any]) -> bytes:
+    """The ONNX bytes; a model with a fixed input size gets chips of that size by default."""
+    from geoseg.predictor import onnx_input_size
+
+    if not Path(path).is_file():
+        raise InputError(f"ONNX file {path} does not exist")
+    data = Path(path).read_bytes()
+    if "chip" not in kwargs:
+        size = onnx_input_size(data, layout=kwargs.get("layout", "NCHW"))
+        if size is not None:
+            kwargs["chip"] = min(size)
+            kwargs.setdefault("overlap", min(64, min(size) // 8))
+    return data
+
+
+@bundle.command("template")
+def template() -> None:
+    """Print a commented metadata file to start a bundle from.
+
+    \b
+    Example:
+      geoseg bundle template > meta.yaml
+    """
+    from geoseg.bundlemeta import TEMPLATE
+
+    click.echo(TEMPLATE, nl=False)
 
 
 @bundle.command("info")
@@ -167,7 +155,8 @@ def list_bundles() -> None:
 @click.argument("bundle_ref")
 @click.option("-o", "--out", "out", required=True, help="ONNX file to write.")
 @click.option("--opset", type=int, default=17, show_default=True)
-def export_onnx(bundle_ref: str, out: str, opset: int) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing ONNX file.")
+def export_onnx(bundle_ref: str, out: str, opset: int, overwrite: bool) -> None:
     """Export a torch bundle's model to ONNX (dynamic batch and chip size).
 
     \b
@@ -176,6 +165,8 @@ def export_onnx(bundle_ref: str, out: str, opset: int) -> None:
     """
     from geoseg.bundle import load_bundle
     from geoseg.onnx_export import export_onnx as run_export
+    from geoseg.outfile import check_output_file
 
-    run_export(load_bundle(bundle_ref), out, opset=opset)
+    target = check_output_file(out, overwrite=overwrite)
+    run_export(load_bundle(bundle_ref), target, opset=opset)
     click.echo(f"wrote {out}", err=True)

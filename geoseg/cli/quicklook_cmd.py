@@ -23,8 +23,12 @@ def quicklook(
     Example:
       geoseg quicklook results/zion_classes.tif --scene zion.tif -o zion.png
     """
+    from geoseg.errors import InputError
     from geoseg.quicklook import quicklook as run_quicklook
 
-    rgb = tuple(int(b) for b in bands.split(",")) if bands else None
+    try:
+        rgb = tuple(int(b) for b in bands.split(",")) if bands else None
+    except ValueError as err:
+        raise InputError(f"--bands takes band numbers like 3,2,1, got '{bands}'") from err
     path = run_quicklook(classes, out, scene=scene, rgb_bands=rgb, max_size=max_size, title=title)
     click.echo(f"wrote {path}", err=True)
