@@ -14,8 +14,9 @@
 # file:///opt/pypi/simple file:///opt/pypi-more/simple) and the PIP_* environment
 # variables. They are copied into the root, and /opt/wheels, /opt/pypi and /opt/pypi-more
 # are bind-mounted read-only, so `pip install torch==2.14.1` inside finds the same local
-# wheels as on a fresh machine of this kind. Where the host has none of these, pip in the
-# root simply uses PyPI.
+# wheels as on a fresh machine of this kind. The host's local certificate authorities
+# (/usr/local/share/ca-certificates) are trusted in the root too, as on such a machine.
+# Where the host has none of these, pip in the root simply uses PyPI.
 #
 # The repository's committed HEAD is cloned into the root (uncommitted changes are not
 # tested), with a copy of ../shared beside the clone, as CI has it. /proc, /sys and /dev
@@ -83,6 +84,13 @@ say "root built in $((SECONDS - t0)) s"
 # What a container of this kind gets from its runtime: name resolution, hosts.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp /etc/hosts "$root/etc/hosts"
+
+# The machine's own certificate authorities (here: the workplace's egress proxy, through
+# which PyPI is reached over TLS); without them pip in the root cannot verify PyPI.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null 2>&1
+fi
 
 # The machine's pip configuration and its local wheel stores (see the header).
 for f in /etc/xdg/pip /etc/pip.conf /root/.config/pip; do
