@@ -1,0 +1,72 @@
+"""The input domain of a training run: what the bundle it makes will have seen.
+
+Measured on the training zones only (never the validation region) from the raw
+pixels, before normalization: per band the 1st, 50th and 99th percentiles of a
+seeded sample of valid pixels, the data type, the pixel sizes of the images and
+the share of each class among the training labels. ``geoseg predict`` compares
+each scene with it (:mod:`geoseg.domain`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from geoseg.domain import InputDomain, pixel_size_m, sample_percentiles
+from geoseg.train.data import TrainingImage
+
+SAMPLE_PIXELS = 1 << 20
+"""At most this many training pixels (a seeded draw) go into the percentiles."""
+
+
+def training_domain(
+    images: Sequence[TrainingImage],
+    *,
+    bands: Sequence[str],
+    counts: Sequence[int],
+    quantity: str | None = None,
+    seed: int = 0,
+) -> InputDomain:
+    """The :class:`~geoseg.domain.InputDomain` of the training zones of ``images``.
+
+    ``quantity`` is ``dn`` for integer images unless given (``sr``/``toa`` once a
+    sensor preset converted them to reflectance).
+    """
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for img in images:
+        keep = img.valid & img.train_zone if img.train_zone.size else img.valid
+        pixels = img.raw[:, keep]
+        pieces.append(pixels)
+    sample = np.concatenate(pieces, axis=1)
+    if sample.shape[1] > SAMPLE_PIXELS:
+        sample = sample[:, rng.choice(sample.shape[1], SAMPLE_PIXELS, replace=False)]
+    p01, p50, p99 = sample_percentiles(sample)
+    sizes = [_pixel_size(img) for img in images]
+    known = [s for s in sizes if s is not None]
+    dtype = str(images[0].raw.dtype)
+    total = sum(counts)
+    return InputDomain(
+        bands=tuple(bands),
+        quantity=quantity
+        or ("dn" if np.issubdtype(images[0].raw.dtype, np.integer) else "unknown"),
+        dtype=dtype,
+        resolution_m=(min(known), max(known)) if known else None,
+        p01=p01,
+        p50=p50,
+        p99=p99,
+        class_fractions=tuple(c / total for c in counts) if total else None,
+    )
+
+
+def _pixel_size(img: TrainingImage) -> float | None:
+    scene = img.scene
+    if scene.crs is None:
+        return None
+    rows, _ = scene.shape
+    lat = None
+    if scene.crs.is_geographic:
+        lat = scene.transform.f + scene.transform.e * rows / 2
+    size = pixel_size_m(scene.crs, scene.transform, lat)
+    return round(size, 3) if size is not None else None

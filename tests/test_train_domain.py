@@ -1,0 +1,43 @@
+"""The domain a training run records, measured on the shipped landcover config's training zones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from geoseg.domain import check_scene
+from geoseg.train.config import load_config
+from geoseg.train.domain import training_domain
+from geoseg.train.loop import prepare_data
+from tests.common import DATA, REPO
+
+
+@pytest.fixture(scope="module")
+def landcover() -> tuple:
+    cfg = load_config(REPO / "workflows" / "train-landcover.yaml")
+    prep = prepare_data(cfg)
+    return cfg, prep, training_domain(prep.images, bands=cfg.bands, counts=prep.counts)
+
+
+def test_domain_of_the_landcover_training_zones(landcover: tuple) -> None:
+    cfg, prep, domain = landcover
+    assert domain.bands == ("blue", "green", "red", "nir")
+    assert (domain.quantity, domain.dtype, domain.resolution_m) == ("dn", "uint16", (30.0, 30.0))
+    img = prep.images[0]
+    zone = img.raw[:, img.valid & img.train_zone].astype(float)
+    assert np.allclose(domain.p50, np.percentile(zone, 50, axis=1), rtol=1e-3)  # a 1M sample
+    # the validation region is left out: its medians differ from the domain's
+    val = img.raw[:, img.valid & img.val].astype(float)
+    assert not np.allclose(domain.p50, np.percentile(val, 50, axis=1))
+    assert domain.class_fractions is not None
+    assert sum(domain.class_fractions) == pytest.approx(1.0)
+    assert np.argmax(domain.class_fractions) == 4  # shrubland, the training majority
+
+
+def test_an_8_bit_aerial_photo_is_refused_by_that_domain(landcover: tuple) -> None:
+    _, _, domain = landcover
+    with rasterio.open(DATA / "water" / "naip_lakes_2020-08-31.tif") as ds:
+        sample = ds.read([3, 2, 1, 4], out_shape=(4, 180, 240)).reshape(4, -1)
+    check = check_scene(domain, sample=sample, resolution_m=5.0, dtype="uint8", compare_values=True)
+    assert len(check.refuse) == 5  # four bands far below, and 5 m against 30 m
