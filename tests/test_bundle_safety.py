@@ -511,3 +511,113 @@ def _class_raster(tmp: Path) -> Path:
         scene_file(tmp / "cs.tif", (90, 80)), make_bundle(), tmp / "pred", vector=False
     )
     return Path(res.outputs["classes"])
+
+
+# --- item 6: vectorize beside the user's files, and what a SIGKILL leaves --------------------
+
+
+def test_vectorize_keeps_the_users_own_qml(tmp_path: Path) -> None:
+    classes = _class_raster(tmp_path)
+    style = tmp_path / "x.qml"
+    style.write_text("<qgis><!-- my own style --></qgis>")
+    out = tmp_path / "x.geojson"
+    res = _invoke("vectorize", str(classes), "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert out.exists() and style.read_text() == "<qgis><!-- my own style --></qgis>"
+    assert "x.qml kept" in res.stderr and "--overwrite" in res.stderr
+    res = _invoke("vectorize", str(classes), "-o", str(out), "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert "categorizedSymbol" in style.read_text()  # asked for: geoseg's class style
+
+
+def test_a_staged_output_is_written_in_place_not_under_a_temporary_of_it(tmp_path: Path) -> None:
+    """predict stages the vector file; vectorize must not nest a second temporary name."""
+    from geoseg.atomic import TMP_MARK, temp_name
+    from geoseg.vectorize import vectorize
+
+    classes = _class_raster(tmp_path)
+    staged = temp_name(tmp_path / "out" / "s_classes.gpkg")
+    staged.parent.mkdir()
+    seen: list[str] = []
+    vectorize(classes, staged, block=32, progress=lambda *_: seen.extend(os.listdir(staged.parent)))
+    assert seen and not [n for n in seen if n.count(TMP_MARK) > 1], seen
+    assert os.listdir(staged.parent) == [staged.name]  # the caller renames it
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(proc.stdout)
+
+
+def test_leftovers_of_dead_runs_are_cleaned_and_live_ones_kept(tmp_path: Path) -> None:
+    import subprocess
+
+    from geoseg.vectorize import vectorize
+
+    classes = _class_raster(tmp_path)
+    out = tmp_path / "v" / "s_classes.gpkg"
+    out.parent.mkdir()
+    dead = _dead_pid()
+    nested = out.with_name(f"..s_classes.geoseg-tmp-{dead}-aaaaaa.geoseg-tmp-{dead}-bbbbbb.gpkg")
+    plain = out.with_name(f".s_classes.geoseg-tmp-{dead}-cccccc.gpkg")
+    sieve = out.with_name(f".s_classes.sieve.geoseg-tmp-{dead}-dddddd.tif")
+    other = out.with_name(f".other.geoseg-tmp-{dead}-eeeeee.gpkg")  # another output's
+    with subprocess.Popen(["sleep", "60"]) as live_proc:
+        live = out.with_name(f".s_classes.geoseg-tmp-{live_proc.pid}-ffffff.gpkg")
+        for p in (nested, plain, sieve, other, live):
+            p.write_bytes(b"left by a killed run")
+        try:
+            vectorize(classes, out)
+        finally:
+            live_proc.kill()
+    assert sorted(os.listdir(out.parent)) == sorted([out.name, other.name, live.name])
+
+
+_KILLED_PREDICT = """
+import sys, time
+import geoseg.vector.core as core
+from geoseg.bundle import load_bundle
+import geoseg
+
+release = core._release_blocks
+def slow(*args, **kwargs):  # the vector file is open and half written: stop here
+    for i, part in enumerate(release(*args, **kwargs)):
+        yield part
+        if i == 0:
+            print("writing", flush=True)
+            time.sleep(120)
+core._release_blocks = slow
+geoseg.predict(sys.argv[1], load_bundle(sys.argv[2]), sys.argv[3], block=32)
+"""
+
+
+def test_sigkill_mid_vectorize_then_rerun_leaves_no_temporary(tmp_path: Path) -> None:
+    """A real predict process killed with SIGKILL while it writes its GeoPackage."""
+    import signal
+    import subprocess
+    import sys
+
+    from geoseg.atomic import TMP_MARK
+
+    scene = scene_file(tmp_path / "s.tif", (160, 150))
+    bundle = make_bundle().save(tmp_path / "m.bundle")
+    out = tmp_path / "out"
+    args = [sys.executable, "-c", _KILLED_PREDICT, str(scene), str(bundle), str(out)]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "writing"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = [n for n in os.listdir(out) if TMP_MARK in n and n.endswith(".gpkg")]
+    assert left, os.listdir(out)  # the kill did leave a half-written GeoPackage
+    [res] = geoseg.predict(scene, bundle, out, block=32)
+    assert Path(res.outputs["vector"]).exists()
+    assert not [n for n in os.listdir(out) if TMP_MARK in n], os.listdir(out)

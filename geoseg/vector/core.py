@@ -17,7 +17,6 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from geoseg.atomic import clean_stale
 from geoseg.errors import InputError, OutputError
 from geoseg.schemes import ClassInfo, parse_classes
 from geoseg.styles import qml_path, style_vector_output
@@ -41,6 +40,7 @@ from geoseg.vector.grid import (
 )
 from geoseg.vector.polygonize import _release_blocks, _Released
 from geoseg.vector.sieve import sieve_scratch, sieved
+from geoseg.vector.staging import clean_orphans, final_name
 from geoseg.vector.writers import _Batch, _output_format, _wgs84, _write_atomic
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,15 @@ def _style_scheme(ds: Any, classes: Sequence[ClassInfo] | None) -> tuple[ClassIn
         return ()
 
 
-def _style_sidecar(out: Path, layer: str, scheme: Sequence[ClassInfo]) -> None:
-    """``<stem>.qml`` beside a finished non-GeoPackage output, unless a raster owns that name."""
+def _style_sidecar(
+    out: Path, layer: str, scheme: Sequence[ClassInfo], *, overwrite: bool = False
+) -> None:
+    """``<stem>.qml`` beside a finished non-GeoPackage output.
+
+    An existing ``.qml`` of that name is the user's (a style made in QGIS, or
+    one they keep beside their data) and is replaced only with ``overwrite``;
+    a raster's style is never replaced.
+    """
     sidecar = qml_path(out)
     if sidecar.exists() and "<rasterrenderer" in sidecar.read_text("utf-8", errors="replace"):
         log.warning(
@@ -82,6 +89,13 @@ def _style_sidecar(out: Path, layer: str, scheme: Sequence[ClassInfo]) -> None:
             "name the vector file differently to get a QGIS style for it",
             sidecar,
             out.name,
+        )
+        return
+    if sidecar.exists() and not overwrite:
+        log.warning(
+            "%s kept: a style of that name exists; pass --overwrite to replace it with "
+            "geoseg's class colors",
+            sidecar,
         )
         return
     style_vector_output(out, layer, scheme)
@@ -230,8 +244,9 @@ def vectorize(
     )
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-    clean_stale(out)  # temporaries of an earlier run that was killed
-    clean_stale(sieve_scratch(out))
+    final = final_name(out)  # predict hands over a staged name: write it in place
+    clean_orphans(final)  # temporaries of an earlier run that was killed
+    clean_orphans(sieve_scratch(final))
     with _open_raster(raster) as ds, contextlib.ExitStack() as stack:
         conf = None
         if confidence is not None:
@@ -252,7 +267,7 @@ def vectorize(
         src = ds
         if min_area:
             src = stack.enter_context(
-                sieved(ds, grid, min_area=min_area, scratch=sieve_scratch(out))
+                sieved(ds, grid, min_area=min_area, scratch=sieve_scratch(final))
             )
         released = _release_blocks(src, grid, progress, confidence=conf)
         batches = _finish_batches(
@@ -267,9 +282,11 @@ def vectorize(
         finish = None
         if scheme and driver == "GPKG":
             finish = partial(style_vector_output, layer=layer, classes=scheme)
-        _write_atomic(batches, out, fmt=fmt, layer=layer, grid=grid, finish=finish)
+        _write_atomic(
+            batches, out, fmt=fmt, layer=layer, grid=grid, finish=finish, staged=final != out
+        )
         if scheme and driver != "GPKG":
-            _style_sidecar(out, layer, scheme)
+            _style_sidecar(out, layer, scheme, overwrite=overwrite)
     seconds = time.perf_counter() - start
     log.info("vectorized %s: %d polygons in %.1f s", raster, tally.features, seconds)
     return VectorizeResult(

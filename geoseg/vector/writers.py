@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import pyarrow as pa
 import shapely
 from numpy.typing import NDArray
 
-from geoseg.atomic import atomic_path
+from geoseg.atomic import atomic_path, remove_quietly
 from geoseg.errors import OutputError, VectorizeError
 from geoseg.vector.grid import METRES_PER_DEGREE, Geoms, _Grid
 from geoseg.writer import output_error
@@ -116,19 +117,28 @@ def _write_atomic(
     layer: str,
     grid: _Grid,
     finish: Callable[[Path], object] | None = None,
+    staged: bool = False,
 ) -> None:
     """Write under a temporary name, rename when complete, delete it on any failure.
 
     ``finish(tmp)`` runs on the complete temporary file just before the rename
     (the GeoPackage style goes in there, so data and style appear together).
+    ``staged``: ``out`` is already a temporary name the caller will rename;
+    it is written in place (a temporary of a temporary is a name no later run
+    would recognize) and deleted on failure.
     """
     source = _Source(batches)
     writer = {"GeoJSON": _write_geojson, "Parquet": _write_parquet}.get(fmt, _write_ogr)
     try:
-        with atomic_path(out) as tmp:
-            writer(source, tmp, fmt=fmt, layer=layer, grid=grid)
-            if finish is not None:
-                finish(tmp)
+        with contextlib.nullcontext(out) if staged else atomic_path(out) as tmp:
+            try:
+                writer(source, tmp, fmt=fmt, layer=layer, grid=grid)
+                if finish is not None:
+                    finish(tmp)
+            except BaseException:
+                if staged:
+                    remove_quietly(tmp)
+                raise
     except BaseException as err:
         if source.error is not None:
             raise source.error  # noqa: B904 - the producer's own error, cause intact
