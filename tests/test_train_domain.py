@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -17,7 +19,7 @@ from tests.common import DATA, REPO
 def landcover() -> tuple:
     cfg = load_config(REPO / "workflows" / "train-landcover.yaml")
     prep = prepare_data(cfg)
-    return cfg, prep, training_domain(prep.images, bands=cfg.bands, counts=prep.counts)
+    return cfg, prep, training_domain(prep.images, prep.counts, cfg)
 
 
 def test_domain_of_the_landcover_training_zones(landcover: tuple) -> None:
@@ -41,3 +43,21 @@ def test_an_8_bit_aerial_photo_is_refused_by_that_domain(landcover: tuple) -> No
         sample = ds.read([3, 2, 1, 4], out_shape=(4, 180, 240)).reshape(4, -1)
     check = check_scene(domain, sample=sample, resolution_m=5.0, dtype="uint8", compare_values=True)
     assert len(check.refuse) == 5  # four bands far below, and 5 m against 30 m
+
+
+def test_a_trained_bundle_records_its_domain(landcover: tuple, tmp_path: Path) -> None:
+    from geoseg.bundle import load_bundle
+    from geoseg.domain import InputDomain
+    from geoseg.train import run_training
+
+    cfg = load_config(
+        REPO / "workflows" / "train-landcover.yaml",
+        epochs=1,
+        sampling={"mode": "random", "chips_per_epoch": 8, "class_balanced": True},
+        out=str(tmp_path / "lc.bundle"),
+        record=str(tmp_path / "lc.train"),
+        card=None,
+    )
+    _, paths = run_training(cfg, progress=False)
+    recorded = InputDomain.from_dict(load_bundle(paths["bundle"]).meta["domain"])
+    assert recorded == landcover[2]

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from geoseg.domain import InputDomain, pixel_size_m, sample_percentiles
+from geoseg.sensors import detect_preset
+from geoseg.train.config import TrainConfig
 from geoseg.train.data import TrainingImage
 
 SAMPLE_PIXELS = 1 << 20
@@ -21,18 +23,35 @@ SAMPLE_PIXELS = 1 << 20
 
 
 def training_domain(
+    images: Sequence[TrainingImage], counts: Sequence[int], cfg: TrainConfig
+) -> InputDomain:
+    """The :class:`~geoseg.domain.InputDomain` of the training zones of ``images``.
+
+    ``counts`` are the training labels per class; ``sensors`` come from the config's
+    ``sensor`` (when it has one), else from the images' file names.
+    """
+    sensors = _sensors(images, cfg)
+    return measure_domain(images, bands=cfg.bands, counts=counts, sensors=sensors, seed=cfg.seed)
+
+
+def _sensors(images: Sequence[TrainingImage], cfg: TrainConfig) -> tuple[str, ...]:
+    named = getattr(cfg, "sensor", None)
+    if named:
+        return (str(named),)
+    found = {p.name for img in images if (p := detect_preset(img.scene.path)) is not None}
+    return tuple(sorted(found))
+
+
+def measure_domain(
     images: Sequence[TrainingImage],
     *,
     bands: Sequence[str],
     counts: Sequence[int],
+    sensors: Sequence[str] = (),
     quantity: str | None = None,
     seed: int = 0,
 ) -> InputDomain:
-    """The :class:`~geoseg.domain.InputDomain` of the training zones of ``images``.
-
-    ``quantity`` is ``dn`` for integer images unless given (``sr``/``toa`` once a
-    sensor preset converted them to reflectance).
-    """
+    """The domain of the training zones of ``images`` with the label counts given."""
     rng = np.random.default_rng(seed)
     pieces = []
     for img in images:
@@ -57,6 +76,7 @@ def training_domain(
         p50=p50,
         p99=p99,
         class_fractions=tuple(c / total for c in counts) if total else None,
+        sensors=tuple(sensors),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from geoseg.atomic import atomic_path
 from geoseg.bundle import ModelBundle
 from geoseg.train.data import data_record
+from geoseg.train.domain import training_domain
 from geoseg.train.loop import TrainResult, record_path
 
 
@@ -214,7 +215,7 @@ def write_outputs(res: TrainResult) -> dict[str, Path]:
         description=cfg.description,
         card=card,
         provenance=provenance,
-    )
+    ).with_meta(domain=training_domain(prep.images, prep.counts, cfg).to_dict())
     out = cfg.path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {"bundle": bundle.save(out)}
