@@ -124,6 +124,14 @@ def _check_onnx_io(out: dict[str, Any]) -> None:
         raise BundleError(f"bundle 'layout' must be NCHW or NHWC, got {out['layout']!r}")
 
 
+MAX_LABEL = 200
+
+
+def _label(text: Any) -> bool:
+    """A name printed in messages and records: no newline or terminal escape can hide in it."""
+    return isinstance(text, str) and 0 < len(text) <= MAX_LABEL and text.isprintable()
+
+
 def _check_header(meta: Any) -> dict[str, Any]:
     if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
         raise BundleError("not a geoseg bundle (metadata 'format' missing)")
@@ -139,8 +147,11 @@ def _check_header(meta: Any) -> dict[str, Any]:
     for key in ("name", "kind", "bands", "classes", "normalization", "chip", "overlap"):
         if key not in out:
             raise BundleError(f"bundle metadata lacks '{key}'")
-    if not isinstance(out["name"], str) or not out["name"]:
-        raise BundleError(f"bundle 'name' must be a non-empty string, got {out['name']!r}")
+    if not _label(out["name"]):
+        raise BundleError(
+            f"bundle 'name' must be printable text of at most {MAX_LABEL} characters, "
+            f"got {out['name']!r}"
+        )
     if out["kind"] not in KINDS:
         raise BundleError(f"bundle kind must be one of {', '.join(KINDS)}, got {out['kind']!r}")
     return out
@@ -149,7 +160,7 @@ def _check_header(meta: Any) -> dict[str, Any]:
 def _validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     out = _check_header(meta)
     bands = out["bands"]
-    if not isinstance(bands, list) or not bands or not all(isinstance(b, str) for b in bands):
+    if not isinstance(bands, list) or not bands or not all(_label(b) for b in bands):
         raise BundleError("bundle 'bands' must be a non-empty list of band names")
     out["normalization"] = _check_normalization(out["normalization"], len(bands))
     if not isinstance(out["classes"], list):

@@ -86,7 +86,7 @@ def read_metadata(path: str) -> dict[str, Any]:
             f"metadata file {path} must hold a mapping such as: {EXAMPLES['bands']}; "
             "see `geoseg bundle template`"
         )
-    return doc
+    return {k: v for k, v in doc.items() if v is not None}  # `key: null` means not given
 
 
 def _bad(key: str, problem: str) -> InputError:
@@ -216,6 +216,7 @@ def bundle_arguments(doc: Mapping[str, Any], *, out: Path, onnx: bool) -> dict[s
     InputError
         A key is unknown, missing or malformed; the message shows a valid line.
     """
+    doc = {k: v for k, v in doc.items() if v is not None}  # `key: null` means not given
     _check_keys(doc)
     bands = _bands(doc)
     args: dict[str, Any] = {

@@ -241,6 +241,7 @@ class OnnxPredictor:
         n, _, rows, cols = chips.shape
         x = self._pad_size(chips)
         step = self.batch or n
+        check_input_bytes(self.name, (step, *x.shape[1:]))
         parts = [self._run(_pad_batch(x[k : k + step], step)) for k in range(0, n, step)]
         y = np.concatenate(parts)[:n] if len(parts) > 1 else parts[0][:n]
         out: NDArray[np.float32] = np.ascontiguousarray(y[:, :, :rows, :cols])
@@ -281,6 +282,27 @@ class OnnxPredictor:
             )
         out: NDArray[np.float32] = y
         return out
+
+
+MAX_INPUT_BYTES = 4 << 30
+"""Largest float32 input one forward pass may take (a fixed batch is padded up to it)."""
+
+
+def check_input_bytes(name: str, shape: tuple[int, ...]) -> None:
+    """Refuse a forward-pass input larger than :data:`MAX_INPUT_BYTES` before allocating it.
+
+    Raises
+    ------
+    BundleError
+        A model's fixed batch (or input size) would need more memory than that.
+    """
+    size = 4 * int(np.prod(shape, dtype=np.int64))
+    if size > MAX_INPUT_BYTES:
+        raise BundleError(
+            f"bundle '{name}': one forward pass would take input {shape}, "
+            f"{size / 2**30:.1f} GiB (at most {MAX_INPUT_BYTES >> 30} GiB); export the model "
+            "with a smaller or dynamic batch size"
+        )
 
 
 def _nchw(dims: list[Any], *, nhwc: bool) -> list[Any]:
@@ -362,7 +384,9 @@ def check_onnx_bundle(bundle: ModelBundle) -> tuple[int, int] | None:
             )
         )
     check_chip(bundle, bundle.chip, fixed=p.size, key="chip")
-    p.predict(np.zeros((p.batch or 1, len(bundle.bands), bundle.chip, bundle.chip), np.float32))
+    shape = (p.batch or 1, len(bundle.bands), bundle.chip, bundle.chip)
+    check_input_bytes(bundle.name, (shape[0], shape[1], *(p.size or shape[2:])))
+    p.predict(np.zeros(shape, np.float32))
     return p.size
 
 

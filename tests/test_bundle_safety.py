@@ -297,6 +297,39 @@ def test_models_from_other_tools(kind: str, tmp_path: Path) -> None:
     assert np.abs(diff).max() <= 1  # probabilities were not passed through softmax twice
 
 
+def test_bundle_info_json_is_metadata_that_recreates_the_bundle(tmp_path: Path) -> None:
+    onnx = export(_pointwise(), tmp_path / "m.onnx", dynamic=False)
+    args = ["bundle", "create", "--onnx", str(onnx), "--metadata"]
+    res = _invoke(*args, str(_flat_meta(tmp_path / "m.json")), "-o", str(tmp_path / "a.bundle"))
+    assert res.exit_code == 0, res.output
+    info = _invoke("bundle", "info", str(tmp_path / "a.bundle"), "--json").output
+    (tmp_path / "info.json").write_text(info)  # nulls, kind, format and sha256 included
+    res = _invoke(*args, str(tmp_path / "info.json"), "-o", str(tmp_path / "b.bundle"))
+    assert res.exit_code == 0, res.output
+    assert load_bundle(tmp_path / "b.bundle").sha256 == load_bundle(tmp_path / "a.bundle").sha256
+
+
+def test_a_fixed_batch_too_large_for_memory_is_refused_before_allocating(tmp_path: Path) -> None:
+    import onnx
+
+    path = export(_pointwise(), tmp_path / "m.onnx", dynamic=False)
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 70_000  # 4.6 GB per pass
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = 70_000
+    onnx.save(model, str(path))
+    res = _invoke(
+        "bundle",
+        "create",
+        "--onnx",
+        str(path),
+        "--metadata",
+        str(_flat_meta(tmp_path / "m.json")),
+        "-o",
+        str(tmp_path / "x.bundle"),
+    )
+    _one_line_error(res, "smaller or dynamic batch size")
+
+
 def test_nhwc_model_without_layout_is_refused(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -361,6 +394,8 @@ def _forged(tmp: Path, **changes: Any) -> Path:
         ({"overlap": -3}, "0..4096"),
         ({"classes": 7}, "'classes' must be a list"),
         ({"format_version": "1"}, "format_version"),
+        ({"name": "ok\n\x1b[2Kerror: spoofed"}, "printable"),
+        ({"bands": ["b1", "b2", "b3", "b4\r"]}, "band names"),
     ],
 )
 def test_forged_bundle_numbers_are_refused_at_load(
@@ -438,6 +473,9 @@ def test_outputs_into_a_missing_folder_create_it(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert load_bundle(target).kind == "onnx"
     classes = _class_raster(tmp_path)
+    polygons = tmp_path / "shapes" / "v.gpkg"
+    assert _invoke("vectorize", str(classes), "-o", str(polygons)).exit_code == 0
+    assert polygons.is_file()
     png = tmp_path / "looks" / "q.png"
     assert _invoke("quicklook", str(classes), "-o", str(png)).exit_code == 0
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -81,6 +81,8 @@ def create(
     target = check_output_file(out, overwrite=overwrite)
     if (onnx_path is None) == (arch is None and "architecture" not in meta):
         raise InputError("pass exactly one of --onnx or --arch")
+    if onnx_path is not None and (weights or encoder):
+        raise InputError("--weights and --encoder go with --arch; an ONNX model holds its weights")
     kwargs = bundle_arguments(meta, out=target, onnx=onnx_path is not None)
     if onnx_path is not None:
         made = ModelBundle.create(onnx=_read_onnx(onnx_path, kwargs), **kwargs)

@@ -18,6 +18,7 @@ import shapely
 from numpy.typing import NDArray
 
 from geoseg.errors import InputError, OutputError
+from geoseg.outfile import check_output_file, make_parent
 from geoseg.schemes import ClassInfo, parse_classes
 from geoseg.styles import qml_path, style_vector_output
 from geoseg.vector import geometry
@@ -245,6 +246,8 @@ def vectorize(
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     final = final_name(out)  # predict hands over a staged name: write it in place
+    if final == out:
+        check_output_file(out, overwrite=True)  # a folder, or one that cannot be written
     clean_orphans(final)  # temporaries of an earlier run that was killed
     clean_orphans(sieve_scratch(final))
     with _open_raster(raster) as ds, contextlib.ExitStack() as stack:
@@ -282,6 +285,7 @@ def vectorize(
         finish = None
         if scheme and driver == "GPKG":
             finish = partial(style_vector_output, layer=layer, classes=scheme)
+        make_parent(out)
         _write_atomic(
             batches, out, fmt=fmt, layer=layer, grid=grid, finish=finish, staged=final != out
         )
