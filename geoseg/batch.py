@@ -178,33 +178,48 @@ def run_batch(
         Before anything runs, for problems of the whole call (output folder,
         scenes sharing a name, mixed CRSs without ``allow_mixed_crs``).
     """
-    from geoseg.chips import ChipGrid
-    from geoseg.predict import _check_out_dir, _match_bands
+    from geoseg.atomic import output_locks
+    from geoseg.predict import _check_out_dir, check_resources, locked_subject, open_for_predict
     from geoseg.scene import gdal_env
 
     _check_out_dir(out)
     _check_names(paths)
-    manifest = Manifest.load(out)
     opened: dict[str, Any] = {}
     for path in paths:
         try:
-            scene = _match_bands(path, bundle, opts.bands, opts.allow_no_crs)
-            chip = opts.chip or bundle.chip
-            overlap = opts.overlap if opts.overlap is not None else min(bundle.overlap, chip - 1)
-            ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
+            scene = open_for_predict(path, bundle, opts)
+            check_resources(scene, bundle, opts, device, engine)
             opened[path] = scene
         except GeosegError as err:
             opened[path] = err
     _check_crs([s for s in opened.values() if not isinstance(s, GeosegError)], opts)
-    plan = [_plan_scene(path, opened[path], bundle, out, opts, device, manifest) for path in paths]
-    results = []
-    with gdal_env(reads_chips=getattr(engine, "reads_chips", True)):
-        for path, scene, key, verdict in plan:
-            results.append(
-                _run_one(
-                    path, scene, key, verdict, bundle, out, opts, device, engine, progress, manifest
+    # one batch per folder at a time (the manifest), and no other run on these scenes
+    with (
+        output_locks(out, [MANIFEST], f"the batch manifest {out / MANIFEST}"),
+        output_locks(out, [_stem(p) for p in paths], locked_subject(out)),
+    ):
+        manifest = Manifest.load(out)
+        plan = [
+            _plan_scene(path, opened[path], bundle, out, opts, device, manifest) for path in paths
+        ]
+        results = []
+        with gdal_env(reads_chips=getattr(engine, "reads_chips", True)):
+            for path, scene, key, verdict in plan:
+                results.append(
+                    _run_one(
+                        path,
+                        scene,
+                        key,
+                        verdict,
+                        bundle,
+                        out,
+                        opts,
+                        device,
+                        engine,
+                        progress,
+                        manifest,
+                    )
                 )
-            )
     failed = [r for r in results if r.state == "failed"]
     if failed:
         first = failed[0]
@@ -251,6 +266,7 @@ def _plan_scene(
     """Decide ``run``, ``skip`` or ``fail`` for one scene and mark it in the manifest."""
     from dataclasses import asdict
 
+    from geoseg.outputs import existing_outputs
     from geoseg.predict import _output_paths
 
     stem = _stem(path)
@@ -264,6 +280,7 @@ def _plan_scene(
     have = [q for q in outputs.values() if q.exists()]
     if entry.get("state") == "done" and entry.get("key") == key and len(have) == len(outputs):
         return path, scene, key, "skip"
+    have = existing_outputs(out, stem)  # a user's own style, or one this run would not make
     if have and not opts.overwrite:
         err = OutputError(
             f"{have[0]} exists and was not made with these inputs and options; "

@@ -63,9 +63,50 @@ class Normalizer:
         the low percentile for ``percentile``), a neutral value, so nodata does
         not push extreme numbers into the receptive field of valid neighbours.
         """
-        x = self(raw.astype(np.float32))
+        with np.errstate(over="ignore", invalid="ignore"):  # see finite_mask
+            x = self(raw.astype(np.float32))
         x[np.broadcast_to(~valid[:, None], x.shape)] = 0.0
         return x
+
+    def finite_constants(self) -> bool:
+        """Whether every constant is a finite float32 (the type the model input is built in)."""
+        values = [*self.sub, *self.mul, *(self.post_sub or ()), *(self.post_mul or ())]
+        with np.errstate(over="ignore"):
+            return bool(np.isfinite(np.asarray(values, dtype=np.float32)).all())
+
+    def may_overflow(self, dtype: Any) -> bool:
+        """Whether some value of ``dtype`` could normalize to a non-finite number.
+
+        Floats always may (a float64 1e300 is inf in float32). For integers the
+        map is monotonic per band, so checking the type's two extremes suffices.
+        """
+        dt = np.dtype(dtype)
+        if dt.kind == "f" or not self.finite_constants():
+            return True
+        info = np.iinfo(dt)
+        ends = np.empty((1, len(self.sub), 1, 2), dtype=np.float64)
+        ends[..., 0], ends[..., 1] = info.min, info.max
+        return not bool(self.finite_mask(ends).all())
+
+    def finite_mask(self, raw: NDArray[Any]) -> NDArray[np.bool_]:
+        """Pixels of ``(..., bands, rows, cols)`` whose every band normalizes to a finite value.
+
+        The same float32 arithmetic as :meth:`__call__`, one band at a time (one
+        band of float32 in memory). Overflow is expected here, not warned about.
+        """
+        ok = np.ones(raw.shape[:-3] + raw.shape[-2:], dtype=bool)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for b in range(raw.shape[-3]):
+                y = raw[..., b, :, :].astype(np.float32)
+                y -= np.float32(self.sub[b])
+                y *= np.float32(self.mul[b])
+                if self.clip is not None:
+                    np.clip(y, self.clip[0], self.clip[1], out=y)
+                if self.post_sub is not None and self.post_mul is not None:
+                    y -= np.float32(self.post_sub[b])
+                    y *= np.float32(self.post_mul[b])
+                ok &= np.isfinite(y)
+        return ok
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved constants, for the run record."""

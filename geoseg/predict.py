@@ -23,15 +23,22 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.atomic import clean_stale, remove_quietly, temp_name
+from geoseg.atomic import clean_stale, output_locks, remove_quietly, temp_name
 from geoseg.blend import BLENDS, finalize, fixed_point_scale
 from geoseg.bundle import ModelBundle, load_bundle
 from geoseg.chips import BlockPlan, ChipGrid, axis_owner
 from geoseg.engine.local import LocalEngine
 from geoseg.engine.task import BlockResult, PartialStore, PredictJob
-from geoseg.errors import GeosegError, InputError, OutputError, SceneError
+from geoseg.errors import BundleError, GeosegError, InputError, OutputError, SceneError
 from geoseg.normalize import build_normalizer, scene_percentiles
+from geoseg.outputs import (
+    check_existing,
+    check_not_inputs,
+    output_paths,
+    stale_outputs,
+)
 from geoseg.predictor import PRECISIONS, check_precision, resolve_device, returns_logits
+from geoseg.resources import MAX_CHIP, available_memory, block_need, check_memory, model_width
 from geoseg.scene import Scene, gdal_env, open_scene
 from geoseg.writer import RasterSink, output_error
 
@@ -82,6 +89,25 @@ class PredictOptions:
                 )
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads must be at least 1, got {self.threads}")
+        _check_chip(self.chip)
+        if self.bands is not None and not self.bands:
+            raise InputError(
+                "--bands names no band; give 1-based indexes or names such as 3,2,1 "
+                "or red,green,blue, or omit it to use the bundle's band names"
+            )
+
+
+def _check_chip(chip: object) -> None:
+    """``--chip``: None (the bundle's), or a whole number of pixels up to ``MAX_CHIP``."""
+    if chip is None:
+        return
+    if chip == 0:
+        raise InputError("--chip 0 is not a chip size; omit --chip to use the bundle's chip")
+    if not isinstance(chip, int) or isinstance(chip, bool) or not 1 <= chip <= MAX_CHIP:
+        raise InputError(
+            f"--chip must be a whole number of pixels from 1 to {MAX_CHIP}, got {chip!r}; "
+            "omit it to use the bundle's chip"
+        )
 
 
 @dataclass
@@ -146,18 +172,78 @@ def _match_bands(
 
 
 def _output_paths(out_dir: Path, stem: str, opts: PredictOptions) -> dict[str, Path]:
-    paths = {"classes": out_dir / f"{stem}_classes.tif", "run": out_dir / f"{stem}_run.json"}
-    if opts.confidence:
-        paths["confidence"] = out_dir / f"{stem}_confidence.tif"
-    if opts.vector:
-        if opts.vector_format == "gpkg":  # the style travels inside the GeoPackage
-            paths["vector"] = out_dir / f"{stem}_classes.gpkg"
-        else:
-            # other formats are styled by a <name>.qml sidecar, and <stem>_classes.qml
-            # is the class raster's: the polygons need a base name of their own
-            paths["vector"] = out_dir / f"{stem}_polygons.{opts.vector_format}"
-            paths["vector_style"] = out_dir / f"{stem}_polygons.qml"
-    return paths
+    return output_paths(out_dir, stem, opts)
+
+
+def open_for_predict(path: str, bundle: ModelBundle, opts: PredictOptions) -> Scene:
+    """Open one scene and check everything about it that can be checked before inferring.
+
+    Bands against the bundle, the chip grid, and a CRS for polygons: a scene
+    without one (``--allow-no-crs``) can give a class raster, but polygons need a
+    CRS, which would otherwise fail only after the whole inference.
+    """
+    scene = _match_bands(path, bundle, opts.bands, opts.allow_no_crs)
+    chip, overlap = _chip_overlap(opts, bundle)
+    ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
+    if scene.crs is None and opts.vector:
+        raise SceneError(
+            f"{path} has no CRS and polygons need one; pass --no-vector to write the class "
+            "raster alone, or assign a CRS (gdal_edit.py -a_srs EPSG:xxxx)"
+        )
+    return scene
+
+
+def _chip_overlap(opts: PredictOptions, bundle: ModelBundle) -> tuple[int, int]:
+    chip = opts.chip or bundle.chip
+    overlap = opts.overlap if opts.overlap is not None else min(bundle.overlap, chip - 1)
+    return chip, overlap
+
+
+def run_batch_size(opts: PredictOptions, device: str, grid: ChipGrid) -> int:
+    """Chips per forward pass for a scene: the asked size, at most the scene's chip count.
+
+    Short batches are padded to this size so that every forward pass of a run
+    has one shape (byte-identical results across block sizes); capping it at the
+    scene's chip count, once per scene, bounds that padding without giving two
+    batches of one run different shapes.
+    """
+    return min(opts.batch_size or default_batch_size(device), len(grid))
+
+
+def check_resources(
+    scene: Scene, bundle: ModelBundle, opts: PredictOptions, device: str, engine: Any
+) -> None:
+    """Refuse a scene whose block tasks would not fit in memory (see :mod:`geoseg.resources`).
+
+    Raises
+    ------
+    InputError
+        The chip and batch size (times the tasks that run at once) need more
+        memory than the machine (or a Dask worker) has available.
+    """
+    chip, overlap = _chip_overlap(opts, bundle)
+    grid = ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
+    batch = run_batch_size(opts, device, grid)
+    block = opts.block or auto_block(scene.shape, grid, getattr(engine, "parallelism", 2))
+    need = block_need(
+        grid,
+        block=block,
+        batch=batch,
+        bands=len(scene.bands),
+        itemsize=np.dtype(scene.dtype).itemsize,
+        classes=len(bundle.classes),
+        width=model_width(bundle),
+    )
+    budget = getattr(engine, "memory_budget", None)
+    available, tasks, where = budget(device) if budget else (available_memory(), 1, None)
+    check_memory(
+        need,
+        tasks=tasks,
+        available=available,
+        chip=chip,
+        batch=batch,
+        where=where or "this machine",
+    )
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -176,7 +262,7 @@ def _check_out_dir(out_dir: Path) -> None:
 def _preflight(
     paths: list[str], bundle: ModelBundle, out_dir: Path, opts: PredictOptions
 ) -> list[Scene]:
-    scenes = [_match_bands(p, bundle, opts.bands, opts.allow_no_crs) for p in paths]
+    scenes = [open_for_predict(p, bundle, opts) for p in paths]
     stems = [s.stem for s in scenes]
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:
@@ -192,16 +278,9 @@ def _preflight(
             f"scenes are in different CRSs ({first.stem}: {first.crs}, {other.stem}: {other.crs}); "
             "run them separately or pass --allow-mixed-crs"
         )
-    chip = opts.chip or bundle.chip
-    overlap = opts.overlap if opts.overlap is not None else min(bundle.overlap, chip - 1)
-    for s in scenes:
-        ChipGrid(s.shape, chip, overlap, pad=opts.pad)
     _check_out_dir(out_dir)
-    if not opts.overwrite:
-        for s in scenes:
-            for p in _output_paths(out_dir, s.stem, opts).values():
-                if p.exists():
-                    raise OutputError(f"{p} exists; pass --overwrite to replace it")
+    for s in scenes:
+        check_existing(out_dir, s.stem, opts)
     return scenes
 
 
@@ -271,6 +350,7 @@ def predict(
         bundle = load_bundle(bundle)
     paths = expand_scenes(scenes)
     out = Path(out_dir)
+    check_not_inputs(paths, out, [scene_stem(p) for p in paths])
     batch = len(paths) > 1 if manifest is None else manifest
     if not batch:
         scene_objs = _preflight(paths, bundle, out, opts)
@@ -289,7 +369,12 @@ def predict(
         return run_batch(
             paths, bundle, out, opts=opts, device=device, engine=engine, progress=progress
         )
-    with gdal_env(reads_chips=getattr(engine, "reads_chips", True)):
+    check_resources(scene_objs[0], bundle, opts, device, engine)
+    with (
+        output_locks(out, [scene_objs[0].stem], locked_subject(out)),
+        gdal_env(reads_chips=getattr(engine, "reads_chips", True)),
+    ):
+        check_existing(out, scene_objs[0].stem, opts)  # another run may have finished meanwhile
         return [
             predict_scene(
                 scene_objs[0],
@@ -301,6 +386,16 @@ def predict(
                 progress=progress,
             )
         ]
+
+
+def locked_subject(out: Path) -> str:
+    """Subject of the error when another run holds a scene's lock (``{name}``: the stem)."""
+    return f"the outputs of scene '{{name}}' in {out}"
+
+
+def scene_stem(path: str) -> str:
+    """A scene's output stem: its file name without folder and extension."""
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 BALANCE_SLACK = 0.03
@@ -353,11 +448,24 @@ def default_batch_size(device: str) -> int:
 
 
 def _normalizer(scene: Scene, bundle: ModelBundle) -> tuple[Any, Any]:
+    """The scene's normalizer (and its percentiles), refused if float32 cannot hold it."""
     spec = bundle.meta["normalization"]
     stats = None
     if spec["type"] == "percentile":
         stats = scene_percentiles(scene, spec["low"], spec["high"])
-    return build_normalizer(spec, stats=stats), stats
+    normalizer = build_normalizer(spec, stats=stats)
+    if not normalizer.finite_constants():
+        if stats is not None:
+            raise SceneError(
+                f"{scene.path} has values beyond float32's range (band percentiles "
+                f"{', '.join(f'{lo:.3g}..{hi:.3g}' for lo, hi in stats)}); the model reads "
+                "float32: rescale the scene (gdal_translate -scale) or mark those values as nodata"
+            )
+        raise BundleError(
+            f"bundle '{bundle.name}' has normalization constants beyond float32's range; "
+            "fix its mean, std, scale and offset"
+        )
+    return normalizer, stats
 
 
 class _Collector:
@@ -477,8 +585,7 @@ def predict_scene(
     paths = _output_paths(out_dir, scene.stem, opts)
     for p in paths.values():
         clean_stale(p)
-    chip = opts.chip or bundle.chip
-    overlap = opts.overlap if opts.overlap is not None else min(bundle.overlap, chip - 1)
+    chip, overlap = _chip_overlap(opts, bundle)
     grid = ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
     block = opts.block or auto_block(scene.shape, grid, getattr(engine, "parallelism", 2))
     plan = BlockPlan(grid, block, keep="core" if opts.blend == "crop" else "chip")
@@ -497,7 +604,7 @@ def predict_scene(
         scene,
         grid,
         blend=opts.blend,
-        batch_size=opts.batch_size or default_batch_size(device),
+        batch_size=run_batch_size(opts, device, grid),
         normalizer=normalizer,
         scale=fixed_point_scale(grid),
         class_ids=np.array([c.id for c in classes], dtype=np.uint8),
@@ -567,7 +674,7 @@ def predict_scene(
         )
         staged["run"] = temp_name(paths["run"])
         staged["run"].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        _publish(staged, paths, sinks)
+        _publish(staged, paths, sinks, stale=stale_outputs(out_dir, scene.stem, opts))
     except BaseException as err:
         for sink in sinks.values():
             sink.abort()
@@ -613,10 +720,22 @@ def _open_sinks(
         )
 
 
-def _publish(staged: dict[str, Path], paths: dict[str, Path], sinks: dict[str, RasterSink]) -> None:
-    """Rename staged outputs to their final names, the run record last."""
+def _publish(
+    staged: dict[str, Path],
+    paths: dict[str, Path],
+    sinks: dict[str, RasterSink],
+    *,
+    stale: list[Path],
+) -> None:
+    """Rename staged outputs to their final names, the run record last.
+
+    ``stale`` outputs of the same stem that this run does not make (only present
+    with ``--overwrite``) are removed first, so the folder holds what the record lists.
+    """
     if paths["run"].exists():
         paths["run"].unlink()  # an old record must not vouch for a mix of old and new files
+    for old in stale:
+        remove_quietly(old)
     for key in ("classes", "confidence", "vector", "vector_style"):
         if key in staged:
             if key in sinks:

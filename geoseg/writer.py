@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window as RioWindow
@@ -40,6 +41,10 @@ DEFLATE_LEVEL = 3
 
 
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+WRITE_ERRORS = (RasterioError, CPLE_BaseError, OSError)
+"""What a failed GDAL write raises: GDAL's own errors (``CPLE_AppDefinedError`` from the
+COG driver on a full disk) are neither RasterioError nor OSError."""
 
 
 COG_CACHE_BYTES = 16 * 2**20
@@ -181,7 +186,7 @@ class RasterSink:
                 band_tags.update({f"CLASS_{c.id}": c.name for c in classes})
                 self.ds.update_tags(GEOSEG_CLASSES=json.dumps([c.to_dict() for c in classes]))
             self.ds.update_tags(1, **band_tags)
-        except (RasterioError, OSError) as err:
+        except WRITE_ERRORS as err:
             remove_quietly(self.tmp)
             raise output_error(path, err) from err
 
@@ -190,7 +195,7 @@ class RasterSink:
         r, c, h, w = window
         try:
             self.ds.write(values, 1, window=RioWindow(c, r, w, h))
-        except (RasterioError, OSError) as err:
+        except WRITE_ERRORS as err:
             self.abort()
             raise output_error(self.path, err) from err
 
@@ -225,13 +230,13 @@ class RasterSink:
                 )
                 self.staged_qml = qml_path(cog)
                 self.staged_qml.write_text(raster_qml(self.classes), encoding="utf-8")
-        except (RasterioError, OSError) as err:
+        except WRITE_ERRORS as err:
             remove_quietly(cog)
             self._drop_staged_qml()
             raise output_error(self.path, err) from err
         finally:
             if not self.ds.closed:
-                with contextlib.suppress(RasterioError, OSError):
+                with contextlib.suppress(*WRITE_ERRORS):
                     self.ds.close()
             remove_quietly(self.tmp)
         return cog
@@ -259,10 +264,8 @@ class RasterSink:
     def abort(self) -> None:
         """Drop the temporary files."""
         if not self.ds.closed:
-            try:
+            with contextlib.suppress(*WRITE_ERRORS):
                 self.ds.close()
-            except (RasterioError, OSError):
-                pass
         remove_quietly(self.tmp)
         self._drop_staged_qml()
 

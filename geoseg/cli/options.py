@@ -72,6 +72,10 @@ def dask_client(
             "pass one of --scheduler (an existing cluster), --workers (a new CPU cluster) "
             "or --gpus (a new cluster, one worker per GPU)"
         )
+    if workers is not None and workers < 1:
+        raise InputError(
+            f"--workers must be at least 1, got {workers}; omit --workers to run in this process"
+        )
     if not scheduler and not workers and not gpus:
         yield None
         return
@@ -86,8 +90,6 @@ def dask_client(
         ):
             yield client
         return
-    if workers is not None and workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
     from geoseg.engine.dask import require_distributed
 
     distributed = require_distributed()

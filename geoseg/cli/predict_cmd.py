@@ -33,7 +33,13 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     help="Bundle path or name of a shipped bundle (geoseg bundle list).",
 )
 @out_folder()
-@click.option("--chip", type=int, default=None, help="Chip edge in pixels [bundle's].")
+@click.option(
+    "--chip",
+    type=int,
+    default=None,
+    help="Chip edge in pixels, 1 to 8192 [bundle's]. A scene smaller than the chip is run as "
+    "one padded chip (refused with --no-pad, or when chip and batch do not fit in memory).",
+)
 @click.option(
     "--overlap",
     type=int,
@@ -47,7 +53,11 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     help="Block edge in pixels: the unit of work; bounds memory [auto, at most 1536].",
 )
 @click.option(
-    "--batch-size", type=int, default=None, help="Chips per forward pass [1 on CPU, 8 on a GPU]."
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Chips per forward pass, at most the scene's chip count [1 on CPU, 8 on a GPU]; "
+    "refused when it does not fit in memory.",
 )
 @click.option(
     "--blend",

@@ -279,6 +279,17 @@ class DaskEngine:
         """Worker threads in the cluster (at least 1)."""
         return max(1, int(sum(self.client.nthreads().values())))
 
+    def memory_budget(self, device: str) -> tuple[int | None, int, str]:
+        """The smallest worker memory limit, that worker's threads, and where (no limit: None)."""
+        del device  # each worker thread runs one block task, CPU or GPU
+        workers = self.client.scheduler_info().get("workers", {}).values()
+        limited = [(int(w.get("memory_limit") or 0), int(w.get("nthreads") or 1)) for w in workers]
+        limited = [(m, n) for m, n in limited if m > 0]
+        if not limited:
+            return None, 1, "a Dask worker"
+        memory, threads = min(limited)
+        return memory, max(1, threads), "a Dask worker"
+
     def prepare(self, bundle: ModelBundle, device: str, precision: str = "fp32") -> None:
         """Send the bundle to every worker once."""
         self._bundle = self.client.scatter(bundle, broadcast=True, hash=False)

@@ -139,6 +139,12 @@ class LocalEngine:
         """Block tasks that run at once on CPU."""
         return self.threads or default_threads("cpu")
 
+    def memory_budget(self, device: str) -> tuple[int | None, int, str]:
+        """Memory available here, block tasks that run at once on ``device``, and where."""
+        from geoseg.resources import available_memory
+
+        return available_memory(), self.threads or default_threads(device), "this machine"
+
     def run(
         self,
         job: PredictJob,

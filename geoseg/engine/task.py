@@ -165,6 +165,10 @@ def infer_block(
     g = job.grid
     r0, c0 = block_window(g, block)[:2]
     t_read = read_seconds
+    if job.normalizer.may_overflow(data.dtype):
+        # a value the float32 model input cannot hold (float64 1e300) is nodata,
+        # decided per pixel, so any block size gives the same answer
+        valid = valid & job.normalizer.finite_mask(data)
     chip_cells = _chip_cells(block)
     todo: list[tuple[int, int, tuple[slice, slice]]] = []
     skipped: list[tuple[int, int, tuple[slice, slice]]] = []
