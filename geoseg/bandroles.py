@@ -106,7 +106,7 @@ def choose_bands(
     SceneError
         The roles cannot be known, a role is missing, or ``--sensor`` contradicts the file.
     """
-    preset = _preset(file, sensor)
+    preset = resolve_preset(file, sensor)
     if not is_roles(want):
         return BandChoice(None, preset, "file order (the bundle's inputs are not band roles)")
     roles = file_band_roles(file.descriptions, file.colorinterp, preset=preset)
@@ -130,7 +130,8 @@ def _positional(preset: SensorPreset, count: int) -> bool:
     return set(preset.bands) == {str(k) for k in range(1, count + 1)}
 
 
-def _preset(file: FileBands, sensor: str | None) -> SensorPreset | None:
+def resolve_preset(file: FileBands, sensor: str | None) -> SensorPreset | None:
+    """``--sensor``'s preset checked against the file, else the one the file names, else None."""
     detected = detect_preset(file.path, file.tags)
     if sensor is None:
         return detected

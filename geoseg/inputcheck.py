@@ -1,0 +1,207 @@
+"""Before inferring: which bands, in which units, and whether the bundle knows such data.
+
+:func:`plan_input` is the one place ``predict`` learns what it was given. It picks
+the scene bands for the bundle's inputs (:mod:`geoseg.bandroles`), the sensor
+preset (``--sensor`` or detected), folds the preset's conversion to reflectance
+into the normalization when the bundle was trained on reflectance, and compares
+a decimated sample of the scene with the bundle's recorded domain
+(:mod:`geoseg.domain`): far outside is a :class:`~geoseg.domain.DomainError`
+unless ``allow_domain_shift``; milder shifts come back as warnings for the CLI,
+the run record and the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geoseg.bandroles import BandChoice, FileBands, choose_bands, resolve_preset
+from geoseg.domain import DomainError, InputDomain, check_scene, pixel_size_m
+from geoseg.errors import SceneError
+from geoseg.scene import Scene, open_scene
+from geoseg.sensors import SensorPreset, sentinel2_offset
+
+SAMPLE_PIXELS = 1 << 18
+"""Pixels of the decimated read the domain check compares (about 512 x 512)."""
+
+REFLECTANCE = ("sr", "toa", "scaled")
+
+SHIFT_HINT = (
+    "pass --sensor if the scene is another product than its name says, use a bundle "
+    "trained on such data, or pass --allow-domain-shift to run anyway (it is recorded)"
+)
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """What predict will feed the bundle, and what it found on the way."""
+
+    scene: Scene
+    choice: BandChoice | None  # None: --bands chose
+    preset: SensorPreset | None
+    normalization: Mapping[str, Any]  # the bundle's, with a preset's conversion folded in
+    warnings: tuple[str, ...] = ()
+    refused_but_allowed: tuple[str, ...] = ()
+    sample_pixels: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready, for the run record."""
+        return {
+            "bands": self.choice.record() if self.choice else {"how": "--bands"},
+            "sensor": self.preset.describe() if self.preset else None,
+            "domain_warnings": list(self.warnings),
+            "domain_shift_allowed": list(self.refused_but_allowed),
+        }
+
+
+def bundle_domain(meta: Mapping[str, Any]) -> InputDomain | None:
+    """The domain a bundle's metadata records (``None`` for bundles that record none)."""
+    data = meta.get("domain")
+    return InputDomain.from_dict(data) if isinstance(data, Mapping) else None
+
+
+def plan_input(
+    path: str | os.PathLike[str],
+    bundle: Any,
+    *,
+    bands: Sequence[int | str] | None = None,
+    sensor: str | None = None,
+    allow_domain_shift: bool = False,
+    allow_no_crs: bool = False,
+) -> InputPlan:
+    """Open ``path`` for ``bundle`` with the right bands, and check it against its domain.
+
+    Raises
+    ------
+    SceneError
+        Band roles unknown or missing, or ``--sensor`` contradicting the file.
+    DomainError
+        The scene lies far outside the bundle's domain (and ``allow_domain_shift`` is off).
+    """
+    text = os.fspath(path)
+    domain = bundle_domain(bundle.meta)
+    choice: BandChoice | None = None
+    if bands is not None:
+        scene = open_scene(text, bands=bands, allow_no_crs=allow_no_crs)
+        preset = resolve_preset(FileBands.read(text), sensor)
+    else:
+        choice = choose_bands(
+            FileBands.read(text),
+            bundle.bands,
+            sensor=sensor,
+            bundle_sensors=domain.sensors if domain else (),
+            bundle_name=bundle.name,
+        )
+        picked = list(choice.bands) if choice.bands is not None else None
+        scene = open_scene(text, bands=picked, allow_no_crs=allow_no_crs)
+        preset = choice.preset
+    spec = _normalization(bundle.meta["normalization"], domain, preset, scene)
+    if domain is None:
+        return InputPlan(scene, choice, preset, spec)
+    sample = scene_sample(scene)
+    converted = _to_domain_units(sample, domain, preset, scene)
+    lat = _center_lat(scene)
+    check = check_scene(
+        domain,
+        sample=converted,
+        resolution_m=pixel_size_m(scene.crs, scene.transform, lat),
+        dtype=scene.dtype if converted is sample else None,
+        compare_values=spec["type"] == "fixed",
+    )
+    if check.refuse and not allow_domain_shift:
+        check.raise_if_refused(bundle.name, hint=SHIFT_HINT)
+    return InputPlan(
+        scene,
+        choice,
+        preset,
+        spec,
+        warnings=tuple(check.warn),
+        refused_but_allowed=tuple(check.refuse),
+        sample_pixels=int(sample.shape[1]),
+    )
+
+
+def _normalization(
+    spec: Mapping[str, Any],
+    domain: InputDomain | None,
+    preset: SensorPreset | None,
+    scene: Scene,
+) -> Mapping[str, Any]:
+    """The bundle's spec; for a reflectance bundle with fixed stats, the preset's conversion."""
+    if domain is None or domain.quantity not in REFLECTANCE or spec["type"] != "fixed":
+        return spec
+    if preset is None:
+        raise SceneError(
+            f"bundle was trained on reflectance ({domain.quantity}) with fixed statistics, so "
+            f"the units of {scene.path} must be known: pass --sensor (geoseg sensors lists them)"
+        )
+    return {**spec, "scale": preset.scale, "offset": _offset(preset, scene)}
+
+
+def _offset(preset: SensorPreset, scene: Scene) -> float:
+    if not preset.name.startswith("sentinel2"):
+        return preset.offset
+    import rasterio
+
+    with rasterio.open(scene.path) as ds:
+        tags = {**ds.tags(), **ds.tags(1)}
+    found = sentinel2_offset(tags, preset.quantity)
+    return preset.offset if found is None else found
+
+
+def _to_domain_units(
+    sample: NDArray[np.float64],
+    domain: InputDomain,
+    preset: SensorPreset | None,
+    scene: Scene,
+) -> NDArray[np.float64]:
+    if domain.quantity in REFLECTANCE and preset is not None:
+        return sample * preset.scale + _offset(preset, scene)
+    return sample
+
+
+def _center_lat(scene: Scene) -> float | None:
+    if scene.crs is None or not scene.crs.is_geographic:
+        return None
+    return float(scene.transform.f + scene.transform.e * scene.shape[0] / 2)
+
+
+def scene_sample(scene: Scene, max_pixels: int = SAMPLE_PIXELS) -> NDArray[np.float64]:
+    """``(bands, n)`` valid pixels of a decimated read of the scene's bands.
+
+    Raises
+    ------
+    SceneError
+        The scene has no valid pixel.
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    from geoseg.scene import read_error, read_masks
+
+    rows, cols = scene.shape
+    f = max(1.0, (rows * cols / max_pixels) ** 0.5)
+    out_shape = (len(scene.bands), max(1, int(rows / f)), max(1, int(cols / f)))
+    try:
+        with rasterio.open(scene.path) as ds:
+            data = ds.read(list(scene.bands), out_shape=out_shape).astype(np.float64)
+            valid = np.isfinite(data).all(axis=0)
+            if scene.has_mask:
+                valid &= read_masks(ds, list(scene.bands), out_shape=out_shape).all(axis=0)
+            if scene.alpha is not None:
+                valid &= ds.read(scene.alpha, out_shape=out_shape[1:]) > 0
+    except RasterioIOError as err:
+        raise read_error(scene.path, err) from err
+    if not valid.any():
+        raise SceneError(f"{scene.path} has no valid pixel (all nodata); nothing to predict")
+    sample: NDArray[np.float64] = data[:, valid]
+    return sample
+
+
+__all__ = ["DomainError", "InputPlan", "bundle_domain", "plan_input", "scene_sample"]
