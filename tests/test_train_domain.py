@@ -56,7 +56,7 @@ def test_a_trained_bundle_records_its_domain(landcover: tuple, tmp_path: Path) -
         sampling={"mode": "random", "chips_per_epoch": 8, "class_balanced": True},
         out=str(tmp_path / "lc.bundle"),
         record=str(tmp_path / "lc.train"),
-        card=None,
+        card=str(tmp_path / "card.md"),  # never the shipped card
     )
     _, paths = run_training(cfg, progress=False)
     recorded = InputDomain.from_dict(load_bundle(paths["bundle"]).meta["domain"])
