@@ -11,6 +11,12 @@ hrefs, ``/vsis3/`` for ``s3://``), so workers read remote data directly.
 The results go to ``<out>/stac/catalog.json``: one item per input item (same id,
 geometry, datetime), with the class COG (and the ``classification`` extension's
 class list), confidence, polygons and run record as assets.
+
+Catalogs often come from elsewhere, and item ids become file names (the VRT,
+the outputs, the results item), so ids must be safe file names
+(:func:`geoseg.safepath.safe_name`) and differ even ignoring case, and every
+file written is checked to stay inside the output folder. Child links are
+followed once each: a catalog whose links loop is refused, not walked forever.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from xml.sax.saxutils import escape
 from geoseg.atomic import atomic_path
 from geoseg.bundle import ModelBundle, load_bundle
 from geoseg.errors import InputError, MissingDependencyError
+from geoseg.safepath import inside, safe_name
 
 CLASSIFICATION = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
 INPUTS = "_inputs"
@@ -57,7 +64,14 @@ class BandSource:
 
 
 def read_items(source: str | os.PathLike[str]) -> list[Any]:
-    """Items of a local STAC Catalog, Collection or ItemCollection, in stable order."""
+    """Items of a local STAC Catalog, Collection or ItemCollection, in stable order.
+
+    Raises
+    ------
+    InputError
+        Not a STAC document, no items, child links that loop, an item id that is
+        not a safe file name, or two ids that differ only in case.
+    """
     pystac = _pystac()
     path = os.fspath(source)
     if not os.path.exists(path):
@@ -76,12 +90,68 @@ def read_items(source: str | os.PathLike[str]) -> list[Any]:
     elif isinstance(obj, pystac.ItemCollection):
         items = list(obj)
     else:
-        items = list(obj.get_items(recursive=True))
+        items = _catalog_items(obj, path)
     for item in items:
         item.make_asset_hrefs_absolute()
     if not items:
         raise InputError(f"{path} holds no STAC items")
+    check_item_ids(items, path)
     return sorted(items, key=lambda it: it.id)
+
+
+def _catalog_items(root: Any, path: str) -> list[Any]:
+    """Items of a catalog and its children, each child catalog read once."""
+    items: list[Any] = []
+    seen = {_normalized(root.get_self_href() or path)}
+    todo = [root]
+    try:
+        while todo:
+            cat = todo.pop()
+            items.extend(cat.get_items())
+            for link in cat.get_child_links():
+                href = _normalized(link.get_absolute_href() or "")
+                if href in seen:
+                    raise InputError(
+                        f"{path}: the child link to {href!r} reaches a catalog already read "
+                        "(a loop, or one catalog linked twice); fix the catalog's links"
+                    )
+                seen.add(href)
+                todo.append(link.resolve_stac_object(root=cat.get_root()).target)
+    except InputError:
+        raise
+    except Exception as err:  # pystac raises several types for missing or bad children
+        raise InputError(f"{path}: cannot read a linked STAC object ({err}); fix the link") from err
+    return items
+
+
+def _normalized(href: str) -> str:
+    return href if "://" in href else os.path.normpath(os.path.abspath(href))
+
+
+def check_item_ids(items: list[Any], source: str) -> None:
+    """Each item id is a safe file name and no two are equal ignoring case.
+
+    Item ids name the files of each item (``_inputs/<id>.vrt``, ``<id>_classes.tif``,
+    ``stac/<id>/<id>.json``); two ids that differ only in case would share them on
+    macOS and Windows.
+    """
+    seen: dict[str, str] = {}
+    for item in items:
+        name = safe_name(item.id, f"{source}: STAC item id")
+        key = name.casefold()
+        if key in seen:
+            raise InputError(
+                f"{source}: STAC items {seen[key]!r} and {name!r} would write the same files; "
+                "item ids must differ (ignoring case)"
+            )
+        seen[key] = name
+
+
+def input_vrt(out: str | os.PathLike[str], item: Any) -> Path:
+    """Where the VRT of ``item`` goes: ``<out>/_inputs/<id>.vrt``, checked to stay in ``out``."""
+    path = Path(out) / INPUTS / f"{safe_name(item.id, 'STAC item id')}.vrt"
+    inside(out, path)
+    return path
 
 
 def _eo_bands(asset: Any) -> list[dict[str, Any]]:
@@ -101,7 +171,8 @@ def band_sources(item: Any, bands: tuple[str, ...], *, asset: str | None) -> lis
     if asset is not None:
         if asset not in item.assets:
             raise InputError(
-                f"item {item.id} has no asset '{asset}'; it has {', '.join(sorted(item.assets))}"
+                f"item {item.id} has no asset {asset!r}; it has "
+                + ", ".join(repr(k) for k in sorted(item.assets))
             )
         a = item.assets[asset]
         names = [(b.get("common_name") or b.get("name") or "").lower() for b in _eo_bands(a)]
@@ -205,11 +276,10 @@ def predict_stac(
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
     out = Path(out_dir)
     items = read_items(source)
+    paths = [input_vrt(out, it) for it in items]  # every path checked before any is written
     vrts = [
-        write_vrt(
-            out / INPUTS / f"{it.id}.vrt", band_sources(it, bundle.bands, asset=asset), bundle.bands
-        )
-        for it in items
+        write_vrt(path, band_sources(it, bundle.bands, asset=asset), bundle.bands)
+        for path, it in zip(paths, items, strict=True)
     ]
     try:
         # always a resumable batch (manifest), however many items the catalog has
@@ -270,6 +340,8 @@ def write_catalog(out: Path, items: list[Any], results: list[Any], bundle: Model
             new.add_link(pystac.Link("derived_from", src, media_type=pystac.MediaType.JSON))
         catalog.add_item(new)
     catalog.normalize_hrefs(str(out / "stac"))
+    for new_item in catalog.get_items():
+        inside(out / "stac", new_item.get_self_href())
     catalog.make_all_asset_hrefs_relative()
     catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, dest_href=str(out / "stac"))
     return out / "stac" / "catalog.json"

@@ -12,7 +12,9 @@ Shares are of the *classified* area: a zone's (or the raster's) pixels that are
 not nodata. Zones come from any OGR file, are reprojected to the raster's CRS
 and rasterized per block with GDAL's pixel-centre rule (``all_touched=False``:
 a pixel belongs to a zone when its centre is inside). Features with the same
-zone value form one zone; a pixel inside two zones counts in both.
+zone value form one zone; a pixel inside two zones counts in both. Zones must be
+polygons: points and lines have no area (buffer them first). A feature without a
+zone value belongs to the zone named ``""`` (an empty cell), never ``"nan"``.
 
 Examples
 --------
@@ -123,7 +125,8 @@ class AreaTable:
         """One line: raster, CRS, area method, what the share is of."""
         method = "ellipsoidal (per-row exact)" if self.geographic else "planar, in the CRS"
         zones = f"; zones by '{self.zone_field}', pixel-centre rule" if self.zone_field else ""
-        empty = f"; zones without pixels: {', '.join(self.empty_zones)}" if self.empty_zones else ""
+        names = [markdown_cell(z) if z else "(no name)" for z in self.empty_zones]
+        empty = f"; zones without pixels: {', '.join(names)}" if names else ""
         whole = "zone's" if self.zone_field else "raster's"
         share = f"share_pct: percent of the {whole} classified (non-nodata) area"
         return f"{Path(self.raster).name} ({self.crs}, areas {method}{zones}); {share}{empty}"
@@ -138,7 +141,20 @@ def _fmt(column: str, value: Any) -> str:
         return f"{value:,.4f}"
     if column == "share_pct":
         return f"{value:.2f}"
-    return str(value).replace("|", "\\|")
+    return markdown_cell(value)
+
+
+def markdown_cell(value: Any) -> str:
+    r"""``value`` as the text of one Markdown table cell.
+
+    Names come from data (zone attributes, class names in a raster's tags), so ``\``
+    and ``|`` are escaped and line breaks become ``<br>``: the row stays one row.
+
+    >>> markdown_cell("a|b\nc")
+    'a\\|b<br>c'
+    """
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return "<br>".join(text.splitlines()) if text else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,20 +404,63 @@ def _read_zones(
             f"zones {zones} have no CRS; set one (ogr2ogr -a_srs EPSG:…) so they can be placed"
         )
     gdf = pyogrio.read_dataframe(zones, layer=layer, columns=[zone_field])
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].to_crs(ds.crs.to_wkt())
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    _check_polygons(gdf.geom_type.tolist(), zones)
+    gdf = gdf.to_crs(ds.crs.to_wkt())
     left, bottom, right, top = ds.bounds
     out: dict[str, list[Any]] = {}
     for value, geom in zip(gdf[zone_field].tolist(), gdf.geometry.tolist(), strict=True):
-        out.setdefault("" if value is None else str(value), []).append(shapely.make_valid(geom))
+        out.setdefault(zone_name(value), []).extend(_polygon_parts(shapely.make_valid(geom)))
     if not out:
         raise InputError(f"zones {zones} have no polygons; pass a file with zone polygons")
-    zone_list = [_Zone(k, tuple(g), _bounds(shapely.total_bounds(g))) for k, g in out.items()]
+    # a zone left without polygons (only collapsed rings) has no bounds and no pixels
+    nowhere = (math.nan,) * 4
+    zone_list = [
+        _Zone(k, tuple(g), _bounds(shapely.total_bounds(g)) if g else nowhere)
+        for k, g in out.items()
+    ]
     if not any(_overlaps(z.bounds, (left, bottom, right, top)) for z in zone_list):
         raise InputError(
             f"none of the {len(zone_list)} zones in {zones} overlaps {ds.name} "
             "(after reprojection to its CRS); check that both cover the same place"
         )
     return zone_list
+
+
+def _check_polygons(kinds: list[str], zones: Any) -> None:
+    """Points and lines have no area: rasterized they burn a pixel path, not a region."""
+    polygons = ("Polygon", "MultiPolygon")
+    other = [k for k in kinds if k not in polygons]
+    if other:
+        raise InputError(
+            f"zones {zones} hold {len(other)} {'/'.join(sorted(set(other)))} feature(s) and "
+            "stats needs polygons (points and lines have no area); buffer them into "
+            "polygons first (QGIS: Vector > Geoprocessing Tools > Buffer; GDAL: ogr2ogr with "
+            "-dialect sqlite and ST_Buffer)"
+        )
+
+
+def _polygon_parts(geom: Any) -> list[Any]:
+    """The polygons of a repaired geometry (repair can leave lines of a collapsed ring)."""
+    import shapely
+
+    parts = shapely.get_parts(geom).tolist()
+    return [p for p in parts if p.geom_type in ("Polygon", "MultiPolygon")]
+
+
+def zone_name(value: Any) -> str:
+    """A zone attribute as the zone's name: null is ``""``, a whole float has no ``.0``.
+
+    >>> [zone_name(v) for v in (None, float("nan"), 3.0, 2.5, "Zion")]
+    ['', '', '3', '2.5', 'Zion']
+    """
+    import pandas as pd
+
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # integer columns with nulls are read as floats
+    return str(value)
 
 
 def _bounds(b: NDArray[np.float64]) -> tuple[float, float, float, float]:

@@ -15,6 +15,13 @@ checking as it goes:
   is resolved against the YAML file's folder and, for inputs, must exist
   (``wf.yaml line 4: inputs.pre: file ../data/x.tif does not exist …``).
 
+The YAML may come from someone else (a shared workflow, a config in a
+repository), so parsing is bounded: anchors and aliases may repeat at most
+:data:`MAX_ALIAS_NODES` nodes in all (a "billion laughs" document of a few
+hundred bytes would otherwise expand to 10⁹ nodes), an alias may not contain
+itself, documents nest at most :data:`MAX_DEPTH` levels, and integers have at
+most 4300 digits; each is refused with one line naming the file.
+
 Supported types: ``Any``, ``bool``, ``int``, ``float`` (ints accepted), ``str``
 (numbers accepted: ``date: 2020``), ``None``, ``Literal[...]``, unions
 (``int | str``, ``X | None``; tried in order), ``list[X]``, ``tuple[X, ...]``,
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import math
 import os
 import types
 import typing
@@ -57,6 +65,13 @@ from geoseg.errors import GeosegError, InputError
 
 T = TypeVar("T")
 KeyPath = tuple[str, ...]
+
+MAX_ALIAS_NODES = 10_000
+"""How many nodes aliases (``*name``) may add to a document in all, beyond the nodes written
+out. Repeating a section a few times costs tens of nodes; exponential nesting is refused."""
+MAX_DEPTH = 64
+"""How deeply mappings and lists may nest (real specs use fewer than 10 levels)."""
+_MAX_INT = 10**18 - 1
 
 
 class SpecError(InputError):
@@ -135,8 +150,22 @@ def dotted(path: KeyPath) -> str:
     return out or "the top level"
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about values from files.
+
+    >>> shown(10**40, 12)
+    '100000000000… (41 characters)'
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def key_lines(node: Any, prefix: KeyPath = ()) -> dict[KeyPath, int]:
-    """1-based line of every mapping key and sequence item in a composed YAML node tree."""
+    """1-based line of every mapping key and sequence item in a composed YAML node tree.
+
+    An alias is walked once per use, so the tree must have passed :func:`check_size`
+    (as every tree :func:`read_yaml` and :func:`loads` parse has).
+    """
     import yaml
 
     out: dict[KeyPath, int] = {}
@@ -172,18 +201,109 @@ def read_yaml(path: str | os.PathLike[str], *, what: str = "spec") -> tuple[Any,
     return doc, Source(str(p), lines, p.resolve().parent)
 
 
+def safe_load(text: str, name: str = "YAML") -> Any:
+    r"""``yaml.safe_load`` with this module's bounds (aliases, depth), for any untrusted YAML.
+
+    Raises
+    ------
+    SpecError
+        Not valid YAML, or a document past the bounds (see the module notes); the
+        message starts with ``name``.
+
+    Examples
+    --------
+    >>> safe_load("a: &x [1, 2]\nb: *x\n")
+    {'a': [1, 2], 'b': [1, 2]}
+    """
+    return _parse(text, name)[0]
+
+
 def _parse(text: str, name: str) -> tuple[Any, dict[KeyPath, int]]:
+    """Compose once, check the node graph's size, then take lines and objects from it."""
     import yaml
 
+    loader = yaml.SafeLoader(text)
     try:
-        doc = yaml.safe_load(text)
-        lines = key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        check_size(node, name)
+        lines = key_lines(node)  # before construction: merge keys (<<) rewrite the nodes
+        return loader.construct_document(node), lines
+    except SpecError:
+        raise
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{name} line {mark.line + 1}" if mark is not None else name
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SpecError(f"{where}: not valid YAML ({problem}); fix the syntax") from err
-    return doc, lines
+    except RecursionError as err:  # the composer recurses once per level
+        raise SpecError(
+            f"{name}: YAML nested more than {MAX_DEPTH} levels deep; flatten the document"
+        ) from err
+    except ValueError as err:  # a bad date, or an integer longer than Python converts
+        problem = str(err).split(";")[0]
+        raise SpecError(f"{name}: a YAML value cannot be read ({problem}); fix the value") from err
+    finally:
+        loader.dispose()
+
+
+def check_size(root: Any, name: str = "spec") -> int:
+    """Check a composed YAML node graph before anything walks it; return its expanded size.
+
+    The composer shares one node for an anchor and all its aliases, so the graph is small
+    while the document it stands for can be exponential (or, with an alias inside its own
+    anchor, infinite). Sizes are computed once per distinct node.
+
+    Raises
+    ------
+    SpecError
+        The aliases add more than :data:`MAX_ALIAS_NODES` nodes, an alias contains
+        itself, or the document nests deeper than :data:`MAX_DEPTH`.
+    """
+    import yaml
+
+    known: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, height)
+    open_nodes: set[int] = set()
+
+    def measure(node: Any, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in open_nodes:
+            raise SpecError(
+                f"{name} line {node.start_mark.line + 1}: a YAML alias refers to a node that "
+                "contains it (a recursive document); write the value out"
+            )
+        if key not in known:
+            if depth > MAX_DEPTH:
+                raise SpecError(
+                    f"{name} line {node.start_mark.line + 1}: YAML nested more than "
+                    f"{MAX_DEPTH} levels deep; flatten the document"
+                )
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            else:
+                children = []
+            open_nodes.add(key)
+            sizes = [measure(child, depth + 1) for child in children]
+            open_nodes.discard(key)
+            known[key] = (1 + sum(s for s, _ in sizes), 1 + max((h for _, h in sizes), default=0))
+        size, height = known[key]
+        if depth + height > MAX_DEPTH + 1:
+            raise SpecError(
+                f"{name}: YAML nested more than {MAX_DEPTH} levels deep (through an alias); "
+                "flatten the document"
+            )
+        return size, height
+
+    total, _ = measure(root, 1)
+    if total - len(known) > MAX_ALIAS_NODES:
+        raise SpecError(
+            f"{name}: YAML aliases (*name) expand this document by more than "
+            f"{MAX_ALIAS_NODES:,} nodes; write the repeated parts out or use fewer aliases"
+        )
+    return total
 
 
 def load(path: str | os.PathLike[str], cls: type[T], *, what: str = "spec") -> tuple[T, Source]:
@@ -252,6 +372,13 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+class _RefusedValue(SpecError):
+    """A value of the right type that cannot be used (a missing file, a number out of range).
+
+    A union does not go on to try its other types after this error.
+    """
+
+
 class _Builder:
     def __init__(self, source: Source) -> None:
         self.source = source
@@ -259,8 +386,11 @@ class _Builder:
     def fail(self, path: KeyPath, message: str) -> SpecError:
         return self.source.error(path, message)
 
+    def refuse(self, path: KeyPath, message: str) -> _RefusedValue:
+        return _RefusedValue(f"{self.source.where(path)}: {message}")
+
     def wrong(self, path: KeyPath, tp: Any, value: Any) -> SpecError:
-        return self.fail(path, f"{dotted(path)} must be {type_name(tp)}, got {value!r}")
+        return self.fail(path, f"{dotted(path)} must be {type_name(tp)}, got {shown(value)}")
 
     def convert(self, value: Any, tp: Any, path: KeyPath) -> Any:
         origin = typing.get_origin(tp)
@@ -283,7 +413,7 @@ class _Builder:
             args = typing.get_args(tp)
             if any(value == a and type(value) is type(a) for a in args):
                 return value
-            raise self.fail(path, f"{dotted(path)} must be {type_name(tp)}, got {value!r}")
+            raise self.fail(path, f"{dotted(path)} must be {type_name(tp)}, got {shown(value)}")
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             return self.dataclass(value, tp, path)
         if origin in (list, tuple):
@@ -305,9 +435,10 @@ class _Builder:
                 continue
             try:
                 return self.convert(value, arg, path)
-            except SpecError as err:
-                if _is_path_error(err):  # the type fitted, the file did not
-                    raise
+            except _RefusedValue:
+                raise
+            except SpecError:
+                continue
         raise self.wrong(path, tp, value)
 
     def scalar(self, value: Any, tp: Any, path: KeyPath) -> Any:
@@ -316,8 +447,18 @@ class _Builder:
                 return value
             raise self.wrong(path, tp, value)
         if tp is float and isinstance(value, int | float):
-            return float(value)
+            number = float(value) if abs(value) < 1e308 else math.inf
+            if not math.isfinite(number):  # .nan and .inf pass every range check
+                raise self.refuse(
+                    path, f"{dotted(path)} must be a finite number, got {shown(value)}"
+                )
+            return number
         if tp is int and isinstance(value, int):
+            if abs(value) > _MAX_INT:  # numpy, torch and GDAL take 64-bit integers at most
+                raise self.refuse(
+                    path,
+                    f"{dotted(path)} must be an integer of at most 18 digits, got {shown(value)}",
+                )
             return value
         if tp is str and isinstance(value, str | int | float):
             return str(value)  # `date: 2020` or `name: 42` read as numbers; str() restores them
@@ -340,7 +481,7 @@ class _Builder:
 
     def mapping(self, value: Any, tp: Any, path: KeyPath) -> dict[Any, Any]:
         if not isinstance(value, dict):
-            raise self.fail(path, f"{dotted(path)} must be a mapping, got {value!r}")
+            raise self.fail(path, f"{dotted(path)} must be a mapping, got {shown(value)}")
         args = typing.get_args(tp)
         key_tp, value_tp = args if len(args) == 2 else (Any, Any)
         out = {}
@@ -359,7 +500,7 @@ class _Builder:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise self.fail(path, f"{dotted(path)} must be a mapping, got {value!r}")
+            raise self.fail(path, f"{dotted(path)} must be a mapping, got {shown(value)}")
         hints = typing.get_type_hints(cls, include_extras=True)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         known = known_keys(cls)
@@ -400,21 +541,16 @@ class _Builder:
             return text
         if mark.glob and glob.has_magic(value):
             if not glob.glob(text, recursive=True):
-                raise self.fail(
+                raise self.refuse(
                     path,
                     f"{dotted(path)}: no file matches {value} (resolved to {text}); "
                     "check the pattern (relative paths are relative to the spec's folder)",
                 )
             return text
         if not resolved.exists():
-            raise self.fail(
+            raise self.refuse(
                 path,
                 f"{dotted(path)}: file {value} does not exist (resolved to {text}); "
                 "check the path (relative paths are relative to the spec's folder)",
             )
         return text
-
-
-def _is_path_error(err: SpecError) -> bool:
-    text = str(err)
-    return "does not exist (resolved to" in text or "no file matches" in text

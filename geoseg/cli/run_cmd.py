@@ -94,9 +94,9 @@ def run(
 
     if workers is not None and scheduler is not None:
         raise InputError("pass --workers or --scheduler, not both")
-    wf = load_workflow(workflow)
+    wf = load_workflow(workflow, out=out)
     if check:
-        click.echo(f"{workflow}: a valid {wf.kind} workflow; outputs would go to {out or wf.out}")
+        click.echo(f"{workflow}: a valid {wf.kind} workflow; outputs would go to {wf.out}")
         return
     engine = None
     if workers is not None or scheduler is not None:

@@ -92,6 +92,7 @@ def train(config: str | None, **flags: Any) -> None:
         cfg.model.overlap = min(cfg.model.overlap, flags["chip"] // 4)
     if flags["lr"] is not None:
         cfg.optimizer.lr = flags["lr"]
+    cfg.check()  # --chip and --lr went in after the config was checked
     try:
         res, paths = run_training(cfg, resume=flags["resume"])
     except KeyboardInterrupt:

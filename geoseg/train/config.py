@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from geoseg.bundle import MAX_CHIP
 from geoseg.errors import InputError
+from geoseg.yamlspec import shown
 
 
 class ConfigError(InputError):
@@ -207,40 +209,69 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Check every value's range again (after changing fields, as the CLI's flags do).
+
+        Raises
+        ------
+        ConfigError
+            A value out of its range, naming the key and the range.
+        """
         _check_values(self)
+
+
+# Whole-number settings and the range each must be in. The chips end up in the bundle,
+# which refuses chips over bundle.MAX_CHIP: checked here, not after hours of training.
+LIMITS: dict[str, tuple[int, int]] = {
+    "model.chip": (8, MAX_CHIP),
+    "model.infer_chip": (8, MAX_CHIP),
+    "batch": (1, 1024),
+    "epochs": (1, 100_000),
+    "sampling.chips_per_epoch": (1, 10_000_000),
+    "split.block": (16, 65_536),
+    "split.gap": (0, 65_536),
+    "threads": (1, 1024),
+    "early_stopping.patience": (0, 100_000),
+}
+
+
+def _check_limits(cfg: TrainConfig) -> None:
+    for key, (lo, hi) in LIMITS.items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ConfigError(
+                f"{key} must be a whole number from {lo} to {hi:,}, got {shown(value)}; "
+                "fix the training config"
+            )
 
 
 def _check_values(cfg: TrainConfig) -> None:
     """Range checks that types alone do not express."""
+    _check_limits(cfg)
     checks: list[tuple[bool, str]] = [
         (bool(cfg.data), "data needs at least one {image, labels} entry"),
         (bool(cfg.bands), "bands needs at least one band name"),
-        (cfg.model.chip >= 8, f"model.chip {cfg.model.chip} must be at least 8"),
         (
             0 <= cfg.model.overlap < cfg.model.bundle_chip,
-            f"model.overlap {cfg.model.overlap} must be in [0, chip)",
+            f"model.overlap {shown(cfg.model.overlap)} must be in [0, chip)",
         ),
-        (
-            cfg.model.infer_chip is None or cfg.model.infer_chip >= 8,
-            f"model.infer_chip {cfg.model.infer_chip} must be at least 8",
-        ),
-        (cfg.epochs >= 1, f"epochs {cfg.epochs} must be at least 1"),
-        (cfg.batch >= 1, f"batch {cfg.batch} must be at least 1"),
-        (cfg.sampling.chips_per_epoch >= 1, "sampling.chips_per_epoch must be at least 1"),
         (
             0 < cfg.split.val_fraction < 1,
             f"split.val_fraction {cfg.split.val_fraction} must be in (0, 1)",
         ),
-        (cfg.split.block >= 16, f"split.block {cfg.split.block} must be at least 16"),
         (
             cfg.split.method != "polygon" or bool(cfg.split.polygon),
             "split.method polygon needs split.polygon (a vector file of validation areas)",
         ),
-        (cfg.split.gap is None or cfg.split.gap >= 0, "split.gap must be >= 0"),
         (0 <= cfg.augment.scale_jitter < 1, "augment.scale_jitter must be in [0, 1)"),
         (cfg.optimizer.lr > 0, f"optimizer.lr {cfg.optimizer.lr} must be positive"),
         (bool(cfg.loss.terms), "loss.terms needs at least one loss"),
-        (cfg.early_stopping.patience >= 0, "early_stopping.patience must be >= 0"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -90,7 +90,7 @@ def rec_counts(results: list[Any], skipped: list[tuple[str, str]]) -> dict[str, 
 
 
 def _stac_scenes(ctx: RunContext) -> tuple[list[str], list[Any], list[tuple[str, str]]]:
-    from geoseg.stac import INPUTS, band_sources, read_items, write_vrt
+    from geoseg.stac import band_sources, input_vrt, read_items, write_vrt
 
     inp = ctx.spec.inputs
     items = read_items(inp.stac)
@@ -116,7 +116,7 @@ def _stac_scenes(ctx: RunContext) -> tuple[list[str], list[Any], list[tuple[str,
                     ) from err
                 skipped.append((item.id, str(err)))
                 continue
-            vrt = write_vrt(ctx.out / INPUTS / f"{item.id}.vrt", sources, bands)
+            vrt = write_vrt(input_vrt(ctx.out, item), sources, bands)
             paths.append(str(vrt))
             kept.append(item)
         rec.details = {"items": len(items), "skipped": [s[0] for s in skipped]}

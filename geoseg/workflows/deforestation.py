@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from geoseg.safepath import safe_name
 from geoseg.workflows.runner import RunContext
 from geoseg.workflows.steps import (
     add_outputs_section,
@@ -43,7 +44,11 @@ def run(ctx: RunContext) -> Exception | None:
     spec = ctx.spec
     series = spec.inputs.series
     dates = parse_dates([s.date for s in series], len(series))
-    preds = [predict_scene(ctx, s.scene, ctx.out / str(s.date), role=str(s.date)) for s in series]
+    folders = [ctx.out / safe_name(str(s.date), "inputs.series date") for s in series]
+    preds = [
+        predict_scene(ctx, s.scene, folder, role=str(s.date))
+        for s, folder in zip(series, folders, strict=True)
+    ]
     rasters = [p.outputs["classes"] for p in preds]
     ch = spec.change
     rules = as_rules(ch.rules)

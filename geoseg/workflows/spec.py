@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from geoseg.errors import BundleError, InputError
 from geoseg.predict import PredictOptions
+from geoseg.safepath import safe_name
 from geoseg.yamlspec import InputGlob, InputPath, OutputPath, Source, SpecError, build, read_yaml
 
 Kind = Literal["landcover", "flood", "deforestation", "batch"]
@@ -28,6 +29,13 @@ VECTOR_FORMATS = {"gpkg": "gpkg", "geojson": "geojson", "fgb": "fgb", "parquet":
 # predict options the workflow itself decides: polygons are made by the vectorize step
 # (with the workflow's options) and --overwrite comes from ``geoseg run``
 _RESERVED_PREDICT = ("overwrite", "vector", "vector_format")
+PREDICT_LIMITS: dict[str, tuple[int, int]] = {
+    "batch_size": (1, 4096),
+    "block": (1, 65_536),
+    "threads": (1, 1024),
+}
+"""Ranges ``geoseg run --check`` holds predict options to (the chip: PredictOptions' own
+check; the overlap: below the chip). Whether a run fits in memory is checked when it runs."""
 
 
 @dataclass(kw_only=True)
@@ -298,8 +306,12 @@ class Workflow:
         return self.spec.kind
 
 
-def load_workflow(path: str | os.PathLike[str]) -> Workflow:
+def load_workflow(
+    path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None
+) -> Workflow:
     """Read and validate a workflow file; nothing is run and nothing is written.
+
+    ``out`` replaces the file's output folder (as ``geoseg run --out`` does).
 
     Raises
     ------
@@ -314,11 +326,21 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
     ('flood', 'mndwi-otsu', (4, 1))
     """
     doc, source = read_yaml(path, what="workflow")
-    return workflow_from_dict(doc, source, default_name=Path(path).stem)
+    return workflow_from_dict(doc, source, default_name=Path(path).stem, out=out)
 
 
-def workflow_from_dict(doc: Any, source: Source, *, default_name: str = "workflow") -> Workflow:
-    """Validate a parsed workflow document (see :func:`load_workflow`)."""
+def workflow_from_dict(
+    doc: Any,
+    source: Source,
+    *,
+    default_name: str = "workflow",
+    out: str | os.PathLike[str] | None = None,
+) -> Workflow:
+    """Validate a parsed workflow document (see :func:`load_workflow`).
+
+    Without ``out`` (or the file's ``out``) the outputs go to ``results/<default_name>``,
+    so ``default_name`` (the file's name) must be a safe file name.
+    """
     if not isinstance(doc, dict):
         raise source.error((), "a workflow must be a mapping of keys (kind, inputs, model, …)")
     kind = doc.get("kind")
@@ -338,11 +360,15 @@ def workflow_from_dict(doc: Any, source: Source, *, default_name: str = "workflo
     spec = build(SPEC_CLASSES[kind], doc, source)
     model = _resolve_model(spec.model, source)
     _check_against_model(spec, model, source)
-    if spec.out is not None:
-        out = Path(spec.out)
-    else:
-        out = Path.cwd() / "results" / default_name
-    return Workflow(spec, source, model, out)
+    if out is None and spec.out is not None:
+        out = spec.out
+    if out is None:
+        try:
+            name = safe_name(default_name, "workflow file name")
+        except InputError as err:
+            raise source.error((), f"{err}; set out in the file or pass --out") from err
+        out = Path.cwd() / "results" / name
+    return Workflow(spec, source, model, Path(out))
 
 
 def _check_against_model(spec: WorkflowSpec, model: str, source: Source) -> None:
@@ -350,6 +376,7 @@ def _check_against_model(spec: WorkflowSpec, model: str, source: Source) -> None
     from geoseg.bundle import load_bundle
 
     bundle = load_bundle(model)
+    _check_predict_sizes(spec.predict, bundle.chip, source)
     names = bundle.classes
     bands = spec.predict.bands
     if bands is not None and len(bands) != len(bundle.bands):
@@ -373,6 +400,24 @@ def _check_against_model(spec: WorkflowSpec, model: str, source: Source) -> None
                 listed = body[side] if isinstance(body[side], list) else [body[side]]
                 path = ("change", "rules", rule, side)
                 _check_names(listed, names, bundle.name, path, source)
+
+
+def _check_predict_sizes(opts: PredictOptions, bundle_chip: int, source: Source) -> None:
+    """Whole numbers in range: a file that asks for absurd sizes fails ``--check``, not a run."""
+    for name, (lo, hi) in PREDICT_LIMITS.items():
+        value = getattr(opts, name)
+        if value is not None and not lo <= value <= hi:
+            raise source.error(
+                ("predict", name),
+                f"predict.{name} must be a whole number from {lo} to {hi:,}, got {value}",
+            )
+    chip = opts.chip or bundle_chip
+    if opts.overlap is not None and not 0 <= opts.overlap < chip:
+        raise source.error(
+            ("predict", "overlap"),
+            f"predict.overlap must be from 0 to {chip - 1} (below the chip, {chip}), "
+            f"got {opts.overlap}",
+        )
 
 
 def _check_names(
