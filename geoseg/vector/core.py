@@ -18,7 +18,7 @@ import shapely
 from numpy.typing import NDArray
 
 from geoseg.errors import InputError, OutputError
-from geoseg.outfile import check_output_file, make_parent
+from geoseg.outfile import check_output_file
 from geoseg.schemes import ClassInfo, parse_classes
 from geoseg.styles import qml_path, style_vector_output
 from geoseg.vector import geometry
@@ -247,7 +247,7 @@ def vectorize(
         raise OutputError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     final = final_name(out)  # predict hands over a staged name: write it in place
     if final == out:
-        check_output_file(out, overwrite=True)  # a folder, or one that cannot be written
+        _check_folder(out)
     clean_orphans(final)  # temporaries of an earlier run that was killed
     clean_orphans(sieve_scratch(final))
     with _open_raster(raster) as ds, contextlib.ExitStack() as stack:
@@ -285,7 +285,6 @@ def vectorize(
         finish = None
         if scheme and driver == "GPKG":
             finish = partial(style_vector_output, layer=layer, classes=scheme)
-        make_parent(out)
         _write_atomic(
             batches, out, fmt=fmt, layer=layer, grid=grid, finish=finish, staged=final != out
         )
@@ -301,6 +300,16 @@ def vectorize(
         per_class_area_m2=tally.areas(),
         seconds=seconds,
     )
+
+
+def _check_folder(out: Path) -> None:
+    """Say before any work that ``out`` cannot be written (no folder, read-only, a folder)."""
+    if not out.parent.is_dir():
+        raise OutputError(
+            f"cannot write {out}: folder {out.parent} does not exist; create it or choose "
+            "another output path"
+        )
+    check_output_file(out, overwrite=True)
 
 
 class _Tally:
