@@ -1,9 +1,10 @@
 r"""Dataclasses from YAML, with the line of every key in every error.
 
-A spec is a tree of dataclasses. :func:`load` reads a YAML file with
-``yaml.safe_load`` (never constructs objects) and *composes* the same text (the
-safe loader's node tree) to know the line of every key, then builds the tree,
-checking as it goes:
+A spec is a tree of dataclasses. :func:`load` *composes* a YAML file with
+PyYAML's safe loader (its node tree, which knows the line of every key),
+checks the tree's size, takes the document from the same tree (plain values
+only, as ``yaml.safe_load`` gives), then builds the dataclasses, checking as it
+goes:
 
 - an unknown key: ``wf.yaml line 7: unknown key 'simplfy' in vectorize; known
   keys: format, simplify, …``;

@@ -189,6 +189,7 @@ CASES: dict[str, Case] = {
     "workflow chip 1e29": (_check("predict: {chip: 1e29}\n"), "predict.chip must be"),
     "workflow chip 1.0e+29": (_check("predict: {chip: 1.0e+29}\n"), "predict.chip must be"),
     "workflow chip 10**29": (_check("predict: {chip: " + "1" + "0" * 29 + "}\n"), "predict.chip"),
+    "workflow chip 100000": (_check("predict: {chip: 100000}\n"), "from 1 to 8192, got 100000"),
     "workflow overlap >= chip": (_check("predict: {chip: 64, overlap: 64}\n"), "from 0 to 63"),
     "workflow batch size 10**9": (
         _check("predict: {batch_size: 1000000000}\n"),

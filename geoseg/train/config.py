@@ -1,10 +1,10 @@
 """Training configuration: a tree of dataclasses loaded from YAML or built from flags.
 
 Every field has a default, so the smallest config names only the data, the
-class scheme and the bands. YAML is read with ``yaml.safe_load``; the same text
-is also *composed* (the safe loader's node tree, no object construction) to
-know the line of every key, so an unknown key or a wrong type is reported as
-``config.yaml line 12: unknown key 'lr' in optimizer; known keys: ...``.
+class scheme and the bands. YAML is read by :mod:`geoseg.yamlspec` (safe loader,
+bounded aliases and depth), which knows the line of every key, so an unknown key
+or a wrong type is reported as ``config.yaml line 12: unknown key 'lr' in
+optimizer; known keys: ...``. Sizes are checked against :data:`LIMITS`.
 """
 
 from __future__ import annotations
