@@ -65,11 +65,12 @@ ONNX_LAYOUTS = ("NCHW", "NHWC")
 
 def _whole(value: Any, key: str, lo: int, hi: int) -> int:
     """``value`` as an int in ``[lo, hi]``, else a :class:`BundleError` naming ``key``."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or int(value) != value:
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole:
         raise BundleError(f"bundle '{key}' must be a whole number of pixels, got {value!r}")
     if not lo <= value <= hi:
-        raise BundleError(f"bundle '{key}' is {value:g} pixels; it must be in {lo}..{hi}")
+        shown = f"{value:.3g}" if isinstance(value, float) else f"{value}"[:20]
+        raise BundleError(f"bundle '{key}' is {shown} pixels; it must be in {lo}..{hi}")
     return int(value)
 
 
@@ -81,7 +82,7 @@ def _check_normalization(spec: Any, n_bands: int) -> dict[str, Any]:
         )
     try:
         out = validate_normalization(spec, n_bands)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         if isinstance(err, BundleError):
             raise
         raise BundleError(

@@ -93,11 +93,16 @@ def _bad(key: str, problem: str) -> InputError:
     return InputError(f"metadata '{key}' {problem}; e.g. {EXAMPLES[key]}")
 
 
+def _finite(v: Any) -> bool:
+    """A real number a float can hold (YAML ``.nan``, ``.inf`` and 400-digit ints are not)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    return math.isfinite(v) if isinstance(v, float) else abs(v) < 10**300
+
+
 def _numbers(doc: Mapping[str, Any], key: str, n: int) -> list[float]:
     vals = doc[key]
-    ok = isinstance(vals, list) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in vals
-    )
+    ok = isinstance(vals, list) and all(_finite(v) for v in vals)
     if not ok or len(vals) != n:
         raise _bad(key, f"needs {n} finite numbers (one per band), got {vals!r}")
     return [float(v) for v in vals]
@@ -105,7 +110,7 @@ def _numbers(doc: Mapping[str, Any], key: str, n: int) -> list[float]:
 
 def _number(doc: Mapping[str, Any], key: str) -> float:
     v = doc[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if not _finite(v):
         raise _bad(key, f"must be a finite number, got {v!r}")
     return float(v)
 

@@ -149,6 +149,8 @@ CASES: dict[str, Case] = {
     "meta: mean without std": (_create(_flat(std=None)), "metadata 'std' is missing"),
     "meta: mean per band": (_create(_flat(mean=[0, 0, 0])), "needs 4 finite numbers"),
     "meta: nan std": (_create(_flat(std=[NAN] * 4)), "needs 4 finite numbers"),
+    "meta: 400-digit mean": (_create(_flat(mean=[10**400] * 4)), "needs 4 finite numbers"),
+    "meta: 400-digit chip": (_create(_flat(chip=10**400)), "4096"),
     "meta: nan std nested": (
         _create(
             _flat(
