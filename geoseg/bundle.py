@@ -183,6 +183,10 @@ def _validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         raise BundleError("bundle 'arch_params' must be a mapping")
     if out["kind"] == "torch" and not isinstance(out.get("architecture"), str):
         raise BundleError("a torch bundle needs an 'architecture'")
+    if out["kind"] == "torch":
+        from geoseg.models import check_arch_params
+
+        check_arch_params(out["architecture"], out.get("arch_params") or {})
     _check_onnx_io(out)
     if out["kind"] == "index":
         from geoseg.indices import validate_index_meta

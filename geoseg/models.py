@@ -34,13 +34,72 @@ exactly translation-equivariant: the model the seam tests use. ``Pointwise``: a
 benchmarks' stand-in for a fast GPU)."""
 
 
+MAX_ARCH_INT = 4096
+"""Largest integer an ``arch_params`` value may hold (channels, depths): a bundle from
+someone else must not make geoseg allocate a model of any size it likes."""
+MAX_PARAMETERS = 500_000_000
+"""Most parameters a bundle's model may have (2 GB of float32 weights)."""
+
+
+def _small_int(value: Any, key: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise BundleError(
+            f"arch_params '{key}' must be a whole number in {lo}..{hi}, got {value!r}"
+        )
+    return value
+
+
+def _check_params(params: Mapping[str, Any], where: str = "arch_params") -> None:
+    """Refuse integers beyond :data:`MAX_ARCH_INT` anywhere in ``params`` (lists, mappings)."""
+    for key, value in params.items():
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if isinstance(item, Mapping):
+                _check_params(item, f"{where}.{key}")
+            elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_ARCH_INT:
+                raise BundleError(
+                    f"{where} '{key}' holds {str(item)[:20]}; values above {MAX_ARCH_INT} would "
+                    "build a model too large to run"
+                )
+
+
+def check_arch_params(architecture: str, params: Mapping[str, Any]) -> None:
+    """Refuse ``arch_params`` that would build a model of unbounded size (before building).
+
+    Raises
+    ------
+    BundleError
+        A native net's ``layers``/``width`` out of range, or any integer above
+        :data:`MAX_ARCH_INT`.
+    """
+    if architecture == "ConvStack":
+        _small_int(params.get("layers", 3), "layers", 1, 64)
+        _small_int(params.get("width", 16), "width", 1, 1024)
+    _check_params(params)
+
+
+def _count_parameters(make: Any) -> int | None:
+    """Parameters of the model ``make()`` builds, counted on torch's meta device (no memory).
+
+    None when the model cannot be built there (some initializers read values).
+    """
+    import torch
+
+    try:  # meta initializers still draw from the CPU generator: seeded builds must not see it
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            model = make()
+    except Exception:  # noqa: BLE001 - not buildable on meta: the caller builds it for real
+        return None
+    return int(sum(p.numel() for p in model.parameters()))
+
+
 def _native(arch: str, in_channels: int, classes: int, params: Mapping[str, Any]) -> Any:
     from torch import nn
 
     if arch == "Pointwise":
         return nn.Conv2d(in_channels, classes, kernel_size=1)
-    layers = int(params.get("layers", 3))
-    width = int(params.get("width", 16))
+    layers = _small_int(params.get("layers", 3), "layers", 1, 64)
+    width = _small_int(params.get("width", 16), "width", 1, 1024)
     mods: list[nn.Module] = []
     ch = in_channels
     for _ in range(layers - 1):
@@ -112,6 +171,7 @@ def build_model(
         Unknown architecture or encoder, or parameters smp rejects.
     """
     params = dict(params or {})
+    check_arch_params(architecture, params)
     if architecture in NATIVE_ARCHITECTURES:
         return _native(architecture, in_channels, classes, params).eval()
     if architecture not in SMP_ARCHITECTURES:
@@ -121,15 +181,26 @@ def build_model(
         )
     import segmentation_models_pytorch as smp
 
-    try:
-        model = getattr(smp, architecture)(
+    def make() -> Any:
+        return getattr(smp, architecture)(
             encoder_name=encoder or "resnet18",
             encoder_weights=None,
             in_channels=in_channels,
             classes=classes,
             **params,
         )
+
+    try:
+        count = _count_parameters(make)
+        if count is not None and count > MAX_PARAMETERS:
+            raise BundleError(
+                f"{architecture} with {params} would have {count:,} parameters (at most "
+                f"{MAX_PARAMETERS:,}); refusing to build it"
+            )
+        model = make()
     except (KeyError, ValueError, TypeError) as err:
+        if isinstance(err, BundleError):
+            raise
         raise BundleError(
             f"cannot build {architecture} with encoder '{encoder}' and {params}: {err}"
         ) from err

@@ -237,6 +237,10 @@ CASES: dict[str, Case] = {
         _predict(None, bundle=_forged(overlap="16")),
         "whole number",
     ),
+    "bundle model too large (re-hashed)": (
+        _predict(None, bundle=_forged(arch_params={"layers": 3, "width": 10**9})),
+        "arch_params 'width'",
+    ),
     "bundle is a folder": (_predict(None, bundle=_shadow_folder), "is a folder, not a bundle"),
     "bundle is an onnx file": (
         _predict(None, bundle=lambda t: str(_onnx(t))),

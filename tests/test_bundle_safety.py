@@ -400,6 +400,9 @@ def _forged(tmp: Path, **changes: Any) -> Path:
         ({"overlap": -3}, "0..4096"),
         ({"classes": 7}, "'classes' must be a list"),
         ({"format_version": "1"}, "format_version"),
+        ({"arch_params": {"layers": 10**6, "width": 8}}, "'layers' must be a whole number"),
+        ({"arch_params": {"layers": 3, "width": 10**9}}, "'width' must be a whole number"),
+        ({"arch_params": {"layers": 3, "width": 8, "x": [1, 10**7]}}, "above 4096"),
         ({"name": "ok\n\x1b[2Kerror: spoofed"}, "printable"),
         ({"bands": ["b1", "b2", "b3", "b4\r"]}, "band names"),
     ],
@@ -409,6 +412,19 @@ def test_forged_bundle_numbers_are_refused_at_load(
 ) -> None:
     with pytest.raises(BundleError, match=text):
         load_bundle(_forged(tmp_path, **changes))
+
+
+def test_a_model_too_large_to_build_is_refused_before_allocating() -> None:
+    from geoseg.models import build_model
+
+    with pytest.raises(BundleError, match="parameters"):  # 1.4 billion, counted on meta
+        build_model(
+            "Unet",
+            encoder="resnet18",
+            in_channels=4,
+            classes=3,
+            params={"decoder_channels": [4096] * 5},
+        )
 
 
 def test_nan_std_gave_a_one_class_map_now_refused_at_create() -> None:
