@@ -425,7 +425,8 @@ class ModelBundle:
             lines.append(f"about       {m['description']}")
         if m.get("card"):
             lines += ["", str(m["card"]).rstrip()]
-        return "\n".join(lines)
+        # a card is someone else's text: terminal escapes in it must not reach the terminal
+        return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in "\n".join(lines))
 
 
 def _load_state(model: Any, tensors: Mapping[str, Any], name: str) -> None:

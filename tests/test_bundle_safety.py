@@ -427,6 +427,13 @@ def test_a_model_too_large_to_build_is_refused_before_allocating() -> None:
         )
 
 
+def test_bundle_info_shows_no_terminal_escape_from_a_card(tmp_path: Path) -> None:
+    path = _forged(tmp_path, card="# Card\n\x1b]0;owned\x07\x1b[2J wiped", description="a\rb")
+    res = _invoke("bundle", "info", str(path))
+    assert res.exit_code == 0 and "# Card" in res.output and "wiped" in res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output and "\r" not in res.output
+
+
 def test_nan_std_gave_a_one_class_map_now_refused_at_create() -> None:
     with pytest.raises(BundleError, match="finite"):
         make_bundle(normalization={"type": "fixed", "mean": [0.0] * 4, "std": [float("nan")] * 4})
