@@ -340,8 +340,8 @@ def write_catalog(out: Path, items: list[Any], results: list[Any], bundle: Model
             new.add_link(pystac.Link("derived_from", src, media_type=pystac.MediaType.JSON))
         catalog.add_item(new)
     catalog.normalize_hrefs(str(out / "stac"))
-    for new_item in catalog.get_items():
-        inside(out / "stac", new_item.get_self_href())
+    for href in [catalog.get_self_href(), *(it.get_self_href() for it in catalog.get_items())]:
+        inside(out, href)  # against out itself: a stac/ that links elsewhere is refused too
     catalog.make_all_asset_hrefs_relative()
     catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, dest_href=str(out / "stac"))
     return out / "stac" / "catalog.json"

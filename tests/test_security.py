@@ -96,12 +96,13 @@ def test_hostile_asset_key_is_only_a_key(tmp_path: Path) -> None:
     assert item.id == "a" and (out / "a_classes.tif").exists()
 
 
-def test_inputs_folder_linking_elsewhere_is_refused(tmp_path: Path) -> None:
-    """``inside`` resolves links: an ``_inputs`` symlink out of --out is not written through."""
+@pytest.mark.parametrize("folder", ["_inputs", "stac"])
+def test_a_folder_linking_elsewhere_is_refused(tmp_path: Path, folder: str) -> None:
+    """``inside`` resolves links: a symlink out of --out is not written through."""
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
     out.mkdir()
     elsewhere.mkdir()
-    (out / "_inputs").symlink_to(elsewhere, target_is_directory=True)
+    (out / folder).symlink_to(elsewhere, target_is_directory=True)
     catalog = stac_catalog(tmp_path)
     res = CliRunner().invoke(cli, predict_stac_args(catalog, tmp_path, out))
     assert res.exit_code == 2 and "outside the output folder" in res.stderr, res.output
