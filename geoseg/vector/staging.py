@@ -21,7 +21,7 @@ import os
 import re
 from pathlib import Path
 
-from geoseg.atomic import TMP_MARK, remove_quietly
+from geoseg.atomic import TMP_MARK, process_alive, remove_quietly
 
 _TOKEN = re.compile(re.escape(TMP_MARK) + r"(\d+)-[0-9a-f]+")
 
@@ -37,15 +37,7 @@ def final_name(path: Path) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
+    return pid == os.getpid() or process_alive(pid)
 
 
 def orphans(final: Path) -> list[Path]:
