@@ -20,16 +20,25 @@ from pathlib import Path
 from geoseg.errors import OutputError
 
 
-def check_output_file(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+def check_output_file(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    inputs: tuple[str | os.PathLike[str] | None, ...] = (),
+) -> Path:
     """``path`` as a :class:`~pathlib.Path`, after checking it can be written.
 
     Raises
     ------
     OutputError
-        ``path`` is a folder, exists and ``overwrite`` is false, lies under a
-        file, or its nearest existing folder is not writable.
+        ``path`` is a folder, one of ``inputs`` (never replaced, even with
+        ``overwrite``), exists and ``overwrite`` is false, lies under a file,
+        or its nearest existing folder is not writable.
     """
     p = Path(path)
+    for given in inputs:
+        if given is not None and p.exists() and Path(given).exists() and p.samefile(given):
+            raise OutputError(f"{p} is an input of this command; choose another -o")
     if p.is_dir():
         raise OutputError(f"{p} is a folder; -o takes a file name, e.g. {p / 'output'}{p.suffix}")
     if p.exists() and not overwrite:

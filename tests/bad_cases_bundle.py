@@ -223,6 +223,14 @@ CASES: dict[str, Case] = {
     "create -o is a folder": (_existing(_create(out="out/sub"), "sub/keep"), "is a folder"),
     "create -o under a file": (_under_a_file, "is a file"),
     "export-onnx over an existing file": (_export_over_existing, "exists; pass --overwrite"),
+    "create -o is the onnx input": (
+        lambda t: _create()(t)[:-1] + [str(_onnx(t)), "--overwrite"],
+        "is an input of this command",
+    ),
+    "export-onnx -o is the bundle": (
+        lambda t: ["bundle", "export-onnx", _bundle(t), "-o", _bundle(t), "--overwrite"],
+        "is an input of this command",
+    ),
     # predict with a bundle someone else made
     "bundle nan std (re-hashed)": (
         _predict(

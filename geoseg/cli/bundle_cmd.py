@@ -78,7 +78,7 @@ def create(
     from geoseg.outfile import check_output_file
 
     meta = read_metadata(metadata)
-    target = check_output_file(out, overwrite=overwrite)
+    target = check_output_file(out, overwrite=overwrite, inputs=(metadata, onnx_path, weights))
     if (onnx_path is None) == (arch is None and "architecture" not in meta):
         raise InputError("pass exactly one of --onnx or --arch")
     if onnx_path is not None and (weights or encoder):
@@ -165,10 +165,11 @@ def export_onnx(bundle_ref: str, out: str, opset: int, overwrite: bool) -> None:
     Example:
       geoseg bundle export-onnx landcover-nlcd8 -o landcover.onnx
     """
-    from geoseg.bundle import load_bundle
+    from geoseg.bundle import load_bundle, resolve_bundle_path
     from geoseg.onnx_export import export_onnx as run_export
     from geoseg.outfile import check_output_file
 
-    target = check_output_file(out, overwrite=overwrite)
-    run_export(load_bundle(bundle_ref), target, opset=opset)
+    bundle = load_bundle(bundle_ref)
+    target = check_output_file(out, overwrite=overwrite, inputs=(resolve_bundle_path(bundle_ref),))
+    run_export(bundle, target, opset=opset)
     click.echo(f"wrote {out}", err=True)
