@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,8 @@ from numpy.typing import NDArray
 from geoseg.errors import BundleError
 from geoseg.normalize import validate_normalization
 from geoseg.schemes import ClassInfo, parse_classes
+
+log = logging.getLogger(__name__)
 
 FORMAT = "geoseg-bundle"
 FORMAT_VERSION = 1
@@ -463,6 +466,13 @@ def resolve_bundle_path(path_or_name: str | os.PathLike[str]) -> Path:
     text = os.fspath(path_or_name)
     shipped = shipped_bundles()
     if not isinstance(path_or_name, Path) and not _looks_like_path(text) and text in shipped:
+        if Path(text).exists():
+            log.warning(
+                "'%s' is the shipped bundle of that name; write ./%s for the %s in this folder",
+                text,
+                text,
+                "folder" if Path(text).is_dir() else "file",
+            )
         return shipped[text]
     path = Path(text)
     if path.is_dir():

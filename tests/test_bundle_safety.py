@@ -461,6 +461,7 @@ def test_a_folder_named_like_a_shipped_bundle_does_not_shadow_it(tmp_path: Path)
             load_bundle("./water")
         res = _invoke("bundle", "info", "water")
         assert res.exit_code == 0 and "water" in res.output
+        assert "write ./water for the folder" in res.stderr  # says which one it took
 
 
 def test_an_onnx_file_given_as_a_bundle_says_how_to_wrap_it(tmp_path: Path) -> None:
