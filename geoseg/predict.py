@@ -38,7 +38,13 @@ from geoseg.outputs import (
     stale_outputs,
 )
 from geoseg.predictor import PRECISIONS, check_precision, resolve_device, returns_logits
-from geoseg.resources import MAX_CHIP, available_memory, block_need, check_memory, model_width
+from geoseg.resources import (
+    available_memory,
+    block_need,
+    check_chip,
+    check_memory,
+    model_width,
+)
 from geoseg.scene import Scene, gdal_env, open_scene
 from geoseg.writer import RasterSink, output_error
 
@@ -89,25 +95,12 @@ class PredictOptions:
                 )
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads must be at least 1, got {self.threads}")
-        _check_chip(self.chip)
+        check_chip(self.chip)
         if self.bands is not None and not self.bands:
             raise InputError(
                 "--bands names no band; give 1-based indexes or names such as 3,2,1 "
                 "or red,green,blue, or omit it to use the bundle's band names"
             )
-
-
-def _check_chip(chip: object) -> None:
-    """``--chip``: None (the bundle's), or a whole number of pixels up to ``MAX_CHIP``."""
-    if chip is None:
-        return
-    if chip == 0:
-        raise InputError("--chip 0 is not a chip size; omit --chip to use the bundle's chip")
-    if not isinstance(chip, int) or isinstance(chip, bool) or not 1 <= chip <= MAX_CHIP:
-        raise InputError(
-            f"--chip must be a whole number of pixels from 1 to {MAX_CHIP}, got {chip!r}; "
-            "omit it to use the bundle's chip"
-        )
 
 
 @dataclass
@@ -232,7 +225,7 @@ def check_resources(
         bands=len(scene.bands),
         itemsize=np.dtype(scene.dtype).itemsize,
         classes=len(bundle.classes),
-        width=model_width(bundle),
+        width=0 if device.startswith("cuda") else model_width(bundle),  # activations on the GPU
     )
     budget = getattr(engine, "memory_budget", None)
     available, tasks, where = budget(device) if budget else (available_memory(), 1, None)

@@ -8,9 +8,10 @@ the memory this machine has available; a run that cannot fit is refused with a
 sentence before anything is read or written.
 
 The estimate counts a block's raw pixels, the normalized batch, the model's
-scores and the model's own activations (``ACTIVATION_COPIES`` full-resolution
-feature maps of its widest layer per chip). It is an order of magnitude, not a
-promise: it refuses what cannot work, it does not guarantee what it lets through.
+scores and the model's own activations (``MODEL_BYTES_PER_CHANNEL`` per chip
+pixel and channel of its widest layer; on a GPU those are the GPU's, not
+counted). It is an order of magnitude, not a promise: it refuses what cannot
+work, it does not guarantee what it lets through.
 """
 
 from __future__ import annotations
@@ -25,13 +26,40 @@ from geoseg.errors import InputError
 MAX_CHIP = 8192
 """Largest chip edge ``--chip`` accepts: one 8192² chip of 4 bands is 1 GiB of float32 input."""
 
-ACTIVATION_COPIES = 3
-"""Full-resolution feature maps of the widest layer a forward pass holds at once (in, out, skip)."""
+MODEL_BYTES_PER_CHANNEL = 2
+"""Peak bytes of a forward pass per chip pixel and channel of the model's widest convolution.
+
+Measured on CPU: the shipped U-Net (ResNet-18, widest layer 128 channels) peaks
+at about 0.9 byte per pixel and channel (490 MB for one 1024² chip, as for
+four 512² chips); twice that leaves room for other architectures. Counting
+every channel at full resolution (wide layers work at 1/32 of it) would refuse
+runs that fit by an order of magnitude.
+"""
 
 DEFAULT_WIDTH = 64
 """Channels assumed for a model whose layers cannot be seen (ONNX)."""
 
 GIB = 2**30
+
+
+def check_chip(chip: object) -> None:
+    """``--chip``: ``None`` (the bundle's), or a whole number of pixels up to ``MAX_CHIP``.
+
+    Raises
+    ------
+    InputError
+        ``0`` (which used to mean "the bundle's" silently), a non-integer, or
+        a chip outside ``1..MAX_CHIP``.
+    """
+    if chip is None:
+        return
+    if chip == 0:
+        raise InputError("--chip 0 is not a chip size; omit --chip to use the bundle's chip")
+    if not isinstance(chip, int) or isinstance(chip, bool) or not 1 <= chip <= MAX_CHIP:
+        raise InputError(
+            f"--chip must be a whole number of pixels from 1 to {MAX_CHIP}, got {chip!r}; "
+            "omit it to use the bundle's chip"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +113,7 @@ def block_need(
         raw=raw,
         batch=2 * pixels * bands * 4,
         scores=2 * pixels * classes * 4,
-        model=pixels * width * ACTIVATION_COPIES * 4,
+        model=pixels * width * MODEL_BYTES_PER_CHANNEL,
     )
 
 
@@ -114,14 +142,30 @@ def _cgroup_available() -> int | None:
         return None
 
 
+def _address_space_left() -> int | None:
+    """Room under this process's address-space limit (``ulimit -v``), if one is set."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status", encoding="ascii") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        return max(0, limit - size)
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None
+
+
 def available_memory() -> int | None:
     """Bytes this process can still allocate without swapping (``None`` if unknown).
 
     ``MemAvailable`` from ``/proc/meminfo`` (what the kernel can hand out
-    without swapping), bounded by a container's cgroup limit; elsewhere the
-    free physical pages ``os.sysconf`` reports.
+    without swapping), bounded by a container's cgroup limit and by
+    ``ulimit -v``; elsewhere the free physical pages ``os.sysconf`` reports.
     """
-    found = [v for v in (_meminfo_available(), _cgroup_available()) if v is not None]
+    sources = (_meminfo_available(), _cgroup_available(), _address_space_left())
+    found = [v for v in sources if v is not None]
     if found:
         return min(found)
     try:

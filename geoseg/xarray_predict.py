@@ -23,6 +23,7 @@ from geoseg.chips import Block, BlockPlan, Cell, ChipGrid
 from geoseg.engine.task import BlockResult, PredictJob, block_window, infer_block
 from geoseg.errors import InputError, MissingDependencyError
 from geoseg.normalize import build_normalizer
+from geoseg.resources import check_chip
 from geoseg.schemes import NODATA_CLASS
 
 
@@ -147,12 +148,16 @@ def predict_xarray(
     da = _select_bands(da, bundle, bands)
     nodata = _nodata_of(da, nodata)
     rows, cols = da.shape[1:]
+    check_chip(chip)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     chip = chip or bundle.chip
     grid = ChipGrid(
         (rows, cols), chip, overlap if overlap is not None else min(bundle.overlap, chip - 1)
     )
     plan = BlockPlan(grid, block, keep="core" if blend == "crop" else "chip")
-    job = _job(da, bundle, grid, blend, batch_size, confidence, nodata)
+    # padding short batches only up to the chips there are (one shape for the whole run)
+    job = _job(da, bundle, grid, blend, min(batch_size, len(grid)), confidence, nodata)
     src = da.data if hasattr(da.data, "dask") else dask.array.from_array(da.data)
     job_d = dask.delayed(job, traverse=False)
     bundle_d = dask.delayed(bundle, traverse=False)
@@ -218,12 +223,18 @@ def _job(
             stats.append((float(lo), float(hi)))
     from geoseg.predictor import returns_logits
 
+    normalizer = build_normalizer(spec, stats=stats)
+    if not normalizer.finite_constants():
+        raise InputError(
+            "the DataArray's values (or the bundle's normalization) are beyond float32's range; "
+            "the model reads float32: rescale the data or mask those values as nodata"
+        )
     return PredictJob.build(
         None,
         grid,
         blend=blend,
         batch_size=batch_size,
-        normalizer=build_normalizer(spec, stats=stats),
+        normalizer=normalizer,
         scale=fixed_point_scale(grid),
         class_ids=np.array([c.id for c in bundle.classes], dtype=np.uint8),
         confidence=confidence,

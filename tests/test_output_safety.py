@@ -353,3 +353,43 @@ def test_warning_counter_counts_log_records_once_each(tmp_path: Path) -> None:
             logging.getLogger("rasterio._env").warning("CPLE_AppDefined in ExtraSamples")
         logging.getLogger("geoseg").info("below WARNING: streamed, not counted")
     assert dict(seen.counts) == {"warning: ExtraSamples": 36}
+
+
+def test_an_address_space_limit_counts_as_memory(tmp_path: Path) -> None:
+    """Under ``ulimit -v`` the run is refused with a sentence, not a MemoryError traceback."""
+    [scene] = _setup(tmp_path, "s.tif", shape=(90, 80))
+    code = (
+        "import resource, sys\n"
+        "import torch  # its libraries map gigabytes of address space: load them first\n"
+        "from geoseg.cli.main import cli\n"
+        "size = next(int(line.split()[1]) * 1024 for line in open('/proc/self/status')\n"
+        "            if line.startswith('VmSize:'))\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + 512 * 2**20, resource.RLIM_INFINITY))\n"
+        "cli(sys.argv[1:], prog_name='geoseg')\n"
+    )
+    args = ["predict", scene, "-m", str(tmp_path / "m.bundle"), "-o", str(tmp_path / "out")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args, "--chip", "2048", "--no-vector"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "a smaller --chip" in lines[0], lines
+
+
+def test_predict_xarray_takes_the_same_chip_and_batch_rules() -> None:
+    xr = pytest.importorskip("xarray")
+    from geoseg.errors import InputError
+    from geoseg.xarray_predict import predict_xarray
+
+    da = xr.DataArray(np.ones((4, 90, 80), dtype="float32"), dims=("band", "y", "x"))
+    bundle = make_bundle()
+    with pytest.raises(InputError, match="omit --chip"):
+        predict_xarray(da, bundle, chip=0)
+    with pytest.raises(InputError, match="batch_size must be a positive integer"):
+        predict_xarray(da, bundle, batch_size=0)
+    capped = predict_xarray(da, bundle, batch_size=100_000).values
+    one = predict_xarray(da, bundle, batch_size=4).values  # the scene has 4 chips
+    assert np.array_equal(capped, one)
