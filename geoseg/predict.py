@@ -673,6 +673,12 @@ def predict_scene(
             sink.abort()
         for p in staged.values():
             remove_quietly(p)
+        if out_of_memory(err):
+            raise InputError(
+                f"ran out of memory predicting {scene.path} with chip {grid.chip} and batch "
+                f"size {job.batch_size}; use a smaller --chip, --batch-size or --block, or "
+                "--threads 1"
+            ) from err
         # a bare OSError here is the writer's (disk full, permissions); geoseg's own
         # OSErrors keep their words: a corrupt tile met mid-run is a read error
         if isinstance(err, OSError) and not isinstance(err, GeosegError):
@@ -680,6 +686,20 @@ def predict_scene(
         raise
     return PredictResult(
         scene=scene.path, outputs={k: str(v) for k, v in paths.items()}, record=record
+    )
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation failure (numpy's MemoryError, torch's CPU or CUDA OOM).
+
+    The estimate of :func:`check_resources` refuses what cannot fit; this is the
+    net for what it let through and the machine still could not hold.
+    """
+    if isinstance(err, MemoryError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text
     )
 
 

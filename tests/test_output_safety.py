@@ -355,8 +355,21 @@ def test_warning_counter_counts_log_records_once_each(tmp_path: Path) -> None:
     assert dict(seen.counts) == {"warning: ExtraSamples": 36}
 
 
-def test_an_address_space_limit_counts_as_memory(tmp_path: Path) -> None:
-    """Under ``ulimit -v`` the run is refused with a sentence, not a MemoryError traceback."""
+@pytest.mark.parametrize(
+    ("headroom_mb", "threads", "words"),
+    [
+        (512, "2", "needs about 0.7 GiB"),  # refused by the estimate, before reading
+        (380, "1", "ran out of memory predicting"),  # the estimate (0.35 GiB) let it through
+    ],
+)
+def test_an_address_space_limit_gives_a_sentence(
+    tmp_path: Path, headroom_mb: int, threads: str, words: str
+) -> None:
+    """Under ``ulimit -v`` a run is refused, or fails, with a sentence, not a traceback.
+
+    It used to end in numpy's MemoryError or torch's "DefaultCPUAllocator: can't
+    allocate memory", both tracebacks.
+    """
     [scene] = _setup(tmp_path, "s.tif", shape=(90, 80))
     code = (
         "import resource, sys\n"
@@ -364,19 +377,22 @@ def test_an_address_space_limit_counts_as_memory(tmp_path: Path) -> None:
         "from geoseg.cli.main import cli\n"
         "size = next(int(line.split()[1]) * 1024 for line in open('/proc/self/status')\n"
         "            if line.startswith('VmSize:'))\n"
-        "resource.setrlimit(resource.RLIMIT_AS, (size + 512 * 2**20, resource.RLIM_INFINITY))\n"
+        f"room = {headroom_mb} * 2**20\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + room, resource.RLIM_INFINITY))\n"
         "cli(sys.argv[1:], prog_name='geoseg')\n"
     )
-    args = ["predict", scene, "-m", str(tmp_path / "m.bundle"), "-o", str(tmp_path / "out")]
+    out = tmp_path / "out"
+    args = ["predict", scene, "-m", str(tmp_path / "m.bundle"), "-o", str(out), "--no-vector"]
     done = subprocess.run(
-        [sys.executable, "-c", code, *args, "--chip", "2048", "--no-vector"],
+        [sys.executable, "-c", code, *args, "--chip", "2048", "--threads", threads],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "a smaller --chip" in lines[0], lines
+    assert len(lines) == 1 and words in lines[0] and "a smaller --chip" in lines[0], lines
+    assert not out.exists() or not list(out.iterdir())
 
 
 def test_predict_xarray_takes_the_same_chip_and_batch_rules() -> None:
