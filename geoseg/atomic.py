@@ -96,7 +96,13 @@ def _acquire(path: Path, what: str) -> int:
     from geoseg.errors import OutputError
 
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise OutputError(
+                f"cannot lock {what} ({path}: {err.strerror or err}); "
+                "fix the folder's permissions or choose another --out"
+            ) from err
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

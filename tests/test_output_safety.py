@@ -409,3 +409,16 @@ def test_predict_xarray_takes_the_same_chip_and_batch_rules() -> None:
     capped = predict_xarray(da, bundle, batch_size=100_000).values
     one = predict_xarray(da, bundle, batch_size=4).values  # the scene has 4 chips
     assert np.array_equal(capped, one)
+
+
+def test_a_lock_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """Root ignores permissions, so the lock's name is taken by a folder instead."""
+    [scene] = _setup(tmp_path, "s.tif", shape=(90, 80))
+    out = tmp_path / "out"
+    (out / f".s{TMP_MARK}lock").mkdir(parents=True)
+    result = CliRunner().invoke(
+        cli, ["predict", scene, "-m", str(tmp_path / "m.bundle"), "-o", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: cannot lock the outputs of scene 's'"), result.stderr
+    assert result.stderr.count("\n") == 1
