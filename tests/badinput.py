@@ -238,5 +238,3 @@ def _bad_arch(tmp: Path) -> list[str]:
         "-o",
         str(tmp / "out" / "x.bundle"),
     ]
-
-
