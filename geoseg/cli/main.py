@@ -54,6 +54,7 @@ class WarningCounter(logging.Handler):
 
 
 _GDAL_PREFIXES = (
+    re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:,.]+ - "),  # a timestamp (Dask workers' log lines)
     re.compile(r"^(?:warning|error) \d+: ", re.IGNORECASE),  # GDAL's own stderr lines
     re.compile(r"^CPLE_\w+ in "),  # rasterio's log records of GDAL messages
     re.compile(r"^[^\s:]+\.\w+: (?=\S)"),  # the file GDAL names, when it names one
@@ -73,6 +74,8 @@ def gist(text: str) -> str:
     'TIFFReadDirectory:Sum of channels'
     >>> gist("Warning 1: TIFFReadDirectory:Sum of channels")
     'TIFFReadDirectory:Sum of channels'
+    >>> gist("2026-12-04 05:30:01,123 - distributed.worker - WARNING - slow")
+    'distributed.worker - WARNING - slow'
     """
     lines = text.strip().splitlines()
     line = lines[0].strip() if lines else ""
