@@ -422,3 +422,24 @@ def test_a_lock_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: cannot lock the outputs of scene 's'"), result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_on_dask_the_workers_memory_limit_decides(tmp_path: Path) -> None:
+    """The model runs on the workers: their memory limit, not this machine's, is the budget."""
+    distributed = pytest.importorskip("distributed")
+    [scene] = _setup(tmp_path, "s.tif", shape=(90, 80))
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            memory_limit="200MB",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        pytest.raises(geoseg.errors.InputError, match=r"a Dask worker has 0\.2 GiB available"),
+    ):
+        geoseg.predict(
+            scene, str(tmp_path / "m.bundle"), tmp_path / "out", client=client, chip=2048
+        )
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
