@@ -80,7 +80,12 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
 )
 @click.option("--confidence", is_flag=True, help="Also write <stem>_confidence.tif (0-100).")
 @click.option("--no-vector", is_flag=True, help="Skip the polygons (<stem>_classes.gpkg).")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing outputs of these scenes, and remove those this run does not make "
+    "(an old <stem>_confidence.tif); an input of the call is never written over.",
+)
 @click.option("--allow-no-crs", is_flag=True, help="Accept scenes without a CRS.")
 @click.option(
     "--allow-mixed-crs", is_flag=True, help="Accept scenes in different CRSs in one call."
@@ -97,7 +102,7 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     "--workers",
     type=int,
     default=None,
-    help="Start a local Dask cluster of N single-threaded worker processes.",
+    help="Start a local Dask cluster of N (at least 1) single-threaded worker processes.",
 )
 @click.option(
     "--gpus",
