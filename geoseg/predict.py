@@ -323,7 +323,10 @@ def predict(
     ------
     GeosegError
         Any problem with the inputs, the bundle or the output folder; for one
-        scene, raised before any output with a final name is written.
+        scene, raised before any output with a final name is written. Among
+        them: an output name that is an input of the call, a chip and batch
+        size that do not fit in memory (:mod:`geoseg.resources`), and another
+        geoseg run holding a scene's outputs (an ``OutputError`` naming its pid).
     BatchError
         Several scenes and some failed: the others finished, their state is in
         ``<out_dir>/manifest.json`` and ``err.results`` (see :mod:`geoseg.batch`).
