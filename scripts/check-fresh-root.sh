@@ -19,9 +19,10 @@
 # Where the host has none of these, pip in the root simply uses PyPI.
 #
 # The repository's committed HEAD is cloned into the root (uncommitted changes are not
-# tested), with a copy of ../shared beside the clone, as CI has it. /proc, /sys and /dev
-# (with /dev/shm and /dev/pts) are mounted; `make test` runs as root with CI=true and no
-# stdin. The log is teed to $log; at the end the pytest summary line, the wall time and
+# tested), with a copy of ../shared beside the clone, as CI has it. /proc, /sys, /dev
+# (with /dev/pts) and a fresh /dev/shm are mounted; `make test` runs as root with CI=true
+# and no stdin, in its own network namespace (own loopback and ports; outbound traffic
+# through slirp4netns). The log is teed to $log; at the end the pytest summary line, the wall time and
 # the exit code are printed, and everything mounted is unmounted (also on error or ^C).
 #
 # Usage (as root, with network access to the Debian mirror and PyPI):
@@ -57,14 +58,18 @@ unmount_all() {
   echo "check-fresh-root: still mounted under $base:" $(mounts_under "$base") >&2
   return 1
 }
-trap unmount_all EXIT
+slirp_pid=
+trap '[[ -z $slirp_pid ]] || kill "$slirp_pid" 2>/dev/null; unmount_all' EXIT
 trap "exit 130" INT
 trap "exit 143" TERM
 
-if ! command -v mmdebstrap >/dev/null; then
-  say "installing mmdebstrap"
+tools=()
+command -v mmdebstrap >/dev/null || tools+=(mmdebstrap)
+command -v slirp4netns >/dev/null || tools+=(slirp4netns)
+if ((${#tools[@]})); then
+  say "installing ${tools[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends mmdebstrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends "${tools[@]}" >/dev/null
 fi
 
 # never delete through a mount (the bind mounts share the host's filesystem)
@@ -123,17 +128,42 @@ fi
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
 mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
-mountpoint -q "$root/dev/shm" || mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+# its own /dev/shm (POSIX shared memory and semaphores), not the host's
+mount -t tmpfs -o mode=1777,nosuid,nodev shm "$root/dev/shm"
 
 say "before: $(chroot "$root" sh -c 'for c in gdalinfo ogrinfo chromium; do command -v $c >/dev/null && echo -n "$c " ; done; /usr/bin/python3 -c "import qgis.core" 2>/dev/null && echo -n "qgis "; /usr/bin/python3 --version')"
 say "running CI=true make test in the root (log: $log)"
 t0=$SECONDS
+# Its own network namespace, as a fresh machine (or container) has: its own loopback, so
+# the ports the tests listen on (Dask's scheduler and dashboard, 8786/8787, test servers)
+# cannot collide with anything else running on this host. slirp4netns gives it the
+# host's outbound network (Debian mirror, PyPI) through a user-mode NAT.
+rm -f "$base/net.ready" "$base/ns.pid"
+{
+  unshare --net -- sh -c 'echo $$ > "$1"; until [ -e "$2" ]; do sleep 0.2; done; shift 2; exec "$@"' \
+    sh "$base/ns.pid" "$base/net.ready" \
+    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI=true \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${pip_env[@]}" \
+    bash -c 'cd /work/geoseg && CI=true make test' </dev/null 2>&1 | tee "$log"
+} &
+job=$!
+for _ in $(seq 100); do [[ -s $base/ns.pid ]] && break; sleep 0.1; done
+ns_pid=$(cat "$base/ns.pid")
+slirp4netns --configure --mtu=65520 --disable-host-loopback "$ns_pid" tap0 \
+  >"$base/slirp4netns.log" 2>&1 &
+slirp_pid=$!
+for _ in $(seq 200); do  # until the namespace has its default route
+  awk '$2 == "00000000" {found=1} END {exit !found}' "/proc/$ns_pid/net/route" 2>/dev/null && break
+  sleep 0.1
+done
+awk '$2 == "00000000" {found=1} END {exit !found}' "/proc/$ns_pid/net/route" ||
+  { say "slirp4netns did not set up the network (see $base/slirp4netns.log)"; kill "$ns_pid"; }
+touch "$base/net.ready"
 set +e
-chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI=true \
-  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${pip_env[@]}" \
-  bash -c 'cd /work/geoseg && CI=true make test' </dev/null 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
+wait "$job"
+rc=$?
 set -e
+kill "$slirp_pid" 2>/dev/null || true
 wall=$((SECONDS - t0))
 
 summary=$(grep -E '^=+ .*(passed|failed|error|skipped).* in [0-9.]+s' "$log" | tail -n 1 || true)
