@@ -132,12 +132,15 @@ def _band_names(record: dict[str, Any], scene_path: str) -> list[str | None] | N
     """Band names of the scene file, from the bundle the run used (its bands, in order)."""
     import rasterio
 
-    from geoseg.bundle import load_bundle
+    from geoseg.bundle import load_bundle, shipped_bundles
 
     info = record.get("bundle") or {}
     used = (record.get("scene") or {}).get("bands") or []
+    shipped = shipped_bundles().get(str(info.get("name")))  # a name, never a path from a record
+    if shipped is None:
+        return None
     try:
-        bundle = load_bundle(str(info.get("name")))
+        bundle = load_bundle(shipped)
     except GeosegError:
         return None
     if bundle.sha256 != info.get("sha256") or len(bundle.bands) != len(used):
