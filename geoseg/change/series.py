@@ -140,7 +140,8 @@ def date_axis(dates: Sequence[object] | None, n: int) -> DateAxis:
         )
     if any(b <= a for a, b in zip(axis.values, axis.values[1:], strict=False)):
         raise InputError(
-            f"dates {list(axis.labels)} must increase (one date per raster, rasters in time order)"
+            f"dates [{', '.join(axis.labels)}] must increase (one date per raster, rasters in "
+            "time order)"
         )
     return axis
 
