@@ -148,3 +148,17 @@ def worker_settings() -> tuple[bool, str]:
     return bool(dask.config.get("distributed.worker.profile.enabled")), str(
         dask.config.get("distributed.admin.tick.interval")
     )
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just exited (what an interrupted run leaves in names)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(proc.stdout)

@@ -24,7 +24,7 @@ import geoseg
 from geoseg.bundle import load_bundle
 from geoseg.cli.main import cli
 from geoseg.errors import BundleError
-from tests.common import CLASSES3, make_bundle, read, scene_file
+from tests.common import CLASSES3, dead_pid, make_bundle, read, scene_file
 
 
 def _invoke(*args: str) -> Result:
@@ -612,19 +612,6 @@ def test_a_staged_output_is_written_in_place_not_under_a_temporary_of_it(tmp_pat
     assert os.listdir(staged.parent) == [staged.name]  # the caller renames it
 
 
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(proc.stdout)
-
-
 def test_leftovers_of_dead_runs_are_cleaned_and_live_ones_kept(tmp_path: Path) -> None:
     import subprocess
 
@@ -633,7 +620,7 @@ def test_leftovers_of_dead_runs_are_cleaned_and_live_ones_kept(tmp_path: Path) -
     classes = _class_raster(tmp_path)
     out = tmp_path / "v" / "s_classes.gpkg"
     out.parent.mkdir()
-    dead = _dead_pid()
+    dead = dead_pid()
     nested = out.with_name(f"..s_classes.geoseg-tmp-{dead}-aaaaaa.geoseg-tmp-{dead}-bbbbbb.gpkg")
     plain = out.with_name(f".s_classes.geoseg-tmp-{dead}-cccccc.gpkg")
     sieve = out.with_name(f".s_classes.sieve.geoseg-tmp-{dead}-dddddd.tif")

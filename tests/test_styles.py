@@ -29,7 +29,7 @@ from geoseg.styles import (
     write_raster_qml,
 )
 from geoseg.writer import RasterSink
-from tests.common import CLASSES3, DEFAULT_TRANSFORM, UTM, make_bundle, scene_file
+from tests.common import CLASSES3, DEFAULT_TRANSFORM, UTM, dead_pid, make_bundle, scene_file
 
 NLCD = load_scheme("nlcd8")
 # QGIS 3.22's own DDL for layer_styles (from "Save as default" into a GeoPackage)
@@ -187,7 +187,7 @@ def test_sidecar_never_replaces_a_raster_style(tmp_path: Path) -> None:
 def test_predict_publishes_raster_qml_and_overwrite_replaces_it(tmp_path: Path) -> None:
     scene = scene_file(tmp_path / "s.tif", (96, 96), seed=3)
     out = tmp_path / "out"
-    stale = out / ".s_classes.geoseg-tmp-1-abcdef.qml"  # left by an interrupted run
+    stale = out / f".s_classes.geoseg-tmp-{dead_pid()}-abcdef.qml"  # left by an interrupted run
     out.mkdir()
     stale.write_text("<qgis/>")
     [res] = geoseg.predict(scene, make_bundle(chip=64, overlap=16), out, vector=False)
