@@ -70,6 +70,8 @@ def read_metadata(path: str) -> dict[str, Any]:
     """
     import yaml
 
+    from geoseg.yamlspec import safe_load
+
     p = Path(path)
     if not p.is_file():
         raise InputError(
@@ -77,7 +79,8 @@ def read_metadata(path: str) -> dict[str, Any]:
         )
     try:
         text = p.read_text(encoding="utf-8")
-        doc = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        # bounded aliases and depth: a metadata file can be hostile (geoseg.yamlspec)
+        doc = json.loads(text) if p.suffix == ".json" else safe_load(text, f"metadata {path}")
     except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
         first = str(err).replace("\n", " ")
         raise InputError(f"cannot parse metadata file {path}: {first}") from err

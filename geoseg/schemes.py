@@ -1,6 +1,6 @@
 """Class schemes: ids, names and colors of the classes a model predicts.
 
-Schemes live as YAML in ``catalogs/`` (read with ``yaml.safe_load``) and are
+Schemes live as YAML in ``catalogs/`` (read with ``geoseg.yamlspec.safe_load``) and are
 embedded in every bundle, so a bundle never depends on a catalog file.
 """
 
@@ -97,8 +97,6 @@ def load_scheme(name_or_path: str | os.PathLike[str]) -> tuple[ClassInfo, ...]:
     >>> [c.name for c in load_scheme("water")]
     ['land', 'water']
     """
-    import yaml
-
     path = Path(name_or_path)
     if not path.suffix:
         path = catalogs_dir() / f"{name_or_path}.yaml"
@@ -108,8 +106,9 @@ def load_scheme(name_or_path: str | os.PathLike[str]) -> tuple[ClassInfo, ...]:
             f"no class scheme '{name_or_path}'; known schemes: {', '.join(known)} "
             "(or pass a YAML file path)"
         )
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f)
+    from geoseg.yamlspec import safe_load  # bounded aliases and depth: a scheme file can be hostile
+
+    doc = safe_load(path.read_text(encoding="utf-8"), f"class scheme {path}")
     if not isinstance(doc, dict) or "classes" not in doc:
         raise InputError(f"{path} is not a class scheme: it needs a top-level 'classes' list")
     return parse_classes(doc["classes"])

@@ -273,3 +273,17 @@ def test_a_collapsed_polygon_is_not_burned_as_a_line(tmp_path: Path) -> None:
     zones = zones_file(tmp_path, [_box(0, 10), flat], ["real", "flat"])
     table = class_areas(class_raster(tmp_path), zones=zones, zone_field="name")
     assert {r.zone for r in table.rows} == {"real"} and table.empty_zones == ("flat",)
+
+
+@pytest.mark.parametrize("kind", ["bundle metadata", "class scheme"])
+def test_bombs_in_bundle_metadata_and_class_schemes(tmp_path: Path, kind: str) -> None:
+    """The other YAML readers go through the same bounded loader (they used plain safe_load)."""
+    from geoseg.bundlemeta import read_metadata
+    from geoseg.schemes import load_scheme
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(laughs(10, 10), encoding="utf-8")
+    start = time.perf_counter()
+    with pytest.raises(GeosegError, match=r"YAML aliases \(\*name\) expand"):
+        read_metadata(str(path)) if kind == "bundle metadata" else load_scheme(path)
+    assert time.perf_counter() - start < 2.0
