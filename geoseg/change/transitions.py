@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from geoseg.change.grid import Align, AlignedStack, _align, _windows
 from geoseg.schemes import NODATA_CLASS
+from geoseg.stats import markdown_cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +74,12 @@ class TransitionTable:
     def to_markdown(self) -> str:
         """The matrix in hectares (rows: from t0, columns: to t1) with totals and a note."""
         froms, tos, m = self.matrix("ha")
-        head = "| from \\ to (ha) | " + " | ".join(_cell(t) for t in tos) + " | total |"
+        head = "| from \\ to (ha) | " + " | ".join(markdown_cell(t) for t in tos) + " | total |"
         rule = "|---|" + "---:|" * (len(tos) + 1)
         body = [
-            f"| {_cell(f)} | " + " | ".join(f"{v:,.2f}" for v in row) + f" | {row.sum():,.2f} |"
+            f"| {markdown_cell(f)} | "
+            + " | ".join(f"{v:,.2f}" for v in row)
+            + f" | {row.sum():,.2f} |"
             for f, row in zip(froms, m, strict=True)
         ]
         total = "| total | " + " | ".join(f"{v:,.2f}" for v in m.sum(axis=0))
@@ -90,10 +93,6 @@ class TransitionTable:
             f"{Path(self.t0).name} → {Path(self.t1).name} ({self.crs}, areas {method}); "
             f"{self.nodata_pixels:,} pixels nodata or outside either raster left out"
         )
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 class _Tally:
