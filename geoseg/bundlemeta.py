@@ -80,7 +80,11 @@ def read_metadata(path: str) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
         # bounded aliases and depth: a metadata file can be hostile (geoseg.yamlspec)
-        doc = json.loads(text) if p.suffix == ".json" else safe_load(text, f"metadata {path}")
+        doc = (
+            json.loads(text)
+            if p.suffix == ".json"
+            else safe_load(text, f"cannot parse metadata {path}")
+        )
     except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
         first = str(err).replace("\n", " ")
         raise InputError(f"cannot parse metadata file {path}: {first}") from err
