@@ -700,6 +700,8 @@ def out_of_memory(err: BaseException) -> bool:
     """
     if isinstance(err, MemoryError):
         return True
+    if isinstance(err, GeosegError):  # already said in geoseg's words (a lost worker says
+        return False  # "out of memory, a crash" as possible causes)
     text = str(err).lower()
     return isinstance(err, RuntimeError) and (
         "can't allocate memory" in text or "out of memory" in text
