@@ -121,6 +121,8 @@ def choose_bands(
         found = match_roles(want, ids)
         if found is not None:
             return BandChoice(tuple(found), None, f"band ids read as {assumed.name} (the bundle's)")
+        if any(ids):
+            roles, preset = ids, assumed  # say what the ids meant, and as which sensor
     if found is None:
         raise SceneError(_unknown_roles(file, want, roles, preset, bundle_name))
     return BandChoice(tuple(found), preset, how)

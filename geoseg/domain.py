@@ -7,7 +7,7 @@ and 99th percentiles of the training inputs. Before inferring, :func:`check_scen
 compares a scene's decimated sample with that record:
 
 - **refused** (far outside): for a bundle with fixed normalization, a band whose
-  bulk of values lies wholly beyond the training range by more than
+  median lies beyond the training 1st-99th percentiles by more than
   :data:`VALUE_FACTOR` (8-bit values into a 16-bit DN bundle, reflectance into DN),
   or a pixel size more than :data:`RESOLUTION_FACTOR` times outside the training
   sizes (5 m into a 30 m model);
@@ -35,9 +35,9 @@ from numpy.typing import NDArray
 
 from geoseg.errors import BundleError, GeosegError, InputError
 
-VALUE_FACTOR = 4.0
-"""A band is far outside when its 1st-99th percentile range lies beyond the training one
-by more than this factor (above the training 99th x factor, or below its 1st / factor)."""
+VALUE_FACTOR = 2.0
+"""A band is far outside when its median lies beyond the training 1st-99th percentile
+range by more than this factor (below the training 1st / factor, or above its 99th x factor)."""
 
 RESOLUTION_FACTOR = 3.0
 """A pixel size more than this factor outside the training sizes is refused."""
@@ -228,9 +228,9 @@ def _check_values(check: DomainCheck, domain: InputDomain, sample: NDArray[Any])
         t_lo, t_hi = domain.p01[k], domain.p99[k]
         span = f"values {_fmt(lo[k])}-{_fmt(hi[k])}"
         train = f"the training range {_fmt(t_lo)}-{_fmt(t_hi)}"
-        if t_lo > 0 and hi[k] * VALUE_FACTOR < t_lo:
+        if t_lo > 0 and mid[k] * VALUE_FACTOR < t_lo:
             check.refuse.append(f"band {name}: {span} lie far below {train}{_units(hi[k])}")
-        elif t_hi > 0 and lo[k] > t_hi * VALUE_FACTOR:
+        elif t_hi > 0 and mid[k] > t_hi * VALUE_FACTOR:
             check.refuse.append(f"band {name}: {span} lie far above {train}")
         elif not t_lo <= mid[k] <= t_hi:
             check.warn.append(f"band {name}: median {_fmt(mid[k])} is outside {train}")

@@ -24,7 +24,7 @@ from geoseg.bandroles import BandChoice, FileBands, choose_bands, resolve_preset
 from geoseg.domain import DomainError, InputDomain, check_scene, pixel_size_m
 from geoseg.errors import SceneError
 from geoseg.scene import Scene, open_scene
-from geoseg.sensors import SensorPreset, sentinel2_offset
+from geoseg.sensors import SensorPreset, get_preset, sentinel2_offset
 
 SAMPLE_PIXELS = 1 << 18
 """Pixels of the decimated read the domain check compares (about 512 x 512)."""
@@ -127,6 +127,12 @@ def plan_input(
     )
 
 
+def normalization_for(meta: Mapping[str, Any], scene: Scene) -> Mapping[str, Any]:
+    """A bundle's normalization for a scene opened by :func:`plan_input` (``scene.sensor``)."""
+    preset = get_preset(scene.sensor) if scene.sensor else None
+    return _normalization(meta["normalization"], bundle_domain(meta), preset, scene)
+
+
 def _normalization(
     spec: Mapping[str, Any],
     domain: InputDomain | None,
@@ -204,4 +210,11 @@ def scene_sample(scene: Scene, max_pixels: int = SAMPLE_PIXELS) -> NDArray[np.fl
     return sample
 
 
-__all__ = ["DomainError", "InputPlan", "bundle_domain", "plan_input", "scene_sample"]
+__all__ = [
+    "DomainError",
+    "InputPlan",
+    "bundle_domain",
+    "normalization_for",
+    "plan_input",
+    "scene_sample",
+]

@@ -8,6 +8,7 @@ the run record last.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import heapq
 import json
@@ -27,9 +28,11 @@ from geoseg.atomic import clean_stale, output_locks, remove_quietly, temp_name
 from geoseg.blend import BLENDS, finalize, fixed_point_scale
 from geoseg.bundle import ModelBundle, load_bundle
 from geoseg.chips import BlockPlan, ChipGrid, axis_owner
+from geoseg.domain import check_result
 from geoseg.engine.local import LocalEngine
 from geoseg.engine.task import BlockResult, PartialStore, PredictJob
 from geoseg.errors import BundleError, GeosegError, InputError, OutputError, SceneError
+from geoseg.inputcheck import bundle_domain, normalization_for, plan_input
 from geoseg.normalize import build_normalizer, scene_percentiles
 from geoseg.outputs import (
     check_existing,
@@ -38,6 +41,8 @@ from geoseg.outputs import (
     stale_outputs,
 )
 from geoseg.predictor import PRECISIONS, check_precision, resolve_device, returns_logits
+from geoseg.qamask import MaskSpec, count_masked
+from geoseg.qamask import parse_classes as parse_mask_classes
 from geoseg.resources import (
     available_memory,
     block_need,
@@ -46,6 +51,8 @@ from geoseg.resources import (
     model_width,
 )
 from geoseg.scene import Scene, gdal_env, open_scene
+from geoseg.schemes import NODATA_CLASS
+from geoseg.sensors import get_preset
 from geoseg.writer import RasterSink, output_error
 
 MAX_AUTO_BLOCK = 1536
@@ -73,6 +80,10 @@ class PredictOptions:
     vector_format: str = "gpkg"
     overviews: str = "nearest"
     precision: str = "fp32"
+    sensor: str | None = None
+    allow_domain_shift: bool = False
+    mask: str | None = None
+    mask_classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -96,6 +107,10 @@ class PredictOptions:
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads must be at least 1, got {self.threads}")
         check_chip(self.chip)
+        if self.sensor is not None:
+            get_preset(self.sensor)  # an unknown name is refused before any work
+        if self.mask_classes is not None:
+            parse_mask_classes(self.mask_classes)
         if self.bands is not None and not self.bands:
             raise InputError(
                 "--bands names no band; give 1-based indexes or names such as 3,2,1 "
@@ -171,11 +186,33 @@ def _output_paths(out_dir: Path, stem: str, opts: PredictOptions) -> dict[str, P
 def open_for_predict(path: str, bundle: ModelBundle, opts: PredictOptions) -> Scene:
     """Open one scene and check everything about it that can be checked before inferring.
 
-    Bands against the bundle, the chip grid, and a CRS for polygons: a scene
-    without one (``--allow-no-crs``) can give a class raster, but polygons need a
-    CRS, which would otherwise fail only after the whole inference.
+    Which band feeds which input, the units and the bundle's domain
+    (:func:`geoseg.inputcheck.plan_input`), the mask, the chip grid, and a CRS for
+    polygons: a scene without one (``--allow-no-crs``) can give a class raster, but
+    polygons need a CRS, which would otherwise fail only after the whole inference.
     """
-    scene = _match_bands(path, bundle, opts.bands, opts.allow_no_crs)
+    plan = plan_input(
+        path,
+        bundle,
+        bands=opts.bands,
+        sensor=opts.sensor,
+        allow_domain_shift=opts.allow_domain_shift,
+        allow_no_crs=opts.allow_no_crs,
+    )
+    if plan.choice is not None and plan.choice.bands is None:  # inputs are not band roles
+        scene = _match_bands(path, bundle, None, opts.allow_no_crs)
+    else:
+        scene = _check_band_count(plan.scene, bundle)
+    notes = plan.warnings + tuple(
+        f"outside the bundle's domain, run anyway (--allow-domain-shift): {r}"
+        for r in plan.refused_but_allowed
+    )
+    mask = MaskSpec.resolve(opts.mask, path, opts.mask_classes) if opts.mask else None
+    scene = dataclasses.replace(
+        scene, sensor=plan.preset.name if plan.preset else None, notes=notes, mask=mask
+    )
+    if mask is not None:
+        _check_mask(scene)
     chip, overlap = _chip_overlap(opts, bundle)
     ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
     if scene.crs is None and opts.vector:
@@ -184,6 +221,27 @@ def open_for_predict(path: str, bundle: ModelBundle, opts: PredictOptions) -> Sc
             "raster alone, or assign a CRS (gdal_edit.py -a_srs EPSG:xxxx)"
         )
     return scene
+
+
+def _check_band_count(scene: Scene, bundle: ModelBundle) -> Scene:
+    want = bundle.bands
+    if len(scene.bands) != len(want):
+        raise SceneError(
+            f"--bands selects {len(scene.bands)} bands of {scene.path} but bundle "
+            f"'{bundle.name}' expects {len(want)} ({', '.join(want)})"
+        )
+    return scene
+
+
+def _check_mask(scene: Scene) -> None:
+    """A mask that removes every pixel leaves nothing to predict: say so before inferring."""
+    assert scene.mask is not None
+    share = scene.mask_source().masked_share()
+    if share >= 1.0:
+        raise SceneError(
+            f"mask {scene.mask.path} removes every pixel of {scene.path} "
+            f"({', '.join(scene.mask.classes)}); nothing to predict — check --mask-classes"
+        )
 
 
 def _chip_overlap(opts: PredictOptions, bundle: ModelBundle) -> tuple[int, int]:
@@ -445,7 +503,7 @@ def default_batch_size(device: str) -> int:
 
 def _normalizer(scene: Scene, bundle: ModelBundle) -> tuple[Any, Any]:
     """The scene's normalizer (and its percentiles), refused if float32 cannot hold it."""
-    spec = bundle.meta["normalization"]
+    spec = normalization_for(bundle.meta, scene)
     stats = None
     if spec["type"] == "percentile":
         stats = scene_percentiles(scene, spec["low"], spec["high"])
@@ -488,6 +546,8 @@ class _Collector:
         self.by_worker: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self.write_s = 0.0
+        self.class_pixels = np.zeros(256, dtype=np.int64)  # written pixels per class id
+        self.confidence_sum = 0  # of the confidence (0..100) of valid pixels
 
     def __call__(self, res: BlockResult) -> None:
         t0 = time.perf_counter()
@@ -515,8 +575,11 @@ class _Collector:
 
     def _write(self, window: Any, cls: Any, conf: Any) -> None:
         self.sinks["classes"].write(window, cls)
-        if conf is not None and "confidence" in self.sinks:
-            self.sinks["confidence"].write(window, conf)
+        self.class_pixels += np.bincount(cls.ravel(), minlength=256)[:256]
+        if conf is not None:
+            self.confidence_sum += int(conf[cls != NODATA_CLASS].sum(dtype=np.int64))
+            if "confidence" in self.sinks:
+                self.sinks["confidence"].write(window, conf)
 
 
 def _package_version(name: str) -> str:
@@ -763,6 +826,37 @@ def _publish(
     os.replace(staged["run"], paths["run"])
 
 
+def _input_record(scene: Scene, bundle: ModelBundle) -> dict[str, Any]:
+    """What the input check decided and found, for the run record."""
+    preset = get_preset(scene.sensor) if scene.sensor else None
+    out: dict[str, Any] = {
+        "sensor": preset.describe() if preset else None,
+        "domain": "recorded" if "domain" in bundle.meta else "not recorded by this bundle",
+        "notes": list(scene.notes),
+        "mask": scene.mask.record() if scene.mask else None,
+    }
+    if scene.mask is not None:
+        out["pixels_masked"] = count_masked(scene.mask_source())
+    return out
+
+
+def _result_warnings(
+    scene: Scene, bundle: ModelBundle, col: _Collector, opts: PredictOptions
+) -> list[str]:
+    """Input notes and degenerate-result flags: shown on the CLI, kept in the record."""
+    ids = [c.id for c in bundle.classes]
+    pixels = [int(col.class_pixels[i]) for i in ids]
+    valid = sum(pixels)
+    mean_conf = col.confidence_sum / valid / 100 if opts.confidence and valid else None
+    flags = check_result(
+        bundle_domain(bundle.meta),
+        class_pixels=pixels,
+        class_names=[c.name for c in bundle.classes],
+        mean_confidence=mean_conf,
+    )
+    return [*scene.notes, *flags]
+
+
 def _record(
     scene: Scene,
     bundle: ModelBundle,
@@ -815,6 +909,9 @@ def _record(
             "scene_stats": stats,
             "resolved": normalizer.to_dict(),
         },
+        "input": _input_record(scene, bundle),
+        "class_pixels": {str(c.id): int(col.class_pixels[c.id]) for c in bundle.classes},
+        "warnings": _result_warnings(scene, bundle, col, opts),
         "chips_total": len(grid),
         "chips_inferred": col.inferred,
         "chips_skipped_nodata": col.skipped,

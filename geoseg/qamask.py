@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,6 +129,66 @@ def find_auto_mask(scene: str | os.PathLike[str]) -> tuple[Path, MaskKind] | Non
         stem = re.split(r"_(?:b\d+|SR_B\d+|B\d+)\b", path.stem, maxsplit=1, flags=re.I)[0]
         candidates = [c for c in candidates if c.name.startswith(stem)] or candidates
     return (candidates[0], detect_kind(candidates[0])) if candidates else None
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """A mask for a scene: the file, its encoding and the classes that mask (picklable)."""
+
+    path: str
+    kind: MaskKind
+    classes: tuple[str, ...]
+
+    @classmethod
+    def resolve(
+        cls, mask: str, scene_path: str, classes: str | Sequence[str] | None = None
+    ) -> MaskSpec:
+        """``--mask PATH|auto`` for a scene (``auto``: the product's own QA layer).
+
+        Raises
+        ------
+        InputError
+            ``auto`` finds no QA layer, or the path does not exist.
+        """
+        picked = parse_classes(classes)
+        if mask == "auto":
+            found = find_auto_mask(scene_path)
+            if found is None:
+                raise InputError(
+                    f"--mask auto found no QA layer beside {scene_path} (QA_PIXEL, SCL, fmask); "
+                    "pass --mask PATH"
+                )
+            return cls(str(found[0]), found[1], picked)
+        if not os.path.exists(mask) and "://" not in mask and not mask.startswith("/vsi"):
+            raise InputError(f"mask {mask} does not exist; check --mask")
+        return cls(mask, detect_kind(mask), picked)
+
+    def source(self, *, crs: Any, transform: Any, shape: tuple[int, int]) -> MaskSource:
+        """Open it on a scene's grid."""
+        return MaskSource(
+            self.path,
+            crs=crs,
+            transform=transform,
+            shape=shape,
+            kind=self.kind,
+            classes=self.classes,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready, for the run record."""
+        return {"path": self.path, "kind": self.kind, "classes": list(self.classes)}
+
+
+def count_masked(source: MaskSource, window_pixels: int = 1 << 22) -> int:
+    """Pixels of the scene grid that ``source`` masks, counted window by window."""
+    from rasterio.windows import Window
+
+    rows, cols = source.source.height, source.source.width
+    step = max(1, window_pixels // max(cols, 1))
+    return sum(
+        int(source.read(Window(0, r0, cols, min(step, rows - r0))).sum())
+        for r0 in range(0, rows, step)
+    )
 
 
 class MaskSource:

@@ -25,6 +25,7 @@ from rasterio.windows import Window as RioWindow
 
 from geoseg.chips import Window
 from geoseg.errors import RasterReadError, SceneError
+from geoseg.qamask import MaskSource, MaskSpec
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
@@ -42,10 +43,13 @@ def _dataset(path: str) -> Any:
 
 
 def close_datasets() -> None:
-    """Close this thread's cached dataset handles."""
+    """Close this thread's cached dataset handles (scenes and masks)."""
     for ds in getattr(_local, "datasets", {}).values():
         ds.close()
     _local.datasets = {}
+    for src in getattr(_local, "masks", {}).values():
+        src.close()
+    _local.masks = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,22 @@ class Scene:
     has_mask: bool  # alpha band, internal mask or nodata value
     count: int = 0  # bands in the file
     alpha: int | None = None  # 1-based alpha band, also applied as a mask
+    mask: MaskSpec | None = None  # a QA/cloud mask: masked pixels are nodata
+    sensor: str | None = None  # the sensor preset in force (geoseg.sensors)
+    notes: tuple[str, ...] = ()  # what the input check found (domain warnings)
+
+    def mask_source(self) -> MaskSource:
+        """This thread's open :class:`~geoseg.qamask.MaskSource` of :attr:`mask` on this grid."""
+        assert self.mask is not None
+        cache: dict[Any, MaskSource] = getattr(_local, "masks", None) or {}
+        _local.masks = cache
+        key = (self.mask, self.shape, tuple(self.transform), str(self.crs))
+        src = cache.get(key)
+        if src is None:
+            src = cache[key] = self.mask.source(
+                crs=self.crs, transform=self.transform, shape=self.shape
+            )
+        return src
 
     @property
     def stem(self) -> str:
@@ -112,6 +132,9 @@ class Scene:
             if self.alpha is not None:  # GDAL ignores an alpha band known only from PAM
                 opaque = ds.read(self.alpha, window=rio_window) > 0
                 ok = opaque if ok is None else ok & opaque
+            if self.mask is not None:
+                clear = ~self.mask_source().read(rio_window)
+                ok = clear if ok is None else ok & clear
         except RasterioIOError as err:
             raise read_error(self.path, err) from err
         if ok is None:

@@ -209,6 +209,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("train_cmd", "train"),
     ("stats_cmd", "stats"),
     ("change_cmd", "change"),
+    ("sensors_cmd", "sensors"),
     ("run_cmd", "run"),
 ]
 

@@ -118,6 +118,28 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
     help="Resampling of the class COG's overviews (mode: majority, slower).",
 )
 @click.option("--quicklook", is_flag=True, help="Also write <stem>_quicklook.png.")
+@click.option(
+    "--sensor",
+    default=None,
+    help="The product the scenes are (geoseg sensors lists them), e.g. sentinel2-l2a, "
+    "landsat8-c2l2, naip: band roles and units [detected from file names and metadata].",
+)
+@click.option(
+    "--allow-domain-shift",
+    is_flag=True,
+    help="Run a scene that lies far outside what the bundle was trained on (recorded).",
+)
+@click.option(
+    "--mask",
+    default=None,
+    help="Cloud/QA mask: a QA_PIXEL, SCL or Fmask raster, any 0/1 raster, or 'auto' (the "
+    "product's own QA layer beside the scene). Masked pixels are nodata.",
+)
+@click.option(
+    "--mask-classes",
+    default=None,
+    help="What a QA mask removes: cloud, shadow, cirrus, snow [cloud,shadow,cirrus].",
+)
 def predict(
     scenes: tuple[str, ...],
     model: str,
@@ -129,6 +151,7 @@ def predict(
     scheduler: str | None,
     workers: int | None,
     gpus: str | None,
+    mask_classes: str | None,
     **opts: Any,
 ) -> None:
     """Predict class maps (COG), confidence and polygons for one or more scenes.
@@ -141,6 +164,8 @@ def predict(
     Examples:
       geoseg predict data/zion/landsat8_2015-08-18_b2345.tif -m landcover-nlcd8 -o results/
       geoseg predict 'archive/*.tif' -m my.bundle -o results/ --bands red,green,blue,nir
+      geoseg predict m_4609915_sw_14_060_20200831.tif -m water -o results/ --sensor naip
+      geoseg predict LC09_L2SP_..._SR_stack.tif -m water -o results/ --mask auto
       geoseg predict scene.tif -m water.bundle -o results/ --workers 4
       geoseg predict scene.tif -m water.bundle -o results/ --scheduler tcp://10.0.0.5:8786
       geoseg predict scene.tif -m water.bundle -o results/ --gpus 0,1 --precision fp16
@@ -159,6 +184,7 @@ def predict(
                 bands=_bands(bands),
                 vector=not no_vector,
                 pad=not no_pad,
+                mask_classes=tuple(mask_classes.split(",")) if mask_classes else None,
                 progress=bar,
                 client=client,
                 **opts,
@@ -201,3 +227,5 @@ def _report(res: Any, quicklook: bool) -> None:
     )
     for kind, path in res.outputs.items():
         click.echo(f"  {kind:<10} {path}", err=True)
+    for text in rec.get("warnings", []):
+        click.secho(f"warning: {text}", fg="yellow", err=True)
