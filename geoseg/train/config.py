@@ -184,6 +184,9 @@ class TrainConfig:
     description: str = ""
     input_units: str = ""
     resolution_m: float | None = None
+    sensor: str | None = None
+    """The product the images are (a preset of ``geoseg sensors``): recorded in the bundle's
+    domain, so band ids such as ``B2`` in a scene are read as that sensor's."""
     card_notes: str = ""
     """Free text added to the model card (label source, known failure modes)."""
     base_dir: str = field(default=".", metadata={"yaml": False})
@@ -220,6 +223,10 @@ class TrainConfig:
             A value out of its range, naming the key and the range.
         """
         _check_values(self)
+        if self.sensor is not None:
+            from geoseg.sensors import get_preset
+
+            get_preset(self.sensor)
 
 
 # Whole-number settings and the range each must be in. The chips end up in the bundle,

@@ -52,31 +52,37 @@ def measure_domain(
     seed: int = 0,
 ) -> InputDomain:
     """The domain of the training zones of ``images`` with the label counts given."""
+    dtypes = {str(img.raw.dtype) for img in images}
+    sizes = [_pixel_size(img) for img in images]
+    known = [s for s in sizes if s is not None]
+    total = sum(counts)
+    common = dict(
+        bands=tuple(bands),
+        resolution_m=(min(known), max(known)) if known else None,
+        class_fractions=tuple(c / total for c in counts) if total else None,
+        sensors=tuple(sensors),
+    )
+    if len(dtypes) > 1:  # images in other units: their values are not one distribution
+        return InputDomain(quantity=quantity or "mixed", **common)  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
-    pieces = []
-    for img in images:
-        keep = img.valid & img.train_zone if img.train_zone.size else img.valid
-        pixels = img.raw[:, keep]
-        pieces.append(pixels)
-    sample = np.concatenate(pieces, axis=1)
+    sample = np.concatenate(
+        [
+            img.raw[:, img.valid & img.train_zone if img.train_zone.size else img.valid]
+            for img in images
+        ],
+        axis=1,
+    )
     if sample.shape[1] > SAMPLE_PIXELS:
         sample = sample[:, rng.choice(sample.shape[1], SAMPLE_PIXELS, replace=False)]
     p01, p50, p99 = sample_percentiles(sample)
-    sizes = [_pixel_size(img) for img in images]
-    known = [s for s in sizes if s is not None]
-    dtype = str(images[0].raw.dtype)
-    total = sum(counts)
+    integer = np.issubdtype(images[0].raw.dtype, np.integer)
     return InputDomain(
-        bands=tuple(bands),
-        quantity=quantity
-        or ("dn" if np.issubdtype(images[0].raw.dtype, np.integer) else "unknown"),
-        dtype=dtype,
-        resolution_m=(min(known), max(known)) if known else None,
+        quantity=quantity or ("dn" if integer else "unknown"),
+        dtype=dtypes.pop(),
         p01=p01,
         p50=p50,
         p99=p99,
-        class_fractions=tuple(c / total for c in counts) if total else None,
-        sensors=tuple(sensors),
+        **common,  # type: ignore[arg-type]
     )
 
 

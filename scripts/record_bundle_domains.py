@@ -1,0 +1,38 @@
+"""Record the input domain in shipped bundles that were trained before bundles carried one.
+
+    python scripts/record_bundle_domains.py water forest
+
+For each named bundle: load the training config its provenance names
+(workflows/train-<name>.yaml), measure the domain of its training zones exactly
+as ``geoseg train`` now does (geoseg.train.domain.training_domain), and rewrite
+the bundle with that domain added. Weights, config and provenance are untouched
+(the test in tests/test_train_domain.py checks each shipped domain against its
+config). Bundles retrained since then record it themselves.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from geoseg.bundle import load_bundle, shipped_bundles
+from geoseg.train.config import load_config
+from geoseg.train.domain import training_domain
+from geoseg.train.loop import prepare_data
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main(names: list[str]) -> None:
+    for name in names:
+        path = shipped_bundles()[name]
+        cfg = load_config(REPO / "workflows" / f"train-{name}.yaml")
+        prep = prepare_data(cfg)
+        domain = training_domain(prep.images, prep.counts, cfg)
+        bundle = load_bundle(path)
+        bundle.with_meta(domain=domain.to_dict()).save(path)
+        print(f"{name}: {domain.to_dict()}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
