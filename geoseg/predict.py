@@ -41,6 +41,7 @@ from geoseg.outputs import (
     stale_outputs,
 )
 from geoseg.predictor import PRECISIONS, check_precision, resolve_device, returns_logits
+from geoseg.predictor import check_chip as check_fixed_input
 from geoseg.qamask import MaskSpec, count_masked
 from geoseg.qamask import parse_classes as parse_mask_classes
 from geoseg.resources import (
@@ -214,6 +215,7 @@ def open_for_predict(path: str, bundle: ModelBundle, opts: PredictOptions) -> Sc
     if mask is not None:
         _check_mask(scene)
     chip, overlap = _chip_overlap(opts, bundle)
+    check_fixed_input(bundle, chip)  # a fixed-size ONNX model: refuse a larger --chip now
     ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
     if scene.crs is None and opts.vector:
         raise SceneError(
