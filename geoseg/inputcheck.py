@@ -87,8 +87,8 @@ def plan_input(
     text = os.fspath(path)
     domain = bundle_domain(bundle.meta)
     choice: BandChoice | None = None
+    scene = open_scene(text, bands=bands, allow_no_crs=allow_no_crs)  # a readable raster?
     if bands is not None:
-        scene = open_scene(text, bands=bands, allow_no_crs=allow_no_crs)
         preset = resolve_preset(FileBands.read(text), sensor)
     else:
         choice = choose_bands(
@@ -98,8 +98,8 @@ def plan_input(
             bundle_sensors=domain.sensors if domain else (),
             bundle_name=bundle.name,
         )
-        picked = list(choice.bands) if choice.bands is not None else None
-        scene = open_scene(text, bands=picked, allow_no_crs=allow_no_crs)
+        if choice.bands is not None:
+            scene = open_scene(text, bands=list(choice.bands), allow_no_crs=allow_no_crs)
         preset = choice.preset
     spec = _normalization(bundle.meta["normalization"], domain, preset, scene)
     if domain is None:

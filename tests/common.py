@@ -162,3 +162,22 @@ def dead_pid() -> int:
         text=True,
     )
     return int(proc.stdout)
+
+
+def crop_raster(src: Path, dst: Path, window: Any, **profile: Any) -> Path:
+    """A window of a real raster as its own GeoTIFF, band names (descriptions) kept."""
+    with rasterio.open(src) as ds:
+        prof = {
+            **ds.profile,
+            "width": int(window.width),
+            "height": int(window.height),
+            "transform": ds.window_transform(window),
+            **profile,
+        }
+        if not prof.get("tiled", True):
+            prof.pop("blockxsize", None)
+            prof.pop("blockysize", None)
+        with rasterio.open(dst, "w", **prof) as out:
+            out.write(ds.read(window=window))
+            out.descriptions = ds.descriptions
+    return dst

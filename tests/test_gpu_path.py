@@ -20,29 +20,17 @@ import geoseg
 from geoseg.cli.main import cli
 from geoseg.errors import InputError
 from geoseg.predictor import TorchPredictor, get_predictor, predict_stream
-from tests.common import ZION, make_bundle, read, scene_file, worker_settings
+from tests.common import ZION, crop_raster, make_bundle, read, scene_file, worker_settings
 
 CUDA = torch.cuda.is_available()
 
 
 @pytest.fixture(scope="module")
 def zion_crop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import rasterio
     from rasterio.windows import Window
 
     out = tmp_path_factory.mktemp("gpu") / "zion_crop.tif"
-    with rasterio.open(ZION) as src:
-        win = Window(200, 300, 400, 360)
-        profile = src.profile | {
-            "width": 400,
-            "height": 360,
-            "transform": src.window_transform(win),
-            "tiled": False,
-        }
-        profile.pop("blockxsize", None)
-        profile.pop("blockysize", None)
-        with rasterio.open(out, "w", **profile) as dst:
-            dst.write(src.read(window=win))
+    crop_raster(ZION, out, Window(200, 300, 400, 360), tiled=False)
     return out
 
 

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 import geoseg
 from geoseg.styles import style_vector_output
-from tests.common import REPO, ZION
+from tests.common import REPO, ZION, crop_raster
 
 pytestmark = pytest.mark.qgis
 
@@ -57,12 +57,7 @@ def qgis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Outputs of the real pipeline and QGIS's report on them."""
     _require_pyqgis()
     root = tmp_path_factory.mktemp("qgis")
-    scene = root / "zion.tif"
-    with rasterio.open(ZION) as src:
-        profile = {**src.profile, "width": CROP.width, "height": CROP.height}
-        profile["transform"] = src.window_transform(CROP)
-        with rasterio.open(scene, "w", **profile) as dst:
-            dst.write(src.read(window=CROP))
+    scene = crop_raster(ZION, root / "zion.tif", CROP)
     bundle = geoseg.load_bundle("landcover-nlcd8")
     [res] = geoseg.predict(scene, bundle, root / "out", vector=True, vector_format="gpkg")
     vectors = {"gpkg": Path(res.outputs["vector"])}

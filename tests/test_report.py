@@ -36,7 +36,7 @@ from geoseg.report import Report, build_map_data, report_for_predict
 from geoseg.report._html import format_number
 from geoseg.stats import class_areas
 from geoseg.styles import data_layer
-from tests.common import ZION
+from tests.common import ZION, crop_raster
 
 CROP = Window(col_off=384, row_off=1024, width=384, height=384)  # river, town, fields, forest
 WINDOW = (1280, 2400)
@@ -168,12 +168,7 @@ def color_counts(img: np.ndarray, colors: dict[str, str], tol: int = 2) -> dict[
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A real predict run on the crop, its report, and Chromium's view of both reports."""
     root = tmp_path_factory.mktemp("report")
-    scene = root / "zion.tif"
-    with rasterio.open(ZION) as src:
-        profile = {**src.profile, "width": CROP.width, "height": CROP.height}
-        profile["transform"] = src.window_transform(CROP)
-        with rasterio.open(scene, "w", **profile) as dst:
-            dst.write(src.read(window=CROP))
+    scene = crop_raster(ZION, root / "zion.tif", CROP)
     bundle = geoseg.load_bundle("landcover-nlcd8")
     [res] = geoseg.predict(scene, bundle, root / "out", vector=True)
     html_path = report_for_predict(res, root / "out" / "report.html")
