@@ -134,7 +134,15 @@ def test_template_filled_with_a_real_model_predicts(tmp_path: Path) -> None:
     assert load_bundle(out).name == "tiny-water"
     scene = scene_file(tmp_path / "s.tif", (300, 280))
     res = _invoke(
-        "predict", str(scene), "--model", str(out), "--out", str(tmp_path / "r"), "--no-vector"
+        "predict",
+        str(scene),
+        "--model",
+        str(out),
+        "--out",
+        str(tmp_path / "r"),
+        "--no-vector",
+        "--bands",
+        "1,2,3,4",
     )
     assert res.exit_code == 0, res.output
     classes = read(tmp_path / "r" / "s_classes.tif")

@@ -142,8 +142,11 @@ def test_cli_gpus_without_cuda_is_one_clear_line(tmp_path: Path) -> None:
 )
 def test_cli_bad_gpu_options(tmp_path: Path, args: list[str], message: str) -> None:
     scene = scene_file(tmp_path / "s.tif", (64, 64), seed=1)
+    # a test bundle (bands b1..b4): the check under test comes before any band-role question
+    bundle = tmp_path / "b.bundle"
+    make_bundle(chip=64, overlap=16).save(bundle)
     r = CliRunner().invoke(
-        cli, ["predict", str(scene), "-m", "landcover-nlcd8", "-o", str(tmp_path / "o"), *args]
+        cli, ["predict", str(scene), "-m", str(bundle), "-o", str(tmp_path / "o"), *args]
     )
     assert r.exit_code == 2, r.output
     assert message in r.output

@@ -81,6 +81,7 @@ def _cfg(crop: dict[str, Path], tmp: Path, **over: Any) -> Any:
         "data": [{"image": str(crop["image"]), "labels": str(crop["labels"])}],
         "scheme": "nlcd8",
         "bands": BANDS,
+        "sensor": "landsat8-c2l1",  # the crop's band ids B2..B5
         "model": {
             "architecture": "ConvStack",
             "encoder": None,
@@ -278,7 +279,15 @@ def test_training_chip_equals_what_the_predictor_receives(
         overlap=0,
     )
     engine = _RecordingEngine(threads=1)
-    predict(str(crop["image"]), bundle, tmp_path, engine=engine, vector=False, batch_size=1)
+    predict(
+        str(crop["image"]),
+        bundle,
+        tmp_path,
+        engine=engine,
+        vector=False,
+        batch_size=1,
+        sensor="landsat8-c2l1",
+    )
     seen = engine.recorder.chips
     starts = range(0, 160, 32)
     img = prepared.images[0]
