@@ -215,15 +215,34 @@ def safe_load(text: str, name: str = "YAML") -> Any:
     --------
     >>> safe_load("a: &x [1, 2]\nb: *x\n")
     {'a': [1, 2], 'b': [1, 2]}
+    >>> safe_load("date: 2021-06-03")  # dates stay the text written
+    {'date': '2021-06-03'}
     """
     return _parse(text, name)[0]
+
+
+def _loader(text: str) -> Any:
+    """A SafeLoader that keeps dates and timestamps as the text written (``2021-06-03``).
+
+    Specs type their dates as years or ISO text (geoseg.change.date_axis parses them);
+    YAML would otherwise turn an unquoted date into a ``datetime.date`` no field takes.
+    """
+    import yaml
+
+    class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+        pass
+
+    _Loader.add_constructor(
+        "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+    )
+    return _Loader(text)
 
 
 def _parse(text: str, name: str) -> tuple[Any, dict[KeyPath, int]]:
     """Compose once, check the node graph's size, then take lines and objects from it."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = _loader(text)
     try:
         node = loader.get_single_node()
         if node is None:

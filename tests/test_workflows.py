@@ -471,3 +471,24 @@ def test_batch_with_a_failing_scene_finishes_the_others_then_fails(tmp_path: Pat
     record = json.loads((out / "workflow_run.json").read_text(encoding="utf-8"))
     assert record["state"] == "failed" and "1 of 2 scenes failed" in record["error"]
     assert (out / "report.html").exists() and (out / "1985_classes.tif").exists()
+
+
+def test_unquoted_yaml_dates_and_dates_within_one_year(tmp_path: Path) -> None:
+    """`date: 2021-06-03` unquoted (YAML's own date type) validates; three dates in 2021 too."""
+    from geoseg.workflows.spec import load_workflow
+
+    spec = tmp_path / "wf.yaml"
+    spec.write_text(
+        "kind: deforestation\n"
+        "inputs:\n"
+        "  series:\n"
+        f"    - {{date: 2021-06-03, scene: {DATA}/pucallpa/1985.tif}}\n"
+        f"    - {{date: 2021-08-15, scene: {DATA}/pucallpa/2000.tif}}\n"
+        f"    - {{date: '2021-10-01', scene: {DATA}/pucallpa/2020.tif}}\n"
+        "model: forest\n"
+        "predict: {bands: [4, 3, 2]}\n"
+        f"out: {tmp_path / 'out'}\n",
+        encoding="utf-8",
+    )
+    wf = load_workflow(spec)
+    assert [s.date for s in wf.spec.inputs.series] == ["2021-06-03", "2021-08-15", "2021-10-01"]

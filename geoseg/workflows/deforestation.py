@@ -39,11 +39,12 @@ LOSS_COLORS = ("#FDAE61", "#F46D43", "#D73027", "#A50026", "#67001F")
 
 def run(ctx: RunContext) -> Exception | None:
     """Predict each date → change map → year of loss → loss periods → polygons → tables."""
-    from geoseg.change import as_rules, change_map, first_change_year, parse_dates
+    from geoseg.change import as_rules, change_map, date_axis, first_change_year
 
     spec = ctx.spec
     series = spec.inputs.series
-    dates = parse_dates([s.date for s in series], len(series))
+    axis = date_axis([s.date for s in series], len(series))
+    dates, labels = axis.values, axis.labels
     folders = [ctx.out / safe_name(str(s.date), "inputs.series date") for s in series]
     preds = [
         predict_scene(ctx, s.scene, folder, role=str(s.date))
@@ -79,7 +80,7 @@ def run(ctx: RunContext) -> Exception | None:
             overwrite=ctx.overwrite,
         )
         rec.outputs["loss_year"] = str(years.path)
-        period = _loss_periods(years.path, ctx.out / "loss_period.tif", dates)
+        period = _loss_periods(years.path, ctx.out / "loss_period.tif", dates, labels)
         rec.outputs["loss_period"] = str(period)
         rec.details = {"pixels_by_date": {str(k): v for k, v in years.pixels.items()}}
     polygons: dict[str, Any] = {}
@@ -90,13 +91,13 @@ def run(ctx: RunContext) -> Exception | None:
             polygons["gain"] = vectorize_layer(ctx, change.path, "gain", ids=gain)
     by_date = [
         (
-            d,
+            label,
             prev,
             years.pixels.get(d, 0),
             years.area_m2.get(d, 0.0),
             years.area_m2.get(d, 0.0) / 1e4,
         )
-        for prev, d in zip(dates, dates[1:], strict=False)
+        for prev, label, d in zip(labels, labels[1:], dates[1:], strict=False)
     ]
     with ctx.step("tables") as rec:
         rec.outputs["change_areas_csv"] = str(
@@ -118,7 +119,7 @@ def run(ctx: RunContext) -> Exception | None:
             write_text(ctx.out / "transitions.md", t.to_markdown(), overwrite=ctx.overwrite)
         )
     ctx.summary.append(
-        f"{dates[0]} → {dates[-1]}: "
+        f"{labels[0]} → {labels[-1]}: "
         + ", ".join(f"{r.class_name} {r.area_ha:,.1f} ha" for r in change.areas.rows if r.class_id)
     )
     ctx.summary.append(
@@ -128,8 +129,13 @@ def run(ctx: RunContext) -> Exception | None:
     return None
 
 
-def _loss_periods(year_raster: Path, out: Path, dates: tuple[int, ...]) -> Path:
-    """The year-of-loss raster as uint8 classes: 0 no loss, k = lost between dates k-1 and k."""
+def _loss_periods(
+    year_raster: Path, out: Path, dates: tuple[int, ...], labels: tuple[str, ...]
+) -> Path:
+    """The year-of-loss raster as uint8 classes: 0 no loss, k = lost between dates k-1 and k.
+
+    ``dates`` are the values the year raster holds, ``labels`` the dates as written.
+    """
     import rasterio
     from rasterio.windows import Window
 
@@ -141,9 +147,9 @@ def _loss_periods(year_raster: Path, out: Path, dates: tuple[int, ...]) -> Path:
         classes.append(
             ClassInfo(
                 k,
-                f"loss {dates[k - 1]}–{dates[k]}",
+                f"loss {labels[k - 1]}–{labels[k]}",
                 LOSS_COLORS[min(k - 1, len(LOSS_COLORS) - 1)],
-                f"forest at or before {dates[k - 1]}, first seen lost in {dates[k]}, lost since",
+                f"forest at or before {labels[k - 1]}, first seen lost in {labels[k]}, lost since",
             )
         )
     lut = np.zeros(65536, dtype=np.uint8)
