@@ -424,12 +424,30 @@ class ModelBundle:
             + (f", trained at {m['resolution_m']} m" if m.get("resolution_m") else ""),
             "classes     " + ", ".join(f"{c.id}={c.name}" for c in self.classes),
         ]
+        if isinstance(m.get("domain"), Mapping):
+            lines.append(f"domain      {_domain_text(m['domain'])}")
         if m.get("description"):
             lines.append(f"about       {m['description']}")
         if m.get("card"):
             lines += ["", str(m["card"]).rstrip()]
         # a card is someone else's text: terminal escapes in it must not reach the terminal
         return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in "\n".join(lines))
+
+
+def _domain_text(d: Mapping[str, Any]) -> str:
+    """One line of what a bundle was trained on (its recorded input domain)."""
+    parts = [str(d.get("quantity", "unknown"))]
+    if d.get("dtype"):
+        parts.append(str(d["dtype"]))
+    if d.get("sensors"):
+        parts.append("sensors " + ", ".join(map(str, d["sensors"])))
+    if d.get("resolution_m"):
+        lo, hi = d["resolution_m"]
+        parts.append(f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m")
+    if d.get("p01") and d.get("p99"):
+        ranges = zip(d.get("bands", []), d["p01"], d["p99"], strict=False)
+        parts.append("1st-99th pct " + ", ".join(f"{b} {lo:g}-{hi:g}" for b, lo, hi in ranges))
+    return "; ".join(parts)
 
 
 def _load_state(model: Any, tensors: Mapping[str, Any], name: str) -> None:

@@ -61,3 +61,28 @@ def test_a_trained_bundle_records_its_domain(landcover: tuple, tmp_path: Path) -
     _, paths = run_training(cfg, progress=False)
     recorded = InputDomain.from_dict(load_bundle(paths["bundle"]).meta["domain"])
     assert recorded == landcover[2]
+
+
+@pytest.mark.parametrize("name", ["landcover-nlcd8", "water", "forest"])
+def test_each_shipped_bundle_records_the_domain_its_config_measures(name: str) -> None:
+    from geoseg.bundle import load_bundle
+    from geoseg.domain import InputDomain
+
+    bundle = load_bundle(name)
+    config = "landcover" if name == "landcover-nlcd8" else name
+    cfg = load_config(REPO / "workflows" / f"train-{config}.yaml")
+    prep = prepare_data(cfg)
+    expected = training_domain(prep.images, prep.counts, cfg)
+    assert InputDomain.from_dict(bundle.meta["domain"]) == expected
+
+
+def test_bundle_info_shows_the_domain() -> None:
+    from click.testing import CliRunner
+
+    from geoseg.cli.main import cli
+
+    out = CliRunner().invoke(cli, ["bundle", "info", "landcover-nlcd8"])
+    assert out.exit_code == 0
+    assert (
+        "domain      dn; uint16; sensors landsat8-c2l1; 30 m; 1st-99th pct blue 8208-" in out.output
+    )
