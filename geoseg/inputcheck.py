@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from geoseg.bandroles import BandChoice, FileBands, choose_bands, resolve_preset
 from geoseg.domain import DomainError, InputDomain, check_scene, pixel_size_m
 from geoseg.errors import SceneError
+from geoseg.normalize import scene_sample
 from geoseg.scene import Scene, open_scene
 from geoseg.sensors import SensorPreset, get_preset, sentinel2_offset
 
@@ -104,7 +105,7 @@ def plan_input(
     spec = _normalization(bundle.meta["normalization"], domain, preset, scene)
     if domain is None:
         return InputPlan(scene, choice, preset, spec)
-    sample = scene_sample(scene)
+    sample = scene_sample(scene, SAMPLE_PIXELS)
     converted = _to_domain_units(sample, domain, preset, scene)
     lat = _center_lat(scene)
     check = check_scene(
@@ -176,38 +177,6 @@ def _center_lat(scene: Scene) -> float | None:
     if scene.crs is None or not scene.crs.is_geographic:
         return None
     return float(scene.transform.f + scene.transform.e * scene.shape[0] / 2)
-
-
-def scene_sample(scene: Scene, max_pixels: int = SAMPLE_PIXELS) -> NDArray[np.float64]:
-    """``(bands, n)`` valid pixels of a decimated read of the scene's bands.
-
-    Raises
-    ------
-    SceneError
-        The scene has no valid pixel.
-    """
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    from geoseg.scene import read_error, read_masks
-
-    rows, cols = scene.shape
-    f = max(1.0, (rows * cols / max_pixels) ** 0.5)
-    out_shape = (len(scene.bands), max(1, int(rows / f)), max(1, int(cols / f)))
-    try:
-        with rasterio.open(scene.path) as ds:
-            data = ds.read(list(scene.bands), out_shape=out_shape).astype(np.float64)
-            valid = np.isfinite(data).all(axis=0)
-            if scene.has_mask:
-                valid &= read_masks(ds, list(scene.bands), out_shape=out_shape).all(axis=0)
-            if scene.alpha is not None:
-                valid &= ds.read(scene.alpha, out_shape=out_shape[1:]) > 0
-    except RasterioIOError as err:
-        raise read_error(scene.path, err) from err
-    if not valid.any():
-        raise SceneError(f"{scene.path} has no valid pixel (all nodata); nothing to predict")
-    sample: NDArray[np.float64] = data[:, valid]
-    return sample
 
 
 __all__ = [

@@ -147,10 +147,8 @@ def validate_normalization(spec: Mapping[str, Any], n_bands: int) -> dict[str, A
     return out
 
 
-def scene_percentiles(
-    scene: Any, low: float, high: float, *, max_pixels: int = STATS_MAX_PIXELS
-) -> list[tuple[float, float]]:
-    """Per-band ``(p_low, p_high)`` of a scene's valid pixels from a decimated read.
+def scene_sample(scene: Any, max_pixels: int = STATS_MAX_PIXELS) -> NDArray[np.float64]:
+    """``(bands, n)`` valid pixels of a decimated read of a scene's bands.
 
     Raises
     ------
@@ -177,9 +175,23 @@ def scene_percentiles(
         raise read_error(scene.path, err) from err
     if not valid.any():
         raise SceneError(f"{scene.path} has no valid pixel (all nodata); nothing to predict")
+    sample: NDArray[np.float64] = data[:, valid]
+    return sample
+
+
+def scene_percentiles(
+    scene: Any, low: float, high: float, *, max_pixels: int = STATS_MAX_PIXELS
+) -> list[tuple[float, float]]:
+    """Per-band ``(p_low, p_high)`` of a scene's valid pixels from a decimated read.
+
+    Raises
+    ------
+    SceneError
+        The scene has no valid pixel.
+    """
     result = []
-    for band in data:
-        lo, hi = np.percentile(band[valid], [low, high])
+    for band in scene_sample(scene, max_pixels):
+        lo, hi = np.percentile(band, [low, high])
         result.append((float(lo), float(hi)))
     return result
 

@@ -25,9 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
-from geoseg.atomic import atomic_path
 from geoseg.bundle import ModelBundle, load_bundle
 from geoseg.errors import InputError, MissingDependencyError
 from geoseg.safepath import inside, safe_name
@@ -180,7 +178,7 @@ def band_sources(item: Any, bands: tuple[str, ...], *, asset: str | None) -> lis
         if names and all(b.lower() in names for b in bands):
             return [BandSource(href, names.index(b.lower()) + 1) for b in bands]
         return [BandSource(href, i + 1) for i in range(len(bands))]
-    wanted = {b.lower() for b in bands}
+    wanted = {_role(b) for b in bands}
     found: dict[str, BandSource] = {}
     for key, a in item.assets.items():
         for i, b in enumerate(_eo_bands(a)):
@@ -189,61 +187,35 @@ def band_sources(item: Any, bands: tuple[str, ...], *, asset: str | None) -> lis
                 b.get("name"),
                 key if len(_eo_bands(a)) == 1 else None,
             ):
-                if name and name.lower() in wanted and name.lower() not in found:
-                    found[name.lower()] = BandSource(
-                        gdal_href(a.get_absolute_href() or a.href), i + 1
-                    )
-    missing = [b for b in bands if b.lower() not in found]
+                role = _role(name) if name else None
+                if role and role in wanted and role not in found:
+                    found[role] = BandSource(gdal_href(a.get_absolute_href() or a.href), i + 1)
+    missing = [b for b in bands if _role(b) not in found]
     if missing:
         raise InputError(
             f"item {item.id}: no asset with eo:bands common name {', '.join(missing)}; "
             "pass --asset KEY for a multi-band asset"
         )
-    return [found[b.lower()] for b in bands]
+    return [found[_role(b)] for b in bands]
+
+
+def _role(name: str) -> str:
+    """A band name as geoseg's common name (STAC's ``swir16`` is ``swir1``), else lower-cased."""
+    from geoseg.sensors import canonical_band
+
+    return canonical_band(name) or name.lower()
 
 
 def write_vrt(path: Path, sources: list[BandSource], names: tuple[str, ...]) -> Path:
-    """A VRT stacking ``sources`` as bands named ``names`` (all on one grid)."""
-    import rasterio
+    """A VRT stacking ``sources`` as bands named ``names``, on the finest band's grid.
 
-    with rasterio.open(sources[0].path) as ref:
-        width, height, crs, transform = ref.width, ref.height, ref.crs, ref.transform
-    bands = []
-    for k, (src, name) in enumerate(zip(sources, names, strict=True), 1):
-        with rasterio.open(src.path) as ds:
-            if (ds.width, ds.height) != (width, height) or ds.transform != transform:
-                raise InputError(
-                    f"{src.path} is not on the grid of {sources[0].path}; bands "
-                    "of one item must share a grid"
-                )
-            dtype = ds.dtypes[src.band - 1]
-            nodata = ds.nodatavals[src.band - 1]
-        vrt_type = {
-            "uint8": "Byte",
-            "uint16": "UInt16",
-            "int16": "Int16",
-            "uint32": "UInt32",
-            "int32": "Int32",
-            "float32": "Float32",
-            "float64": "Float64",
-        }[dtype]
-        nd = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
-        bands.append(
-            f'<VRTRasterBand dataType="{vrt_type}" band="{k}"><Description>{escape(name)}'
-            f'</Description>{nd}<SimpleSource><SourceFilename relativeToVRT="0">'
-            f"{escape(src.path)}</SourceFilename><SourceBand>{src.band}</SourceBand>"
-            "</SimpleSource></VRTRasterBand>"
-        )
-    gt = ", ".join(repr(v) for v in transform.to_gdal())
-    srs = f"<SRS>{escape(crs.to_wkt())}</SRS>" if crs else ""
-    text = (
-        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{srs}'
-        f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>\n"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
+    Assets at 20 m beside 10 m ones are resampled as they are read
+    (:func:`geoseg.bandstack.stack_vrt`), not refused.
+    """
+    from geoseg.bandstack import BandFile, stack_vrt
+
+    files = [BandFile(s.path, name, band=s.band) for s, name in zip(sources, names, strict=True)]
+    return stack_vrt(path, files)
 
 
 VECTOR_MEDIA = {

