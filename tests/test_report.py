@@ -483,3 +483,22 @@ def test_map_reads_every_vector_format_like_the_gpkg(
     west, south, east, north = utm.overlay.bounds
     assert utm.bounds[0] <= west < east <= utm.bounds[2]
     assert utm.bounds[1] <= south < north <= utm.bounds[3]
+
+
+def test_warnings_of_the_run_come_before_the_findings(tmp_path: Path) -> None:
+    """landcover-nlcd8 forced onto the 8-bit NAIP photo: the report says the map is degenerate."""
+    scene = Path(__file__).resolve().parent.parent / "data" / "water" / "naip_lakes_2020-08-31.tif"
+    [res] = geoseg.predict(
+        scene,
+        "landcover-nlcd8",
+        tmp_path,
+        vector=False,
+        sensor="naip",
+        allow_domain_shift=True,
+    )
+    assert any("results look degenerate" in w for w in res.record["warnings"])
+    html = report_for_predict(res, tmp_path / "report.html").read_text(encoding="utf-8")
+    warned = html.index("Warnings: read these before the numbers")
+    assert "results look degenerate: barren covers" in html
+    assert "(the scene looks like 8-bit data)" in html
+    assert warned < html.index("Area per class")

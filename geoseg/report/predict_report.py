@@ -69,6 +69,8 @@ def report_for_predict(
     table = stats if stats is not None else class_areas(classes)
     scheme = _scheme(classes)
     _summary(report, record, table)
+    if record.get("warnings"):  # input shifts and degenerate results: before any finding
+        report.add_text("Warnings: read these before the numbers", record["warnings"])
     scene_path = scene.get("path")
     if scene_path and Path(scene_path).exists():
         report.add_quicklooks(
