@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,58 @@ def _single_over_input(tmp: Path) -> list[str]:
     return [*_predict(a, "--overwrite", "--no-vector")(tmp)[:2], b, *_predict(a)(tmp)[2:]]
 
 
+NAIP = Path(__file__).resolve().parent.parent / "data" / "water" / "naip_lakes_2020-08-31.tif"
+
+
+def _shipped(scene: Path | str, model: str, *extra: str) -> Any:
+    """A shipped bundle on a real scene (the "know the input" rows)."""
+
+    def build(tmp: Path) -> list[str]:
+        return ["predict", str(scene), "--model", model, "--out", str(tmp / "out"), *extra]
+
+    return build
+
+
+def _mask_rows(kind: str) -> Any:
+    """A 0/1 mask for a test scene: without a CRS, or masking every pixel."""
+
+    def build(tmp: Path) -> list[str]:
+        scene = _scene(tmp)
+        ones = np.ones((1, 90, 80), np.uint8)
+        mask = write_raster(tmp / "mask.tif", ones, crs=None if kind == "no crs" else "EPSG:32612")
+        return _predict(scene, "--mask", str(mask))(tmp)
+
+    return build
+
+
 CASES: dict[str, Case] = {
+    "band roles unknown": (
+        _shipped(NAIP, "water"),
+        "does not say which band is which: bundle 'water' takes blue, green, red, nir",
+    ),
+    "sensor contradicts the file name": (
+        _shipped(
+            Path(__file__).resolve().parent.parent
+            / "data"
+            / "zion"
+            / "landsat8_2015-08-18_b2345.tif",
+            "water",
+            "--sensor",
+            "naip",
+        ),
+        "--sensor aerial-rgbn-8bit ships uint8 values but",
+    ),
+    "unknown sensor": (_predict(None, "--sensor", "sentinel3"), "unknown sensor 'sentinel3'"),
+    "8-bit into a 16-bit bundle": (
+        _shipped(NAIP, "landcover-nlcd8", "--sensor", "naip"),
+        "far outside what bundle 'landcover-nlcd8' was trained on: band blue",
+    ),
+    "mask without a crs": (_mask_rows("no crs"), "has no CRS, so it cannot be put on"),
+    "mask removes everything": (_mask_rows("all"), "removes every pixel"),
+    "mask classes unknown": (
+        _predict(None, "--mask", "auto", "--mask-classes", "clouds"),
+        "unknown mask class 'clouds'",
+    ),
     "chip 0": (_predict(None, "--chip", "0"), "omit --chip to use the bundle's chip"),
     "chip not a number": (_predict(None, "--chip", "1e29"), "'1e29' is not a valid integer"),
     "chip beyond the bound": (_predict(None, "--chip", "30000"), "from 1 to 8192"),
