@@ -13,6 +13,7 @@ from rasterio.enums import ColorInterp
 from geoseg.cli.sensors_cmd import sensors
 from geoseg.errors import InputError
 from geoseg.sensors import (
+    COMMON_NAMES,
     PRESETS,
     canonical_band,
     detect_preset,
@@ -67,25 +68,9 @@ def test_common_names_and_stac_aliases(name: str, common: str | None) -> None:
 
 def test_every_preset_maps_only_to_common_names() -> None:
     for preset in PRESETS.values():
-        assert set(preset.bands.values()) <= set(
-            [
-                "coastal",
-                "blue",
-                "green",
-                "yellow",
-                "red",
-                "rededge1",
-                "rededge2",
-                "rededge3",
-                "nir",
-                "nir08",
-                "nir09",
-                "cirrus",
-                "swir1",
-                "swir2",
-                "pan",
-            ]
-        ), preset.name
+        roles = set(preset.bands.values())
+        assert roles <= set(COMMON_NAMES), preset.name
+        assert all(canonical_band(r) == r for r in roles), preset.name  # no alias as a role
         assert preset.valid_range[0] < preset.valid_range[1]
 
 
