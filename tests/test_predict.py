@@ -141,7 +141,7 @@ def test_gdal_reads_category_names(tmp_path: Path, conv_bundle: geoseg.ModelBund
     import subprocess
 
     if shutil.which("gdalinfo") is None:
-        pytest.skip("gdalinfo (Debian gdal-bin) not installed; .ci/run installs it")
+        pytest.skip("gdalinfo (Debian gdal-bin) not installed; make test installs it")
     src = scene_file(tmp_path / "s.tif", (100, 90))
     [res] = geoseg.predict(src, conv_bundle, tmp_path / "out", vector=False)
     info = json.loads(

@@ -3,7 +3,7 @@
 The outputs come from the real pipeline (the shipped ``landcover-nlcd8`` bundle
 on a 384 × 384 crop of the Zion Landsat-8 scene); ``tests/qgis_check.py`` loads
 them with PyQGIS from Debian's ``python3-qgis`` (system Python: ``/usr/bin/python3``)
-and reports what QGIS sees. CI installs that package (``.ci/run``); where it is
+and reports what QGIS sees. ``make test`` installs that package (``scripts/install-system-deps.sh``); where it is
 missing these tests fail and say so, they do not skip.
 
 Set ``GEOSEG_QGIS_RENDER=docs/img/qgis_render.png`` to keep the rendering (the
@@ -48,7 +48,7 @@ def _require_pyqgis() -> None:
     if not ok:
         pytest.fail(
             f"PyQGIS is not importable by {QGIS_PYTHON} ({why[0]}); install Debian's "
-            "python3-qgis (apt-get install python3-qgis), as .ci/run does in CI"
+            "python3-qgis: make test installs it (scripts/install-system-deps.sh)"
         )
 
 

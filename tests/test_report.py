@@ -1,7 +1,7 @@
 """geoseg.report: a report of a real predict run, read as HTML and opened in real Chromium.
 
 The run is ``landcover-nlcd8`` on a 384 × 384 crop of the Zion Landsat-8
-scene. Chromium (Debian's ``chromium``, installed by ``.ci/run``) loads the
+scene. Chromium (Debian's ``chromium``, installed by ``make test``) loads the
 report headless: the DOM after Leaflet ran must hold one SVG path per
 inlined polygon, the screenshot must show the scheme's colors where the map
 is, and the network log must show no request made by the page.
@@ -93,7 +93,7 @@ def chromium() -> str:
     if exe is None:
         pytest.fail(
             "Chromium is not installed, so the report cannot be checked in a real browser; "
-            "install Debian's chromium (apt-get install -y chromium), as .ci/run does in CI"
+            "install Debian's chromium: make test does (scripts/install-system-deps.sh)"
         )
     return exe
 
