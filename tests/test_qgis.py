@@ -3,8 +3,9 @@
 The outputs come from the real pipeline (the shipped ``landcover-nlcd8`` bundle
 on a 384 × 384 crop of the Zion Landsat-8 scene); ``tests/qgis_check.py`` loads
 them with PyQGIS from Debian's ``python3-qgis`` (system Python: ``/usr/bin/python3``)
-and reports what QGIS sees. ``make test`` installs that package (``scripts/install-system-deps.sh``); where it is
-missing these tests fail and say so, they do not skip.
+and reports what QGIS sees. ``make test`` installs that package
+(``scripts/install-system-deps.sh``); where it is missing these tests fail and say
+so, they do not skip.
 
 Set ``GEOSEG_QGIS_RENDER=docs/img/qgis_render.png`` to keep the rendering (the
 README's picture is made that way).
