@@ -167,6 +167,13 @@ def _unknown_roles(
         what = f"has no {', '.join(missing)} band" + (f" ({preset.name})" if preset else "")
     else:
         what = "does not say which band is which" + (f" ({preset.name})" if preset else "")
+    if file.count == 1 < len(want):  # one file per band: they must be stacked first
+        return (
+            f"{file.path} has 1 band but bundle "
+            f"'{bundle}' takes {len(want)} ({', '.join(want)}); stack the band files into "
+            f"one scene first, in that order: gdalbuildvrt -separate scene.vrt "
+            f"{' '.join(f'{w}.tif' for w in want)} (or geoseg.bandstack for a product folder)"
+        )
     example = ",".join(str(k) for k in range(1, len(want) + 1))
     return (
         f"{file.path} {what}: bundle '{bundle}' takes {', '.join(want)}, the file has "

