@@ -19,13 +19,13 @@ CHIP, OVERLAP = 512, 64
 
 
 def peak_rss_mb() -> float:
-    from geoseg.predict import peak_rss_mb as vmhwm  # VmHWM: not inherited across exec
+    from geoseg.pipeline.predict import peak_rss_mb as vmhwm  # VmHWM: not inherited across exec
 
     return vmhwm()
 
 
 def chip_origins(n: int) -> list[int]:
-    from geoseg.chips import chip_starts
+    from geoseg.grid.chips import chip_starts
 
     return list(chip_starts(n, CHIP, CHIP - OVERLAP))
 
@@ -63,7 +63,7 @@ def run_geoseg(scene: str, bundle_path: str, out: str, **options: Any) -> dict[s
     import geoseg
 
     bundle = geoseg.load_bundle(bundle_path)
-    from geoseg.predictor import get_predictor
+    from geoseg.models.predictor import get_predictor
 
     get_predictor(bundle, "cpu")  # build the model outside the timed part, as model_only does
     t = time.perf_counter()
@@ -143,8 +143,8 @@ def run_dask(
     """geoseg.predict on the LocalCluster ``--workers N`` starts (single-threaded workers)."""
     import geoseg
     from geoseg.engine.dask import local_cluster
-    from geoseg.predict import peak_rss_mb as vmhwm
-    from geoseg.predictor import warm
+    from geoseg.models.predictor import warm
+    from geoseg.pipeline.predict import peak_rss_mb as vmhwm
 
     with local_cluster(workers) as client:
         client.run(warm, bundle_path)  # models built before the clock starts, as elsewhere
@@ -195,7 +195,7 @@ def run_gpu(scene: str, bundle_path: str, out: str, **options: Any) -> dict[str,
     if not torch.cuda.is_available():
         return {"seconds": None, "skipped": "no CUDA GPU on this machine"}
     import geoseg
-    from geoseg.predictor import warm
+    from geoseg.models.predictor import warm
 
     warm(bundle_path, "cuda", options.get("precision", "fp32"))
     bundle = geoseg.load_bundle(bundle_path)

@@ -296,7 +296,7 @@ def section_dask(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]
 
 
 def section_gpu(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
-    """GPU busy fraction of geoseg.predict (fp32 and fp16, batch 8), where CUDA exists."""
+    """GPU busy fraction of geoseg.pipeline.predict (fp32 and fp16, batch 8), where CUDA exists."""
     scene = str(make_scene(args.real_size))
     print(f"\n5. GPU, real model, {args.real_size}^2")
     got = {}

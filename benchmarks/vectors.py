@@ -126,7 +126,7 @@ def run_case(case: str, raster: Path, out_dir: Path) -> dict[str, Any]:
             steps["ogr2ogr"] = time.perf_counter() - t
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     else:
-        from geoseg.vectorize import vectorize
+        from geoseg.vector import vectorize
 
         out = out_dir / f"{case}.{case.split('-')[1]}"
         vectorize(raster, out, overwrite=True)

@@ -8,6 +8,8 @@ its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GeosegError(Exception):
     """Base of every error geoseg raises on purpose."""
@@ -55,3 +57,35 @@ class AlignmentError(InputError):
 
 class ChangeRuleError(InputError):
     """A change rule names unknown classes, overlaps another rule, or is malformed."""
+
+
+class SpecError(InputError):
+    """A YAML spec is missing, unparsable, or has an unknown key, a wrong type or value."""
+
+
+class BatchError(GeosegError):
+    """Some scenes of a batch failed; the others finished. ``results`` has them all."""
+
+    def __init__(self, message: str, results: list[Any]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+class DomainError(InputError):
+    """A scene lies far outside the domain a bundle was trained on."""
+
+
+class ConfigError(InputError):
+    """A training config is missing, unparsable or has a wrong key or value."""
+
+
+class TrainingDataError(InputError):
+    """The training data cannot be used as given (bands, split, empty after filtering)."""
+
+
+class CheckpointError(InputError):
+    """A resume checkpoint is unreadable or belongs to a different configuration."""
+
+
+class LabelError(InputError):
+    """Labels that cannot be used with their image (no overlap, missing attribute, ...)."""

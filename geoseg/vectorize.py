@@ -1,7 +1,5 @@
-"""Re-export of :mod:`geoseg.vector`, where the vectorizer lives."""
+"""Moved to :mod:`geoseg.vector` in 0.2; this old path goes in 0.3."""
 
-from __future__ import annotations
+from geoseg._moved import alias
 
-from geoseg.vector import DRIVERS, VectorizeResult, vectorize
-
-__all__ = ["DRIVERS", "VectorizeResult", "vectorize"]
+alias(__name__, "geoseg.vector")

@@ -46,7 +46,7 @@ Opt(size=5, name=None)
 >>> loads("size: 5\nsise: 6\n", Opt, source="a.yml")
 Traceback (most recent call last):
 ...
-geoseg.yamlspec.SpecError: a.yml line 2: unknown key 'sise' at the top level; known keys: size, name
+geoseg.errors.SpecError: a.yml line 2: unknown key 'sise' at the top level; known keys: size, name
 """
 
 from __future__ import annotations
@@ -62,7 +62,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from geoseg.errors import GeosegError, InputError
+from geoseg.errors import (
+    GeosegError,
+)
+from geoseg.errors import (
+    SpecError as SpecError,  # re-exported: defined in errors since 0.2
+)
 
 T = TypeVar("T")
 KeyPath = tuple[str, ...]
@@ -73,10 +78,6 @@ out. Repeating a section a few times costs tens of nodes; exponential nesting is
 MAX_DEPTH = 64
 """How deeply mappings and lists may nest (real specs use fewer than 10 levels)."""
 _MAX_INT = 10**18 - 1
-
-
-class SpecError(InputError):
-    """A YAML spec is missing, unparsable, or has an unknown key, a wrong type or value."""
 
 
 @dataclass(frozen=True, slots=True)

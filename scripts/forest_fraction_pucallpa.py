@@ -15,7 +15,7 @@ from pathlib import Path
 
 import rasterio
 
-from geoseg.predict import predict
+from geoseg.pipeline.predict import predict
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from geoseg.bundle import load_bundle
-from geoseg.indices import make_index_bundle
+from geoseg.models.bundle import load_bundle
+from geoseg.models.indices import make_index_bundle
 from geoseg.schemes import load_scheme
 
 OUT = Path(__file__).resolve().parent.parent / "geoseg" / "bundles"

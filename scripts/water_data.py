@@ -39,8 +39,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from geoseg.indices import normalized_difference, otsu_threshold
-from geoseg.scene import open_scene
+from geoseg.io.scene import open_scene
+from geoseg.models.indices import normalized_difference, otsu_threshold
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path("/work/shared/data")
@@ -239,7 +239,7 @@ def validation_truths() -> None:
     """
     import yaml
 
-    from geoseg.scene import open_scene
+    from geoseg.io.scene import open_scene
     from geoseg.train.labels import rasterize_mask
 
     cfg = yaml.safe_load((REPO / "workflows" / "train-water.yaml").read_text(encoding="utf-8"))

@@ -89,7 +89,7 @@ def _forged(**changes: Any) -> Callable[[Path], str]:
     def build(tmp: Path) -> str:
         from safetensors.numpy import save_file
 
-        from geoseg.bundle import _digest
+        from geoseg.models.bundle import _digest
 
         b = make_bundle("ConvStack", chip=64, overlap=16)
         meta = {**b.meta, **changes}

@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 
 import geoseg
-from geoseg.bundle import ModelBundle
+from geoseg.models.bundle import ModelBundle
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"

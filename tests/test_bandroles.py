@@ -10,9 +10,9 @@ import pytest
 import rasterio
 from rasterio.enums import ColorInterp
 
-from geoseg.bandroles import FileBands, choose_bands
-from geoseg.bandstack import find_band_files, stack_vrt
 from geoseg.errors import SceneError
+from geoseg.io.bandstack import find_band_files, stack_vrt
+from geoseg.sensors.bands import FileBands, choose_bands
 from tests.common import DATA, ZION, write_raster
 
 RGBN = ["blue", "green", "red", "nir"]

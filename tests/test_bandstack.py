@@ -11,9 +11,9 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from geoseg.bandstack import BandFile, find_band_files, stack_vrt
 from geoseg.errors import InputError
-from geoseg.scene import open_scene
+from geoseg.io.bandstack import BandFile, find_band_files, stack_vrt
+from geoseg.io.scene import open_scene
 from tests.common import DATA, ZION
 
 LANDSAT = "LC08_L1TP_038034_20150818_20200908_02_T1"

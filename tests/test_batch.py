@@ -15,8 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 import geoseg
-from geoseg.batch import MANIFEST, BatchError
 from geoseg.cli.main import cli
+from geoseg.errors import BatchError
+from geoseg.pipeline.batch import MANIFEST
 from tests.common import make_bundle, read, scene_file
 
 

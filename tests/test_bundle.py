@@ -9,10 +9,10 @@ import torch
 from click.testing import CliRunner
 
 import geoseg
-from geoseg.bundle import load_bundle
 from geoseg.cli.main import cli
 from geoseg.errors import BundleError
-from geoseg.models import SMP_ARCHITECTURES, build_model
+from geoseg.models.arch import SMP_ARCHITECTURES, build_model
+from geoseg.models.bundle import load_bundle
 from tests.common import CLASSES3, make_bundle, read, scene_file
 
 
@@ -81,7 +81,7 @@ def test_pruning_keeps_outputs() -> None:
 
 
 def test_onnx_bundle_matches_torch(tmp_path: Path) -> None:
-    from geoseg.onnx_export import export_onnx
+    from geoseg.models.onnx_export import export_onnx
 
     torch_bundle = make_bundle(
         "Unet",

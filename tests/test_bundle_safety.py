@@ -21,9 +21,9 @@ import torch
 from click.testing import CliRunner, Result
 
 import geoseg
-from geoseg.bundle import load_bundle
 from geoseg.cli.main import cli
 from geoseg.errors import BundleError
+from geoseg.models.bundle import load_bundle
 from tests.common import CLASSES3, dead_pid, make_bundle, read, scene_file
 
 
@@ -152,7 +152,7 @@ def test_template_filled_with_a_real_model_predicts(tmp_path: Path) -> None:
 def test_create_help_points_to_the_docs_and_their_example_is_valid(tmp_path: Path) -> None:
     import yaml
 
-    from geoseg.bundlemeta import bundle_arguments
+    from geoseg.models.meta import bundle_arguments
 
     res = _invoke("bundle", "create", "--help")
     assert "docs/bundles.md" in res.output and "geoseg bundle template" in res.output
@@ -367,7 +367,7 @@ def test_nhwc_model_without_layout_is_refused(tmp_path: Path) -> None:
 
 def _forged(tmp: Path, **changes: Any) -> Path:
     """A bundle whose metadata was edited *and* re-hashed: only validation can refuse it."""
-    from geoseg.bundle import _digest
+    from geoseg.models.bundle import _digest
 
     b = make_bundle()
     meta = {**b.meta, **changes}
@@ -423,7 +423,7 @@ def test_forged_bundle_numbers_are_refused_at_load(
 
 
 def test_a_model_too_large_to_build_is_refused_before_allocating() -> None:
-    from geoseg.models import build_model
+    from geoseg.models.arch import build_model
 
     with pytest.raises(BundleError, match="parameters"):  # 1.4 billion, counted on meta
         build_model(
@@ -609,7 +609,7 @@ def test_vectorize_keeps_the_users_own_qml(tmp_path: Path) -> None:
 def test_a_staged_output_is_written_in_place_not_under_a_temporary_of_it(tmp_path: Path) -> None:
     """predict stages the vector file; vectorize must not nest a second temporary name."""
     from geoseg.atomic import TMP_MARK, temp_name
-    from geoseg.vectorize import vectorize
+    from geoseg.vector import vectorize
 
     classes = _class_raster(tmp_path)
     staged = temp_name(tmp_path / "out" / "s_classes.gpkg")
@@ -623,7 +623,7 @@ def test_a_staged_output_is_written_in_place_not_under_a_temporary_of_it(tmp_pat
 def test_leftovers_of_dead_runs_are_cleaned_and_live_ones_kept(tmp_path: Path) -> None:
     import subprocess
 
-    from geoseg.vectorize import vectorize
+    from geoseg.vector import vectorize
 
     classes = _class_raster(tmp_path)
     out = tmp_path / "v" / "s_classes.gpkg"
@@ -647,7 +647,7 @@ def test_leftovers_of_dead_runs_are_cleaned_and_live_ones_kept(tmp_path: Path) -
 _KILLED_PREDICT = """
 import sys, time
 import geoseg.vector.core as core
-from geoseg.bundle import load_bundle
+from geoseg.models.bundle import load_bundle
 import geoseg
 
 release = core._release_blocks

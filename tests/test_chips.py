@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geoseg.chips import BlockPlan, ChipGrid, chip_starts, core_bounds
 from geoseg.errors import ChipGridError
+from geoseg.grid.chips import BlockPlan, ChipGrid, chip_starts, core_bounds
 
 
 @given(n=st.integers(1, 3000), chip=st.integers(1, 600), overlap=st.integers(0, 599))

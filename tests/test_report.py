@@ -31,11 +31,11 @@ from PIL import Image
 from rasterio.windows import Window
 
 import geoseg
+from geoseg.analysis.stats import class_areas
 from geoseg.errors import InputError
+from geoseg.io.styles import data_layer
 from geoseg.report import Report, build_map_data, report_for_predict
 from geoseg.report._html import format_number
-from geoseg.stats import class_areas
-from geoseg.styles import data_layer
 from tests.common import ZION, crop_raster
 
 CROP = Window(col_off=384, row_off=1024, width=384, height=384)  # river, town, fields, forest

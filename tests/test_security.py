@@ -22,9 +22,9 @@ import pytest
 import shapely
 from click.testing import CliRunner
 
+from geoseg.analysis.stats import class_areas
 from geoseg.cli.main import cli
 from geoseg.errors import GeosegError
-from geoseg.stats import class_areas
 from geoseg.yamlspec import MAX_ALIAS_NODES, SpecError, loads, read_yaml
 from tests.bad_cases_untrusted import (
     ESCAPE,
@@ -278,7 +278,7 @@ def test_a_collapsed_polygon_is_not_burned_as_a_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["bundle metadata", "class scheme"])
 def test_bombs_in_bundle_metadata_and_class_schemes(tmp_path: Path, kind: str) -> None:
     """The other YAML readers go through the same bounded loader (they used plain safe_load)."""
-    from geoseg.bundlemeta import read_metadata
+    from geoseg.models.meta import read_metadata
     from geoseg.schemes import load_scheme
 
     path = tmp_path / "bomb.yaml"

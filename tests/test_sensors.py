@@ -12,7 +12,7 @@ from rasterio.enums import ColorInterp
 
 from geoseg.cli.sensors_cmd import sensors
 from geoseg.errors import InputError
-from geoseg.sensors import (
+from geoseg.sensors.presets import (
     COMMON_NAMES,
     PRESETS,
     canonical_band,

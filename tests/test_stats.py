@@ -16,9 +16,9 @@ from affine import Affine
 from click.testing import CliRunner
 from pyproj import Geod
 
+from geoseg.analysis.stats import class_areas
 from geoseg.cli.main import cli
 from geoseg.errors import InputError
-from geoseg.stats import class_areas
 from tests.common import CLASSES3, UTM
 
 ORIGIN = (300000.0, 4150000.0)

@@ -19,8 +19,7 @@ import shapely
 import geoseg
 from geoseg.atomic import remove_quietly
 from geoseg.errors import InputError, OutputError
-from geoseg.schemes import load_scheme, parse_classes
-from geoseg.styles import (
+from geoseg.io.styles import (
     STYLE_NAME,
     qml_path,
     raster_qml,
@@ -28,7 +27,8 @@ from geoseg.styles import (
     vector_qml,
     write_raster_qml,
 )
-from geoseg.writer import RasterSink
+from geoseg.io.writer import RasterSink
+from geoseg.schemes import load_scheme, parse_classes
 from tests.common import CLASSES3, DEFAULT_TRANSFORM, UTM, dead_pid, make_bundle, scene_file
 
 NLCD = load_scheme("nlcd8")

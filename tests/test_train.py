@@ -22,15 +22,13 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from shapely.geometry import box
 
-from geoseg.bundle import ModelBundle, load_bundle
 from geoseg.engine.local import LocalEngine
-from geoseg.errors import GeosegError
-from geoseg.predict import predict
+from geoseg.errors import CheckpointError, ConfigError, GeosegError
+from geoseg.models.bundle import ModelBundle, load_bundle
+from geoseg.pipeline.predict import predict
 from geoseg.schemes import load_scheme
 from geoseg.train import config_from_dict, load_config, prepare_data, run_training, train
 from geoseg.train.augment import cut_chip
-from geoseg.train.checkpoint import CheckpointError
-from geoseg.train.config import ConfigError
 from geoseg.train.data import ChipRef, TrainingDataError, val_input
 from geoseg.train.labels import IGNORE, LabelError, read_labels
 from geoseg.train.loop import Prepared
@@ -112,7 +110,7 @@ def prepared(crop: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_vector_labels_rasterized_on_the_image_grid(crop: dict[str, Path], tmp_path: Path) -> None:
-    from geoseg.scene import open_scene
+    from geoseg.io.scene import open_scene
 
     scene = open_scene(crop["image"])
     t = scene.transform
@@ -148,7 +146,7 @@ def test_vector_labels_rasterized_on_the_image_grid(crop: dict[str, Path], tmp_p
 def test_label_raster_on_another_grid_is_reprojected_nearest(
     crop: dict[str, Path], tmp_path: Path
 ) -> None:
-    from geoseg.scene import open_scene
+    from geoseg.io.scene import open_scene
 
     scene = open_scene(crop["image"])
     with rasterio.open(crop["labels"]) as ds:
@@ -218,7 +216,7 @@ def test_split_keeps_training_chips_away_from_validation(prepared: Prepared) -> 
 def test_split_by_validation_polygon(crop: dict[str, Path], tmp_path: Path) -> None:
     from scipy.ndimage import distance_transform_cdt
 
-    from geoseg.scene import open_scene
+    from geoseg.io.scene import open_scene
 
     scene = open_scene(crop["image"])
     t = scene.transform
@@ -412,7 +410,7 @@ def test_labels_that_do_not_overlap_the_image(crop: dict[str, Path], tmp_path: P
 
 
 def test_polygons_without_the_class_attribute(crop: dict[str, Path], tmp_path: Path) -> None:
-    from geoseg.scene import open_scene
+    from geoseg.io.scene import open_scene
 
     scene = open_scene(crop["image"])
     geom = box(*rasterio.transform.array_bounds(160, 160, scene.transform)[::1])

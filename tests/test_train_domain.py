@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geoseg.domain import check_scene
+from geoseg.sensors.domain import check_scene
 from geoseg.train.config import load_config
 from geoseg.train.domain import training_domain
 from geoseg.train.loop import prepare_data
@@ -46,8 +46,8 @@ def test_an_8_bit_aerial_photo_is_refused_by_that_domain(landcover: tuple) -> No
 
 
 def test_a_trained_bundle_records_its_domain(landcover: tuple, tmp_path: Path) -> None:
-    from geoseg.bundle import load_bundle
-    from geoseg.domain import InputDomain
+    from geoseg.models.bundle import load_bundle
+    from geoseg.sensors.domain import InputDomain
     from geoseg.train import run_training
 
     cfg = load_config(
@@ -65,8 +65,8 @@ def test_a_trained_bundle_records_its_domain(landcover: tuple, tmp_path: Path) -
 
 @pytest.mark.parametrize("name", ["landcover-nlcd8", "water", "forest"])
 def test_each_shipped_bundle_records_the_domain_its_config_measures(name: str) -> None:
-    from geoseg.bundle import load_bundle
-    from geoseg.domain import InputDomain
+    from geoseg.models.bundle import load_bundle
+    from geoseg.sensors.domain import InputDomain
 
     bundle = load_bundle(name)
     config = "landcover" if name == "landcover-nlcd8" else name

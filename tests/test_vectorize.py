@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from geoseg.errors import OutputError, RasterReadError, VectorizeError
 from geoseg.schemes import ClassInfo
-from geoseg.vectorize import VectorizeResult, vectorize
+from geoseg.vector import VectorizeResult, vectorize
 
 UTM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_500_000.0)
 CLASSES = [

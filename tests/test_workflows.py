@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from rasterio.windows import Window
 
 from geoseg.cli.main import cli
-from geoseg.errors import GeosegError, OutputError
+from geoseg.errors import GeosegError, OutputError, SpecError
 from geoseg.workflows import load_workflow, run_workflow
 from geoseg.workflows.spec import workflow_from_dict
-from geoseg.yamlspec import SpecError, read_yaml
+from geoseg.yamlspec import read_yaml
 from tests.common import DATA, REPO
 
 WORKFLOWS = REPO / "workflows"
@@ -455,7 +455,7 @@ def test_cli_draws_a_bar_per_step_on_a_terminal(tmp_path: Path) -> None:
 
 
 def test_batch_with_a_failing_scene_finishes_the_others_then_fails(tmp_path: Path) -> None:
-    from geoseg.batch import BatchError
+    from geoseg.errors import BatchError
 
     text = (
         "kind: batch\nmodel: mndwi-otsu\npredict: {bands: [4, 1], allow_mixed_crs: true}\n"

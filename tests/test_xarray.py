@@ -50,7 +50,7 @@ def test_band_selection_and_errors(tmp_path: Path) -> None:
 def test_plain_dataarray_is_lazy_and_a_slice_runs_only_its_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geoseg.xarray_predict as xp
+    import geoseg.engine.xarray as xp
 
     src = scene_file(tmp_path / "s.tif", (230, 210), nodata=0, seed=5)
     bundle = make_bundle(chip=64, overlap=16)

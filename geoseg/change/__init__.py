@@ -20,7 +20,7 @@ Co-registration
 Transitions
     :func:`transition_matrix` counts every (from-class, to-class) pair of the
     pixels valid at both dates, with areas (exact planar for projected CRSs,
-    ellipsoidal per row for geographic ones, as :mod:`geoseg.stats` computes
+    ellipsoidal per row for geographic ones, as :mod:`geoseg.analysis.stats` computes
     them) and the class names of each raster's own scheme, so a water-scheme
     raster can be compared with a land-cover one.
 

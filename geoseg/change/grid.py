@@ -14,9 +14,9 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from geoseg.analysis.stats import PixelAreas, class_names
 from geoseg.errors import AlignmentError, InputError, RasterReadError
 from geoseg.schemes import NODATA_CLASS
-from geoseg.stats import PixelAreas, class_names
 
 TOLERANCE = 1e-9
 """Error allowed (pixels) to GDAL's approximate transformer: in effect exact, so a pixel's

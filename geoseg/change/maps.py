@@ -13,14 +13,14 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
+from geoseg.analysis.stats import AreaTable, class_areas
 from geoseg.change.grid import Align, AlignedStack, _align, _windows
 from geoseg.change.mmu import _apply_mmu, _grow, _mmu
 from geoseg.change.rules import ChangeRule, ClassSpec, as_rules, change_scheme, rule_table
 from geoseg.change.transitions import TransitionTable, _codes, _Tally
 from geoseg.errors import ChangeRuleError, InputError, OutputError
+from geoseg.io.writer import RasterSink
 from geoseg.schemes import ClassInfo, load_scheme
-from geoseg.stats import AreaTable, class_areas
-from geoseg.writer import RasterSink
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from geoseg.change.maps import _check_out
 from geoseg.change.mmu import _apply_mmu, _grow, _mmu
 from geoseg.change.rules import ClassSpec, resolve_classes
 from geoseg.errors import ChangeRuleError, InputError
-from geoseg.writer import output_error
+from geoseg.io.writer import output_error
 
 YEAR_NODATA = 0
 """Value of a first-change-year raster where a pixel never changed or was never observed."""

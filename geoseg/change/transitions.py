@@ -12,9 +12,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from geoseg.analysis.stats import markdown_cell
 from geoseg.change.grid import Align, AlignedStack, _align, _windows
 from geoseg.schemes import NODATA_CLASS
-from geoseg.stats import markdown_cell
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,8 +73,8 @@ def create(
       geoseg bundle create --arch Unet --encoder resnet18 --weights state.safetensors \\
           --metadata meta.yaml -o model.bundle
     """
-    from geoseg.bundle import ModelBundle
-    from geoseg.bundlemeta import bundle_arguments, read_metadata
+    from geoseg.models.bundle import ModelBundle
+    from geoseg.models.meta import bundle_arguments, read_metadata
     from geoseg.outfile import check_output_file
 
     meta = read_metadata(metadata)
@@ -96,7 +96,7 @@ def create(
 
 def _read_onnx(path: str, kwargs: dict[str, Any]) -> bytes:
     """The ONNX bytes; a model with a fixed input size gets chips of that size by default."""
-    from geoseg.predictor import onnx_input_size
+    from geoseg.models.predictor import onnx_input_size
 
     if not Path(path).is_file():
         raise InputError(f"ONNX file {path} does not exist")
@@ -117,7 +117,7 @@ def template() -> None:
     Example:
       geoseg bundle template > meta.yaml
     """
-    from geoseg.bundlemeta import TEMPLATE
+    from geoseg.models.meta import TEMPLATE
 
     click.echo(TEMPLATE, nl=False)
 
@@ -132,7 +132,7 @@ def info(bundle_ref: str, as_json: bool) -> None:
     Example:
       geoseg bundle info landcover-nlcd8
     """
-    from geoseg.bundle import load_bundle
+    from geoseg.models.bundle import load_bundle
 
     b = load_bundle(bundle_ref)
     click.echo(json.dumps(b.meta, indent=2) if as_json else b.card_text())
@@ -146,7 +146,7 @@ def list_bundles() -> None:
     Example:
       geoseg bundle list
     """
-    from geoseg.bundle import load_bundle, shipped_bundles
+    from geoseg.models.bundle import load_bundle, shipped_bundles
 
     for name, path in sorted(shipped_bundles().items()):
         b = load_bundle(path)
@@ -165,8 +165,8 @@ def export_onnx(bundle_ref: str, out: str, opset: int, overwrite: bool) -> None:
     Example:
       geoseg bundle export-onnx landcover-nlcd8 -o landcover.onnx
     """
-    from geoseg.bundle import load_bundle, resolve_bundle_path
-    from geoseg.onnx_export import export_onnx as run_export
+    from geoseg.models.bundle import load_bundle, resolve_bundle_path
+    from geoseg.models.onnx_export import export_onnx as run_export
     from geoseg.outfile import check_output_file
 
     bundle = load_bundle(bundle_ref)

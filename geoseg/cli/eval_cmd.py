@@ -64,7 +64,7 @@ def eval_(
           --model ndwi-otsu@2,4 --model ndwi@2,4 --out runs/
     """
     from geoseg.errors import InputError
-    from geoseg.evaluate import (
+    from geoseg.train.evaluate import (
         compare_bundles,
         evaluate,
         format_comparison,

@@ -170,8 +170,8 @@ def predict(
       geoseg predict scene.tif -m water.bundle -o results/ --scheduler tcp://10.0.0.5:8786
       geoseg predict scene.tif -m water.bundle -o results/ --gpus 0,1 --precision fp16
     """
-    from geoseg.batch import BatchError
-    from geoseg.predict import predict as run_predict
+    from geoseg.errors import BatchError
+    from geoseg.pipeline.predict import predict as run_predict
 
     failure: BatchError | None = None
     gpu_ids = parse_gpus(gpus, opts)
@@ -211,7 +211,7 @@ def _report(res: Any, quicklook: bool) -> None:
         click.secho(f"{res.scene}: failed: {res.error}", fg="red", err=True)
         return
     if quicklook:
-        from geoseg.quicklook import quicklook as make_quicklook
+        from geoseg.report.quicklook import quicklook as make_quicklook
 
         png = res.outputs["classes"].replace("_classes.tif", "_quicklook.png")
         make_quicklook(res.outputs["classes"], png, scene=res.scene)

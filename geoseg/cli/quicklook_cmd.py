@@ -24,7 +24,7 @@ def quicklook(
       geoseg quicklook results/zion_classes.tif --scene zion.tif -o zion.png
     """
     from geoseg.errors import InputError
-    from geoseg.quicklook import quicklook as run_quicklook
+    from geoseg.report.quicklook import quicklook as run_quicklook
 
     try:
         rgb = tuple(int(b) for b in bands.split(",")) if bands else None

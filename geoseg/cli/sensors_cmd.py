@@ -18,7 +18,7 @@ def sensors(name: str | None) -> None:
       geoseg sensors
       geoseg sensors sentinel2-l2a
     """
-    from geoseg.sensors import PRESETS, get_preset
+    from geoseg.sensors.presets import PRESETS, get_preset
 
     if name is None:
         width = max(map(len, PRESETS))

@@ -54,8 +54,8 @@ def predict_stac(
       geoseg predict-stac items.json --model water --out results/ --workers 4
       geoseg predict-stac items.json --model water --out results/ --gpus 0,1 --precision fp16
     """
-    from geoseg.batch import BatchError
-    from geoseg.stac import predict_stac as run
+    from geoseg.errors import BatchError
+    from geoseg.pipeline.stac import predict_stac as run
 
     failure = None
     gpu_ids = parse_gpus(gpus, opts)

@@ -40,8 +40,8 @@ def stats(
     """
     from pathlib import Path
 
+    from geoseg.analysis.stats import class_areas, write_table
     from geoseg.errors import InputError, OutputError
-    from geoseg.stats import class_areas, write_table
 
     if zone_field and not zones:
         raise InputError("--zone-field needs --zones (the polygons that hold that field)")

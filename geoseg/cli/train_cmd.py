@@ -49,8 +49,8 @@ def train(config: str | None, **flags: Any) -> None:
           --labels data/zion/nlcd2011_8class.tif --scheme nlcd8 \\
           --bands blue,green,red,nir --out model.bundle --epochs 20
     """
+    from geoseg.errors import ConfigError
     from geoseg.train import config_from_dict, load_config, run_training
-    from geoseg.train.config import ConfigError
 
     images, labels = flags.pop("images"), flags.pop("labels")
     if len(images) != len(labels):

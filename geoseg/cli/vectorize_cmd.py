@@ -80,7 +80,7 @@ def vectorize(
           --confidence results/scene_confidence.tif
     """
     from geoseg.errors import InputError
-    from geoseg.vectorize import vectorize as run_vectorize
+    from geoseg.vector import vectorize as run_vectorize
 
     ids = None
     if classes:

@@ -17,11 +17,11 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from geoseg.bundle import ModelBundle
-from geoseg.chips import Block
 from geoseg.engine.local import _malloc_trim, map_large_buffers, tune_malloc
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.errors import GeosegError, InputError, MissingDependencyError, WorkerLostError
+from geoseg.grid.chips import Block
+from geoseg.models.bundle import ModelBundle
 
 
 def require_distributed() -> Any:
@@ -61,8 +61,8 @@ def run_block_on_worker(
     job: PredictJob, block: Block, bundle: ModelBundle, device: str, precision: str = "fp32"
 ) -> BlockResult:
     """The Dask task: one torch thread per worker thread, the cached model, the block."""
-    from geoseg.predictor import get_predictor
-    from geoseg.scene import gdal_env
+    from geoseg.io.scene import gdal_env
+    from geoseg.models.predictor import get_predictor
 
     trim = _worker_setup()
     if not device.startswith("cuda"):

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from geoseg.bundle import ModelBundle
-from geoseg.chips import Block
 from geoseg.engine.task import BlockResult, PredictJob, run_block
-from geoseg.predictor import Predictor, get_predictor
+from geoseg.grid.chips import Block
+from geoseg.models.bundle import ModelBundle
+from geoseg.models.predictor import Predictor, get_predictor
 
 TRIM_EVERY = 4
 """Blocks between two returns of freed memory to the OS (each costs page faults later)."""
@@ -141,7 +141,7 @@ class LocalEngine:
 
     def memory_budget(self, device: str) -> tuple[int | None, int, str]:
         """Memory available here, block tasks that run at once on ``device``, and where."""
-        from geoseg.resources import available_memory
+        from geoseg.engine.resources import available_memory
 
         return available_memory(), self.threads or default_threads(device), "this machine"
 

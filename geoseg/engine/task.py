@@ -4,7 +4,7 @@
 them, runs the model in batches, blends the probabilities into integer sums and
 returns finished pixels for the cells only this block covers and raw sums for
 the cells it shares with neighbours. Its inputs (:class:`PredictJob`,
-:class:`~geoseg.chips.Block`) are small, frozen and picklable, so a Dask worker
+:class:`~geoseg.grid.chips.Block`) are small, frozen and picklable, so a Dask worker
 can run it exactly as the in-process engine does.
 """
 
@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geoseg.blend import axis_weights, classify, finalize, nodata_cell, softmax
-from geoseg.chips import Block, Cell, ChipGrid, Window
-from geoseg.normalize import Normalizer
-from geoseg.predictor import Predictor, predict_stream
-from geoseg.scene import Scene
+from geoseg.grid.blend import axis_weights, classify, finalize, nodata_cell, softmax
+from geoseg.grid.chips import Block, Cell, ChipGrid, Window
+from geoseg.io.normalize import Normalizer
+from geoseg.io.scene import Scene
+from geoseg.models.predictor import Predictor, predict_stream
 
 
 @dataclass(frozen=True)

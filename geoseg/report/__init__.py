@@ -11,7 +11,7 @@ for a ``geoseg predict`` output.
     r = Report("Zion land cover", subtitle="Landsat-8, 2015-08-18")
     r.add_quicklooks(scene="zion.tif", classes="out/zion_classes.tif")
     r.add_map("Polygons", "out/zion_classes.gpkg", classes="out/zion_classes.tif")
-    r.add_table("Area per class", geoseg.stats.class_areas("out/zion_classes.tif"))
+    r.add_table("Area per class", geoseg.analysis.stats.class_areas("out/zion_classes.tif"))
     r.add_record("Run record", "out/zion_run.json")
     r.write("out/report.html")
 """

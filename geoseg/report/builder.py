@@ -196,7 +196,7 @@ class Report:
         Parameters
         ----------
         columns
-            Column names, or a whole table: a :class:`geoseg.stats.AreaTable`,
+            Column names, or a whole table: a :class:`geoseg.analysis.stats.AreaTable`,
             anything with ``to_rows()`` (rows as mappings or sequences, column
             names from its ``columns`` or the first mapping's keys), a pandas
             DataFrame, or a sequence of mappings.

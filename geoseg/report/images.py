@@ -22,7 +22,7 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioError
 
 from geoseg.errors import InputError, RasterReadError
-from geoseg.scene import read_masks
+from geoseg.io.scene import read_masks
 from geoseg.schemes import NODATA_CLASS, ClassInfo
 
 MAX_WIDTH = 1200
@@ -220,7 +220,7 @@ def class_image(
     """A class raster as a paletted PNG (nodata light gray) and the classes it shows.
 
     Colors come from ``scheme``, else the raster's own scheme (the
-    ``GEOSEG_CLASSES`` tag, read by :func:`geoseg.quicklook.classes_of`), else
+    ``GEOSEG_CLASSES`` tag, read by :func:`geoseg.report.quicklook.classes_of`), else
     its class names with generated colors. The legend is left to the page (as
     HTML it stays sharp and searchable at any width).
 
@@ -229,8 +229,8 @@ def class_image(
     RasterReadError
         The raster cannot be read.
     """
-    from geoseg.quicklook import classes_of
-    from geoseg.stats import class_names
+    from geoseg.analysis.stats import class_names
+    from geoseg.report.quicklook import classes_of
 
     path = os.fspath(classes)
     try:

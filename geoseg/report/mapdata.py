@@ -158,7 +158,7 @@ def _read(vectors: str | os.PathLike[str], layer: str | None) -> Any:
 
             gdf = geopandas.read_parquet(path)
         else:
-            from geoseg.styles import data_layer
+            from geoseg.io.styles import data_layer
 
             gdf = pyogrio.read_dataframe(path, layer=data_layer(path, layer))
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as err:
@@ -185,7 +185,7 @@ def _read(vectors: str | os.PathLike[str], layer: str | None) -> Any:
 
 
 def _raster_scheme(path: str | os.PathLike[str]) -> tuple[ClassInfo, ...]:
-    from geoseg.quicklook import classes_of
+    from geoseg.report.quicklook import classes_of
 
     try:
         with rasterio.open(path) as ds:

@@ -27,14 +27,14 @@ def report_for_predict(
     Parameters
     ----------
     result_or_run_json
-        A :class:`geoseg.predict.PredictResult`, the path of its
+        A :class:`geoseg.pipeline.predict.PredictResult`, the path of its
         ``<stem>_run.json``, or an output folder holding exactly one run record.
     out_html
         The report to write (``.html``), atomically.
     vectors
         Polygons to map [the run's own polygon output, if it wrote one].
     stats
-        A :class:`geoseg.stats.AreaTable` [computed with :func:`geoseg.stats.class_areas`].
+        A :class:`~geoseg.analysis.stats.AreaTable` (:func:`~geoseg.analysis.stats.class_areas`).
     title
         Page title [``<scene stem>: <bundle name>``].
 
@@ -64,7 +64,7 @@ def report_for_predict(
         subtitle=f"geoseg predict of {Path(str(scene.get('path', '?'))).name}, "
         f"run {record.get('created', '?')}",
     )
-    from geoseg.stats import class_areas
+    from geoseg.analysis.stats import class_areas
 
     table = stats if stats is not None else class_areas(classes)
     scheme = _scheme(classes)
@@ -107,7 +107,7 @@ def _record_of(source: Any) -> dict[str, Any]:
 def _scheme(classes: str) -> Any:
     import rasterio
 
-    from geoseg.quicklook import classes_of
+    from geoseg.report.quicklook import classes_of
 
     with rasterio.open(classes) as ds:
         return classes_of(ds)
@@ -134,7 +134,7 @@ def _band_names(record: dict[str, Any], scene_path: str) -> list[str | None] | N
     """Band names of the scene file, from the bundle the run used (its bands, in order)."""
     import rasterio
 
-    from geoseg.bundle import load_bundle, shipped_bundles
+    from geoseg.models.bundle import load_bundle, shipped_bundles
 
     info = record.get("bundle") or {}
     used = (record.get("scene") or {}).get("bands") or []

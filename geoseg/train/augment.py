@@ -4,7 +4,7 @@ Augmentations suit overhead imagery, where there is no "up": flips and 90°
 rotations are exact symmetries; per-band brightness and contrast stand in for
 atmosphere, season and sensor differences; scale jitter for resolution
 differences. Invalid (nodata) pixels stay at the neutral 0 that
-:meth:`~geoseg.normalize.Normalizer.prepare` gives them, and their labels stay
+:meth:`~geoseg.io.normalize.Normalizer.prepare` gives them, and their labels stay
 ignored.
 """
 

@@ -17,14 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import InputError
+from geoseg.errors import (
+    CheckpointError as CheckpointError,  # re-exported: defined in errors since 0.2
+)
 
 META_KEY = "geoseg-train"
 CHECKPOINT = "checkpoint.safetensors"
-
-
-class CheckpointError(InputError):
-    """A resume checkpoint is unreadable or belongs to a different configuration."""
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from geoseg.bundle import MAX_CHIP
-from geoseg.errors import InputError
+from geoseg.errors import (
+    ConfigError as ConfigError,  # re-exported: defined in errors since 0.2
+)
+from geoseg.models.bundle import MAX_CHIP
 from geoseg.yamlspec import shown
-
-
-class ConfigError(InputError):
-    """A training config is missing, unparsable or has a wrong key or value."""
 
 
 @dataclass
@@ -224,7 +222,7 @@ class TrainConfig:
         """
         _check_values(self)
         if self.sensor is not None:
-            from geoseg.sensors import get_preset
+            from geoseg.sensors.presets import get_preset
 
             get_preset(self.sensor)
 
@@ -288,7 +286,7 @@ def _check_values(cfg: TrainConfig) -> None:
 
 def _check_chip_multiple(model: ModelConfig) -> None:
     """The chip must survive ``encoder_depth`` halvings of an smp encoder evenly."""
-    from geoseg.models import NATIVE_ARCHITECTURES
+    from geoseg.models.arch import NATIVE_ARCHITECTURES
 
     if model.architecture in NATIVE_ARCHITECTURES:
         return
@@ -336,7 +334,8 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     ConfigError
         Missing or unparsable file, or an invalid config (see :func:`config_from_dict`).
     """
-    from geoseg.yamlspec import SpecError, read_yaml
+    from geoseg.errors import SpecError
+    from geoseg.yamlspec import read_yaml
 
     p = Path(path)
     if not p.is_file():

@@ -1,7 +1,7 @@
 """Training data: images read and normalized as inference does, a spatial split, chips.
 
 Preprocessing is the inference code, not a copy of it: each image is opened
-with :func:`geoseg.scene.open_scene`, read with :meth:`Scene.read` (``raw=True``,
+with :func:`geoseg.io.scene.open_scene`, read with :meth:`Scene.read` (``raw=True``,
 as the engine reads a block) and turned into model input with
 :meth:`Normalizer.prepare` of the normalizer built from the very spec stored in
 the bundle (per-scene percentiles measured with the same function). ``prepare``
@@ -25,19 +25,22 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geoseg.errors import InputError
-from geoseg.normalize import Normalizer, build_normalizer, scene_percentiles, validate_normalization
-from geoseg.scene import Scene, open_scene
+from geoseg.errors import (
+    TrainingDataError as TrainingDataError,  # re-exported: defined in errors since 0.2
+)
+from geoseg.io.normalize import (
+    Normalizer,
+    build_normalizer,
+    scene_percentiles,
+    validate_normalization,
+)
+from geoseg.io.scene import Scene, open_scene
 from geoseg.schemes import ClassInfo
 from geoseg.train.config import DataItem, TrainConfig
 from geoseg.train.labels import IGNORE, rasterize_mask, read_labels, sha256_file
 
 PAD_MULTIPLE = 32
 """Validation windows are padded to a multiple of this (encoders downsample up to 32x)."""
-
-
-class TrainingDataError(InputError):
-    """The training data cannot be used as given (bands, split, empty after filtering)."""
 
 
 @dataclass

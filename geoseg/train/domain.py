@@ -4,7 +4,7 @@ Measured on the training zones only (never the validation region) from the raw
 pixels, before normalization: per band the 1st, 50th and 99th percentiles of a
 seeded sample of valid pixels, the data type, the pixel sizes of the images and
 the share of each class among the training labels. ``geoseg predict`` compares
-each scene with it (:mod:`geoseg.domain`).
+each scene with it (:mod:`geoseg.sensors.domain`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from geoseg.domain import InputDomain, pixel_size_m, sample_percentiles
-from geoseg.sensors import detect_preset
+from geoseg.sensors.domain import InputDomain, pixel_size_m, sample_percentiles
+from geoseg.sensors.presets import detect_preset
 from geoseg.train.config import TrainConfig
 from geoseg.train.data import TrainingImage
 
@@ -25,7 +25,7 @@ SAMPLE_PIXELS = 1 << 20
 def training_domain(
     images: Sequence[TrainingImage], counts: Sequence[int], cfg: TrainConfig
 ) -> InputDomain:
-    """The :class:`~geoseg.domain.InputDomain` of the training zones of ``images``.
+    """The :class:`~geoseg.sensors.domain.InputDomain` of the training zones of ``images``.
 
     ``counts`` are the training labels per class; ``sensors`` come from the config's
     ``sensor`` (when it has one), else from the images' file names.

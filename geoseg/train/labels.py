@@ -17,8 +17,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geoseg.errors import InputError, RasterReadError
-from geoseg.scene import Scene
+from geoseg.errors import (
+    InputError,
+    RasterReadError,
+)
+from geoseg.errors import (
+    LabelError as LabelError,  # re-exported: defined in errors since 0.2
+)
+from geoseg.io.scene import Scene
 from geoseg.schemes import ClassInfo
 
 IGNORE = 255
@@ -26,10 +32,6 @@ IGNORE = 255
 NO_LABEL = -1
 """Class id of unlabelled pixels before mapping to indexes."""
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".zip")
-
-
-class LabelError(InputError):
-    """Labels that cannot be used with their image (no overlap, missing attribute, ...)."""
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

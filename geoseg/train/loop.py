@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.metrics import ConfusionMatrix
+from geoseg.analysis.metrics import ConfusionMatrix
 from geoseg.schemes import ClassInfo, load_scheme
 from geoseg.train.augment import make_batch
 from geoseg.train.checkpoint import (
@@ -215,8 +215,8 @@ def train(
     prepared
         Data from :func:`prepare_data` (to share between runs in tests).
     """
-    from geoseg.models import build_model
-    from geoseg.predictor import resolve_device
+    from geoseg.models.arch import build_model
+    from geoseg.models.predictor import resolve_device
 
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)

@@ -37,7 +37,7 @@ def auto_class_weights(counts: NDArray[np.int64], cap: float = 10.0) -> NDArray[
 
 def resolve_class_weights(cfg: LossConfig, counts: NDArray[np.int64]) -> list[float] | None:
     """The class weights a config asks for (``auto``, explicit, or none)."""
-    from geoseg.train.config import ConfigError
+    from geoseg.errors import ConfigError
 
     if cfg.class_weights == "none":
         return None

@@ -1,6 +1,6 @@
 """What a training run leaves behind: the bundle, its model card, the record and curves.
 
-The bundle is the ``predict`` format (:class:`geoseg.bundle.ModelBundle`); its
+The bundle is the ``predict`` format (:class:`geoseg.models.bundle.ModelBundle`); its
 ``provenance`` records the training data (paths and SHA-256), the split, the
 epochs and the validation metrics, and its ``card`` is the Markdown model card
 that ``geoseg bundle info`` prints.
@@ -11,33 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import platform
 from pathlib import Path
 from typing import Any
 
 from geoseg.atomic import atomic_path
-from geoseg.bundle import ModelBundle
+from geoseg.models.bundle import ModelBundle
+from geoseg.records import write_record
 from geoseg.train.data import data_record
 from geoseg.train.domain import training_domain
 from geoseg.train.loop import TrainResult, record_path
+from geoseg.versions import TRAIN, versions
 
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
-
-
-def versions() -> dict[str, str]:
-    """Library versions that determine the weights."""
-    import numpy as np
-    import segmentation_models_pytorch as smp
-    import torch
-
-    return {
-        "torch": torch.__version__,
-        "segmentation_models_pytorch": smp.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def weights_sha256(state: dict[str, Any]) -> str:
@@ -87,7 +74,7 @@ def build_record(res: TrainResult) -> dict[str, Any]:
             "validation": res.best_val,
             "weights_sha256": weights_sha256(res.best_state),
             "seconds": res.seconds,
-            "versions": versions(),
+            "versions": versions(TRAIN),
         }
     )
     return record
@@ -222,8 +209,7 @@ def write_outputs(res: TrainResult) -> dict[str, Path]:
     rec_dir = cfg.record_dir
     rec_dir.mkdir(parents=True, exist_ok=True)
     rec = record_path(cfg)
-    with atomic_path(rec) as tmp:
-        tmp.write_text(json.dumps(record, indent=1, allow_nan=False), encoding="utf-8")
+    write_record(rec, record)
     paths["record"] = rec
     paths["curves"] = write_curves(res.history, rec_dir / "curves.png")
     if cfg.card:

@@ -18,9 +18,9 @@ import shapely
 from numpy.typing import NDArray
 
 from geoseg.errors import InputError, OutputError
+from geoseg.io.styles import qml_path, style_vector_output
 from geoseg.outfile import check_output_file
 from geoseg.schemes import ClassInfo, parse_classes
-from geoseg.styles import qml_path, style_vector_output
 from geoseg.vector import geometry
 from geoseg.vector.geometry import (
     _areas,

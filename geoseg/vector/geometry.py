@@ -10,7 +10,7 @@ import shapely
 from numpy.typing import NDArray
 from rasterio.transform import Affine
 
-from geoseg.geodesy import authalic_integral
+from geoseg.analysis.geodesy import authalic_integral
 from geoseg.vector.grid import METRES_PER_DEGREE, Geoms, _Grid
 
 log = logging.getLogger(__name__)

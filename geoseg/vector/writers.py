@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 
 from geoseg.atomic import atomic_path, remove_quietly
 from geoseg.errors import OutputError, VectorizeError
+from geoseg.io.writer import output_error
 from geoseg.vector.grid import METRES_PER_DEGREE, Geoms, _Grid
-from geoseg.writer import output_error
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A workflow file names a ``kind`` (``landcover``, ``flood``, ``deforestation``,
 ``batch``), its inputs, the model, predict options, the engine,
 post-processing and the output folder; :func:`load_workflow` validates it (with
 the line of every mistake) and :func:`run_workflow` runs it, composing
-:func:`geoseg.predict`, :func:`geoseg.vectorize`, :mod:`geoseg.stats`,
+:func:`geoseg.predict`, :func:`geoseg.vectorize`, :mod:`geoseg.analysis.stats`,
 :mod:`geoseg.change` and :mod:`geoseg.report`. See ``workflows/README.md``.
 
 ::

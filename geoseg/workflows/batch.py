@@ -1,15 +1,15 @@
 """Batch: every scene of a folder, glob or STAC catalog; resumable; one manifest; a summary.
 
 Scenes are predicted by :func:`geoseg.predict`, which keeps ``manifest.json``
-in the output folder (see :mod:`geoseg.batch`): a re-run skips a scene whose
+in the output folder (see :mod:`geoseg.pipeline.batch`): a re-run skips a scene whose
 input, model and options are unchanged and whose outputs are all there, and
 retries failed ones. Polygons are made for scenes predicted in this run and
 for finished scenes that lack them. A STAC catalog's items become small VRTs
-(:mod:`geoseg.stac`) and the results a STAC catalog (``stac/catalog.json``);
+(:mod:`geoseg.pipeline.stac`) and the results a STAC catalog (``stac/catalog.json``);
 items without the model's bands are skipped and listed, or fail the run
 (``on_missing_bands``). A scene that fails does not stop the others: the
 summary, report and record are written, then the run raises
-:class:`~geoseg.batch.BatchError`.
+:class:`~geoseg.pipeline.batch.BatchError`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ MAX_QUICKLOOKS = 6
 def run(ctx: RunContext) -> Exception | None:
     """Scenes → predict (manifest) → polygons → summary table → report."""
     import geoseg
-    from geoseg.batch import MANIFEST, BatchError
-    from geoseg.predict import expand_scenes
+    from geoseg.errors import BatchError
+    from geoseg.pipeline.batch import MANIFEST
+    from geoseg.pipeline.predict import expand_scenes
 
     inp = ctx.spec.inputs
     skipped: list[tuple[str, str]] = []
@@ -60,7 +61,7 @@ def run(ctx: RunContext) -> Exception | None:
             rec.outputs["manifest"] = str(ctx.out / MANIFEST)
     _record_inputs(ctx, paths)
     if items:
-        from geoseg.stac import write_catalog
+        from geoseg.pipeline.stac import write_catalog
 
         with ctx.step("stac catalog") as rec:
             rec.outputs["stac_catalog"] = str(write_catalog(ctx.out, items, results, ctx.bundle))
@@ -90,7 +91,7 @@ def rec_counts(results: list[Any], skipped: list[tuple[str, str]]) -> dict[str, 
 
 
 def _stac_scenes(ctx: RunContext) -> tuple[list[str], list[Any], list[tuple[str, str]]]:
-    from geoseg.stac import band_sources, input_vrt, read_items, write_vrt
+    from geoseg.pipeline.stac import band_sources, input_vrt, read_items, write_vrt
 
     inp = ctx.spec.inputs
     items = read_items(inp.stac)
@@ -125,7 +126,7 @@ def _stac_scenes(ctx: RunContext) -> tuple[list[str], list[Any], list[tuple[str,
 
 def _record_inputs(ctx: RunContext, paths: list[str]) -> None:
     """Inputs with their hashes, from the manifest when there is one (no second read)."""
-    from geoseg.batch import MANIFEST
+    from geoseg.pipeline.batch import MANIFEST
 
     manifest = ctx.out / MANIFEST
     entries: dict[str, Any] = {}
@@ -162,7 +163,7 @@ def _polygons(ctx: RunContext, results: list[Any]) -> dict[str, Any]:
 def _summary_rows(
     results: list[Any], polygons: dict[str, Any], skipped: list[tuple[str, str]]
 ) -> tuple[list[tuple[Any, ...]], list[str]]:
-    from geoseg.stats import class_areas
+    from geoseg.analysis.stats import class_areas
 
     tables = {}
     names: list[str] = []

@@ -139,8 +139,8 @@ def _loss_periods(
     import rasterio
     from rasterio.windows import Window
 
+    from geoseg.io.writer import RasterSink
     from geoseg.schemes import ClassInfo
-    from geoseg.writer import RasterSink
 
     classes = [ClassInfo(0, "no loss", "#E8E8E8", "never seen lost (or never observed)")]
     for k in range(1, len(dates)):

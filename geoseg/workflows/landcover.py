@@ -17,7 +17,7 @@ from geoseg.workflows.steps import (
 
 def run(ctx: RunContext) -> Exception | None:
     """Predict → vectorize → stats (→ zonal stats) → report sections."""
-    from geoseg.stats import class_areas
+    from geoseg.analysis.stats import class_areas
 
     spec = ctx.spec
     scene = spec.inputs.scene

@@ -12,7 +12,7 @@ runs.
 
 Re-running into a folder that holds outputs needs ``overwrite=True``, except
 for ``batch`` workflows, which resume: scenes whose inputs, model and options
-are unchanged are skipped (see :mod:`geoseg.batch`).
+are unchanged are skipped (see :mod:`geoseg.pipeline.batch`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ import contextlib
 import json
 import logging
 import os
-import platform
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from geoseg.atomic import atomic_path
 from geoseg.errors import OutputError
+from geoseg.records import write_record
+from geoseg.versions import WORKFLOW, versions
 from geoseg.workflows.spec import EngineSpec, Workflow, load_workflow
 
 log = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ class RunContext:
     def bundle(self) -> Any:
         """The workflow's model bundle (loaded once)."""
         if self._bundle is None:
-            from geoseg.bundle import load_bundle
+            from geoseg.models.bundle import load_bundle
 
             self._bundle = load_bundle(self.workflow.model)
         return self._bundle
@@ -140,7 +139,7 @@ class RunContext:
 
     def add_input(self, role: str, path: str) -> None:
         """Record an input with its hash (size and mtime reuse an earlier hash)."""
-        from geoseg.batch import file_fingerprint
+        from geoseg.pipeline.batch import file_fingerprint
 
         self.inputs.append({"role": role, "path": path, **file_fingerprint(path)})
 
@@ -217,8 +216,7 @@ def run_workflow(
             rec.outputs["report"] = str(ctx.report.write(folder / REPORT))
     record = _record(ctx, started, time.perf_counter() - start, error)
     record_path = folder / RECORD
-    with atomic_path(record_path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    write_record(record_path, record)
     if error is not None:
         raise error
     report = folder / REPORT if (folder / REPORT).exists() and wf.spec.report else None
@@ -263,26 +261,6 @@ def _prepare_out(wf: Workflow, overwrite: bool) -> Path:
     return folder
 
 
-def _versions() -> dict[str, str]:
-    import numpy
-    import rasterio
-
-    from geoseg import __version__
-
-    out = {
-        "geoseg": __version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "numpy": numpy.__version__,
-        "rasterio": rasterio.__version__,
-        "gdal": rasterio.__gdal_version__,
-    }
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        out["torch"] = str(torch.__version__)
-    return out
-
-
 def _record(
     ctx: RunContext, started: str, seconds: float, error: Exception | None
 ) -> dict[str, Any]:
@@ -304,5 +282,5 @@ def _record(
         "steps": [s.to_dict() for s in ctx.steps],
         "outputs": ctx.outputs,
         "summary": ctx.summary,
-        "versions": _versions(),
+        "versions": versions(WORKFLOW),
     }

@@ -2,7 +2,7 @@
 
 Every workflow names its ``kind`` and, for that kind, its ``inputs``; the rest
 is shared: the ``model`` (a shipped bundle name or a bundle path), ``predict``
-options (the fields of :class:`geoseg.predict.PredictOptions`), the ``engine``
+options (the fields of :class:`geoseg.pipeline.predict.PredictOptions`), the ``engine``
 (``local``, ``{workers: N}`` or ``{scheduler: tcp://host:8786}``),
 ``vectorize`` options, ``report`` and ``out``. Landcover adds ``stats`` (zones),
 flood and deforestation add ``change``.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from geoseg.errors import BundleError, InputError
-from geoseg.predict import PredictOptions
+from geoseg.pipeline.predict import PredictOptions
 from geoseg.safepath import safe_name
 from geoseg.yamlspec import InputGlob, InputPath, OutputPath, Source, SpecError, build, read_yaml
 
@@ -373,7 +373,7 @@ def workflow_from_dict(
 
 def _check_against_model(spec: WorkflowSpec, model: str, source: Source) -> None:
     """Mistakes the model reveals before anything runs: band count, class names."""
-    from geoseg.bundle import load_bundle
+    from geoseg.models.bundle import load_bundle
 
     bundle = load_bundle(model)
     _check_predict_sizes(spec.predict, bundle.chip, source)
@@ -437,7 +437,7 @@ def _check_names(
 
 
 def _resolve_model(model: str, source: Source) -> str:
-    from geoseg.bundle import load_bundle, shipped_bundles
+    from geoseg.models.bundle import load_bundle, shipped_bundles
 
     if model in shipped_bundles():
         candidate = model

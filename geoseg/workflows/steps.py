@@ -1,7 +1,7 @@
 """Steps the workflows share: predict a scene, vectorize a layer, tables, report pieces.
 
 Each step composes the library (:func:`geoseg.predict`, :func:`geoseg.vectorize`,
-:mod:`geoseg.stats`, :mod:`geoseg.report`); nothing here re-implements them.
+:mod:`geoseg.analysis.stats`, :mod:`geoseg.report`); nothing here re-implements them.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def class_ids(
         return None
     import rasterio
 
-    from geoseg.stats import class_names
+    from geoseg.analysis.stats import class_names
 
     with rasterio.open(raster) as ds:
         names = class_names(ds)
@@ -95,8 +95,8 @@ def vectorize_layer(
     import rasterio
 
     from geoseg import vectorize
-    from geoseg.quicklook import classes_of
-    from geoseg.styles import style_vector_output
+    from geoseg.io.styles import style_vector_output
+    from geoseg.report.quicklook import classes_of
 
     v = ctx.spec.vectorize
     path = vector_path(ctx.out, name, v.format)

@@ -1,0 +1,1 @@
+"""Numbers from class rasters: zonal and scene statistics, metrics, geodesic areas."""

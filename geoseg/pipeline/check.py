@@ -1,0 +1,189 @@
+"""Before inferring: which bands, in which units, and whether the bundle knows such data.
+
+:func:`plan_input` is the one place ``predict`` learns what it was given. It picks
+the scene bands for the bundle's inputs (:mod:`geoseg.sensors.bands`), the sensor
+preset (``--sensor`` or detected), folds the preset's conversion to reflectance
+into the normalization when the bundle was trained on reflectance, and compares
+a decimated sample of the scene with the bundle's recorded domain
+(:mod:`geoseg.sensors.domain`): far outside is a :class:`~geoseg.sensors.domain.DomainError`
+unless ``allow_domain_shift``; milder shifts come back as warnings for the CLI,
+the run record and the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geoseg.errors import DomainError, SceneError
+from geoseg.io.normalize import scene_sample
+from geoseg.io.scene import Scene, open_scene
+from geoseg.sensors.bands import BandChoice, FileBands, choose_bands, resolve_preset
+from geoseg.sensors.domain import InputDomain, check_scene, pixel_size_m
+from geoseg.sensors.presets import SensorPreset, get_preset, sentinel2_offset
+
+SAMPLE_PIXELS = 1 << 18
+"""Pixels of the decimated read the domain check compares (about 512 x 512)."""
+
+REFLECTANCE = ("sr", "toa", "scaled")
+
+SHIFT_HINT = (
+    "pass --sensor if the scene is another product than its name says, use a bundle "
+    "trained on such data, or pass --allow-domain-shift to run anyway (it is recorded)"
+)
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """What predict will feed the bundle, and what it found on the way."""
+
+    scene: Scene
+    choice: BandChoice | None  # None: --bands chose
+    preset: SensorPreset | None
+    normalization: Mapping[str, Any]  # the bundle's, with a preset's conversion folded in
+    warnings: tuple[str, ...] = ()
+    refused_but_allowed: tuple[str, ...] = ()
+    sample_pixels: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready, for the run record."""
+        return {
+            "bands": self.choice.record() if self.choice else {"how": "--bands"},
+            "sensor": self.preset.describe() if self.preset else None,
+            "domain_warnings": list(self.warnings),
+            "domain_shift_allowed": list(self.refused_but_allowed),
+        }
+
+
+def bundle_domain(meta: Mapping[str, Any]) -> InputDomain | None:
+    """The domain a bundle's metadata records (``None`` for bundles that record none)."""
+    data = meta.get("domain")
+    return InputDomain.from_dict(data) if isinstance(data, Mapping) else None
+
+
+def plan_input(
+    path: str | os.PathLike[str],
+    bundle: Any,
+    *,
+    bands: Sequence[int | str] | None = None,
+    sensor: str | None = None,
+    allow_domain_shift: bool = False,
+    allow_no_crs: bool = False,
+) -> InputPlan:
+    """Open ``path`` for ``bundle`` with the right bands, and check it against its domain.
+
+    Raises
+    ------
+    SceneError
+        Band roles unknown or missing, or ``--sensor`` contradicting the file.
+    DomainError
+        The scene lies far outside the bundle's domain (and ``allow_domain_shift`` is off).
+    """
+    text = os.fspath(path)
+    domain = bundle_domain(bundle.meta)
+    choice: BandChoice | None = None
+    scene = open_scene(text, bands=bands, allow_no_crs=allow_no_crs)  # a readable raster?
+    if bands is not None:
+        preset = resolve_preset(FileBands.read(text), sensor)
+    else:
+        choice = choose_bands(
+            FileBands.read(text),
+            bundle.bands,
+            sensor=sensor,
+            bundle_sensors=domain.sensors if domain else (),
+            bundle_name=bundle.name,
+        )
+        if choice.bands is not None:
+            scene = open_scene(text, bands=list(choice.bands), allow_no_crs=allow_no_crs)
+        preset = choice.preset
+    spec = _normalization(bundle.meta["normalization"], domain, preset, scene)
+    if domain is None:
+        return InputPlan(scene, choice, preset, spec)
+    sample = scene_sample(scene, SAMPLE_PIXELS)
+    converted = _to_domain_units(sample, domain, preset, scene)
+    lat = _center_lat(scene)
+    check = check_scene(
+        domain,
+        sample=converted,
+        resolution_m=pixel_size_m(scene.crs, scene.transform, lat),
+        dtype=scene.dtype if converted is sample else None,
+        compare_values=spec["type"] == "fixed",
+    )
+    if check.refuse and not allow_domain_shift:
+        check.raise_if_refused(bundle.name, hint=SHIFT_HINT)
+    return InputPlan(
+        scene,
+        choice,
+        preset,
+        spec,
+        warnings=tuple(check.warn),
+        refused_but_allowed=tuple(check.refuse),
+        sample_pixels=int(sample.shape[1]),
+    )
+
+
+def normalization_for(meta: Mapping[str, Any], scene: Scene) -> Mapping[str, Any]:
+    """A bundle's normalization for a scene opened by :func:`plan_input` (``scene.sensor``)."""
+    preset = get_preset(scene.sensor) if scene.sensor else None
+    return _normalization(meta["normalization"], bundle_domain(meta), preset, scene)
+
+
+def _normalization(
+    spec: Mapping[str, Any],
+    domain: InputDomain | None,
+    preset: SensorPreset | None,
+    scene: Scene,
+) -> Mapping[str, Any]:
+    """The bundle's spec; for a reflectance bundle with fixed stats, the preset's conversion."""
+    if domain is None or domain.quantity not in REFLECTANCE or spec["type"] != "fixed":
+        return spec
+    if preset is None:
+        raise SceneError(
+            f"bundle was trained on reflectance ({domain.quantity}) with fixed statistics, so "
+            f"the units of {scene.path} must be known: pass --sensor (geoseg sensors lists them)"
+        )
+    return {**spec, "scale": preset.scale, "offset": _offset(preset, scene)}
+
+
+def _offset(preset: SensorPreset, scene: Scene) -> float:
+    if not preset.name.startswith("sentinel2"):
+        return preset.offset
+    import rasterio
+
+    with rasterio.open(scene.path) as ds:
+        tags = {**ds.tags(), **ds.tags(1)}
+    found = sentinel2_offset(tags, preset.quantity)
+    return preset.offset if found is None else found
+
+
+def _to_domain_units(
+    sample: NDArray[np.float64],
+    domain: InputDomain,
+    preset: SensorPreset | None,
+    scene: Scene,
+) -> NDArray[np.float64]:
+    if domain.quantity in REFLECTANCE and preset is not None:
+        return sample * preset.scale + _offset(preset, scene)
+    return sample
+
+
+def _center_lat(scene: Scene) -> float | None:
+    if scene.crs is None or not scene.crs.is_geographic:
+        return None
+    return float(scene.transform.f + scene.transform.e * scene.shape[0] / 2)
+
+
+__all__ = [
+    "DomainError",
+    "InputPlan",
+    "bundle_domain",
+    "normalization_for",
+    "plan_input",
+    "scene_sample",
+]
