@@ -96,7 +96,7 @@ def create(
 
 def _read_onnx(path: str, kwargs: dict[str, Any]) -> bytes:
     """The ONNX bytes; a model with a fixed input size gets chips of that size by default."""
-    from geoseg.models.predictor import onnx_input_size
+    from geoseg.models.onnx_model import onnx_input_size
 
     if not Path(path).is_file():
         raise InputError(f"ONNX file {path} does not exist")
