@@ -150,3 +150,16 @@ def test_index_predictor_scores() -> None:
     pred = get_predictor(load_bundle("ndwi"))
     chips = np.array([[[[3.0]], [[1.0]]]], dtype=np.float32)  # green, nir: ndwi 0.5
     assert pred.predict(chips)[0, :, 0, 0].tolist() == [0.0, 25.0]
+
+
+def test_bundle_meta_describes_every_shipped_key() -> None:
+    """BundleMeta names every key a shipped bundle has, and every required one is there."""
+    from geoseg.models.schema import BundleMeta, IndexSpec
+
+    for name in shipped_bundles():
+        meta = load_bundle(name).meta
+        assert isinstance(meta, dict)  # still a plain dict at run time
+        assert set(meta) <= set(BundleMeta.__annotations__), name
+        assert BundleMeta.__required_keys__ <= set(meta), name
+        if "index" in meta:
+            assert set(meta["index"]) == set(IndexSpec.__annotations__)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,7 @@ from geoseg.models.schema import FORMAT_VERSION as FORMAT_VERSION
 from geoseg.models.schema import MAX_CHIP as MAX_CHIP
 from geoseg.models.schema import MAX_LABEL as MAX_LABEL
 from geoseg.models.schema import ONNX_TENSOR as ONNX_TENSOR
+from geoseg.models.schema import BundleMeta as BundleMeta
 from geoseg.models.schema import digest
 from geoseg.models.torch_model import build_torch_model, state_tensors
 from geoseg.schemes import ClassInfo, parse_classes
@@ -60,7 +61,8 @@ class ModelBundle:
     :func:`load_bundle`.
     """
 
-    meta: dict[str, Any]
+    meta: BundleMeta
+    """The checked metadata; a plain ``dict`` at run time (see :class:`BundleMeta`)."""
     tensors: dict[str, NDArray[Any]] = field(repr=False)
 
     # -- metadata views -------------------------------------------------
@@ -174,7 +176,7 @@ class ModelBundle:
                 [input_size, input_size] if isinstance(input_size, int) else list(input_size)
             )
         meta.update({k: v for k, v in (("output", output), ("layout", layout)) if v is not None})
-        meta = validate_meta(meta)
+        checked = validate_meta(meta)
         tensors: dict[str, NDArray[Any]]
         if onnx is not None:
             tensors = {ONNX_TENSOR: np.frombuffer(onnx, dtype=np.uint8).copy()}
@@ -189,14 +191,14 @@ class ModelBundle:
                 arch_params=arch_params,
                 state_dict=state_dict,
             )
-        meta["sha256"] = digest(meta, tensors)
-        return kind_of(meta).check_new(cls(meta=meta, tensors=tensors))
+        checked["sha256"] = digest(checked, tensors)
+        return kind_of(checked).check_new(cls(meta=cast(BundleMeta, checked), tensors=tensors))
 
     def with_meta(self, **changes: Any) -> ModelBundle:
         """A copy with metadata fields replaced (hash recomputed)."""
-        meta = validate_meta({**self.meta, **changes})
-        meta["sha256"] = digest(meta, self.tensors)
-        return ModelBundle(meta=meta, tensors=self.tensors)
+        return ModelBundle(
+            meta=finish_meta({**self.meta, **changes}, self.tensors), tensors=self.tensors
+        )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the bundle atomically (temporary name, then rename); makes its folder.
@@ -350,12 +352,12 @@ def load_bundle(path_or_name: str | os.PathLike[str]) -> ModelBundle:
         meta = json.loads(raw)
     except json.JSONDecodeError as err:
         raise BundleError(f"{path} has unreadable metadata; re-create the bundle") from err
-    meta = validate_meta(meta)
-    expected = meta.get("sha256")
-    actual = digest(meta, tensors)
+    checked = validate_meta(meta)
+    expected = checked.get("sha256")
+    actual = digest(checked, tensors)
     if expected != actual:
         raise BundleError(
             f"{path} fails its integrity check (sha256 {actual[:12]}… != recorded "
             f"{str(expected)[:12]}…): the file was modified or damaged; re-download or re-create it"
         )
-    return ModelBundle(meta=meta, tensors=tensors)
+    return ModelBundle(meta=cast(BundleMeta, checked), tensors=tensors)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from numpy.typing import NDArray
 
@@ -26,7 +26,7 @@ from geoseg.models.onnx_model import (
     make_onnx_predictor,
     onnx_returns_logits,
 )
-from geoseg.models.schema import check_common, digest
+from geoseg.models.schema import BundleMeta, check_common, digest
 from geoseg.models.spectral import check_index_meta, index_detail, make_index_predictor
 from geoseg.models.torch_model import check_torch_meta, make_torch_predictor, torch_detail
 
@@ -126,8 +126,8 @@ def validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def finish_meta(meta: Mapping[str, Any], tensors: Mapping[str, NDArray[Any]]) -> dict[str, Any]:
+def finish_meta(meta: Mapping[str, Any], tensors: Mapping[str, NDArray[Any]]) -> BundleMeta:
     """Validated metadata with its ``sha256`` over itself and ``tensors``."""
     out = validate_meta(meta)
     out["sha256"] = digest(out, tensors)
-    return out
+    return cast(BundleMeta, out)

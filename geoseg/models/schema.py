@@ -1,11 +1,15 @@
-"""What a bundle's metadata is: the checks every kind shares, and its hash.
+"""What a bundle's metadata is: its keys (:class:`BundleMeta`), shared checks, its hash.
 
-A bundle's header holds one JSON object. The keys every
+A bundle's header holds one JSON object, :class:`BundleMeta`. The keys every
 bundle has (``name``, ``kind``, ``bands``, ``classes``, ``normalization``,
 ``chip``, ``overlap``) are checked here, the same way for every kind; what
 only one kind has (a torch ``architecture``, an ONNX ``input_size``, an
 ``index`` spec) is checked by that kind (:mod:`geoseg.models.kinds`). The
 hash (:func:`digest`) covers the metadata and every tensor.
+
+At run time the metadata stays a plain ``dict`` (it is JSON, and tools
+written for older bundles index it freely); :class:`BundleMeta` is for the
+type checker and for readers.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import hashlib
 import json
 import math
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +41,61 @@ MAX_LABEL = 200
 
 ONNX_KEYS = ("input_size", "output", "layout")
 """Keys that describe an ONNX model made by another tool; no other kind may carry them."""
+
+
+class ThresholdSpec(TypedDict, total=False):
+    """An index bundle's threshold: ``{mode: fixed, value}`` or ``{mode: otsu, bins}``.
+
+    A threshold resolved from Otsu on a scene is ``fixed`` and says where it came
+    from in ``otsu`` (scene, valid pixels, bins, the hash of the Otsu bundle).
+    """
+
+    mode: Required[str]
+    value: float
+    bins: int
+    otsu: dict[str, Any]
+
+
+class IndexSpec(TypedDict):
+    """An index bundle's ``index`` metadata: the whole model."""
+
+    name: str
+    threshold: ThresholdSpec
+    steepness: float
+
+
+class BundleMeta(TypedDict, total=False):
+    """The metadata of a bundle, as in its header (see ``docs/bundles.md``).
+
+    Every key is checked on create and on load; the required ones are in every
+    bundle, the others only when they apply (``architecture`` for torch,
+    ``input_size``/``output``/``layout`` for some ONNX models, ``index`` for
+    index bundles, ``domain`` once recorded by training, ``sha256`` once hashed).
+    """
+
+    format: Required[str]
+    format_version: int
+    name: Required[str]
+    description: str
+    kind: Required[str]  # torch, onnx or index: geoseg.models.kinds.KINDS
+    architecture: str | None
+    encoder: str | None
+    arch_params: dict[str, Any]
+    bands: Required[list[str]]
+    input_units: str
+    normalization: Required[dict[str, Any]]  # as geoseg.io.normalize checks it
+    classes: Required[list[dict[str, Any]]]  # {id, name, color}, in model output order
+    chip: Required[int]
+    overlap: Required[int]
+    resolution_m: float | None
+    provenance: dict[str, Any]
+    card: str
+    input_size: list[int]  # [rows, cols]
+    output: str  # logits or probs
+    layout: str  # NCHW or NHWC
+    index: IndexSpec
+    domain: dict[str, Any]  # what the model was trained on: geoseg.sensors.domain
+    sha256: str
 
 
 def digest(meta: Mapping[str, Any], tensors: Mapping[str, NDArray[Any]]) -> str:

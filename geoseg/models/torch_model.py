@@ -96,7 +96,7 @@ def build_torch_model(bundle: ModelBundle) -> Any:
     """The torch model of a torch bundle with its weights loaded (eval mode, CPU)."""
     meta = bundle.meta
     model = build_model(
-        meta["architecture"],
+        str(meta["architecture"]),
         encoder=meta.get("encoder"),
         in_channels=len(bundle.bands),
         classes=len(bundle.classes),
