@@ -14,8 +14,9 @@ import geoseg
 from geoseg.cli.main import cli
 from geoseg.errors import BundleError, SceneError
 from geoseg.io.scene import open_scene
-from geoseg.models.bundle import load_bundle, shipped_bundles
+from geoseg.models.bundle import load_bundle
 from geoseg.models.indices import make_index_bundle, resolve_scene_bundle, scene_index_histogram
+from geoseg.models.shipped import shipped_bundles
 from geoseg.models.spectral import (
     IndexPredictor,
     compute_index,

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from geoseg.errors import BundleError, InputError
-from geoseg.models.bundle import load_bundle, shipped_bundles
+from geoseg.models.bundle import load_bundle
 from geoseg.models.device import Predictor
 from geoseg.models.kinds import BUNDLE_KINDS, KINDS, kind_of, validate_meta
 from geoseg.models.onnx_model import OnnxPredictor
 from geoseg.models.predictor import get_predictor, returns_logits
+from geoseg.models.shipped import shipped_bundles
 from geoseg.models.spectral import IndexPredictor
 from geoseg.models.torch_model import TorchPredictor
 from tests.common import REPO
@@ -163,3 +164,16 @@ def test_bundle_meta_describes_every_shipped_key() -> None:
         assert BundleMeta.__required_keys__ <= set(meta), name
         if "index" in meta:
             assert set(meta["index"]) == set(IndexSpec.__annotations__)
+
+
+def test_models_modules_import_only_those_listed_before_them() -> None:
+    """The bottom-up order in geoseg/models/__init__.py's docstring is the import order."""
+    import geoseg.models
+
+    doc = str(geoseg.models.__doc__)
+    block = doc.split("::", 1)[1].strip().split("\n\n")[0]
+    listed = [line.split()[0] for line in block.splitlines()]
+    assert sorted(listed) == sorted(p.stem for p in MODELS.glob("*.py") if p.stem != "__init__")
+    for i, name in enumerate(listed):
+        deps = {d.rsplit(".", 1)[1] for d in _graph()[f"geoseg.models.{name}"]}
+        assert deps <= set(listed[:i]), f"{name} imports {sorted(deps - set(listed[:i]))}"

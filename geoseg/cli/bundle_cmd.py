@@ -146,7 +146,8 @@ def list_bundles() -> None:
     Example:
       geoseg bundle list
     """
-    from geoseg.models.bundle import load_bundle, shipped_bundles
+    from geoseg.models.bundle import load_bundle
+    from geoseg.models.shipped import shipped_bundles
 
     for name, path in sorted(shipped_bundles().items()):
         b = load_bundle(path)
@@ -165,8 +166,9 @@ def export_onnx(bundle_ref: str, out: str, opset: int, overwrite: bool) -> None:
     Example:
       geoseg bundle export-onnx landcover-nlcd8 -o landcover.onnx
     """
-    from geoseg.models.bundle import load_bundle, resolve_bundle_path
+    from geoseg.models.bundle import load_bundle
     from geoseg.models.onnx_export import export_onnx as run_export
+    from geoseg.models.shipped import resolve_bundle_path
     from geoseg.outfile import check_output_file
 
     bundle = load_bundle(bundle_ref)

@@ -14,11 +14,9 @@ edited bundle is refused instead of producing silent garbage.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geoseg.errors import BundleError
+from geoseg.models.card import card_text
 from geoseg.models.kinds import KINDS as KINDS
 from geoseg.models.kinds import finish_meta as finish_meta
 from geoseg.models.kinds import kind_of, validate_meta
@@ -39,18 +38,10 @@ from geoseg.models.schema import MAX_LABEL as MAX_LABEL
 from geoseg.models.schema import ONNX_TENSOR as ONNX_TENSOR
 from geoseg.models.schema import BundleMeta as BundleMeta
 from geoseg.models.schema import digest
+from geoseg.models.shipped import resolve_bundle_path as resolve_bundle_path
+from geoseg.models.shipped import shipped_bundles as shipped_bundles
 from geoseg.models.torch_model import build_torch_model, state_tensors
 from geoseg.schemes import ClassInfo, parse_classes
-
-log = logging.getLogger(__name__)
-
-
-def shipped_bundles() -> dict[str, Path]:
-    """Bundles shipped inside the package, by name."""
-    root = resources.files("geoseg") / "bundles"
-    return {
-        Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(BUNDLE_SUFFIX)
-    }
 
 
 @dataclass(frozen=True)
@@ -231,90 +222,8 @@ class ModelBundle:
         return build_torch_model(self)
 
     def card_text(self) -> str:
-        """A human-readable summary plus the model card."""
-        m = self.meta
-        text = kind_of(m).detail(m)
-        detail = f": {text}" if text else ""
-        lines = [
-            f"bundle      {m['name']}  ({m['kind']}{detail})",
-            f"sha256      {self.sha256}",
-            f"bands       {', '.join(self.bands)}"
-            + (f"  [{m['input_units']}]" if m.get("input_units") else ""),
-            f"normalize   {json.dumps(m['normalization'])}",
-            f"chip        {m['chip']} px, overlap {m['overlap']} px"
-            + (f", trained at {m['resolution_m']} m" if m.get("resolution_m") else ""),
-            "classes     " + ", ".join(f"{c.id}={c.name}" for c in self.classes),
-        ]
-        if isinstance(m.get("domain"), Mapping):
-            lines.append(f"domain      {_domain_text(m['domain'])}")
-        if m.get("description"):
-            lines.append(f"about       {m['description']}")
-        if m.get("card"):
-            lines += ["", str(m["card"]).rstrip()]
-        # a card is someone else's text: terminal escapes in it must not reach the terminal
-        return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in "\n".join(lines))
-
-
-def _domain_text(d: Mapping[str, Any]) -> str:
-    """One line of what a bundle was trained on (its recorded input domain)."""
-    parts = [str(d.get("quantity", "unknown"))]
-    if d.get("dtype"):
-        parts.append(str(d["dtype"]))
-    if d.get("sensors"):
-        parts.append("sensors " + ", ".join(map(str, d["sensors"])))
-    if d.get("resolution_m"):
-        lo, hi = d["resolution_m"]
-        parts.append(f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m")
-    if d.get("p01") and d.get("p99"):
-        ranges = zip(d.get("bands", []), d["p01"], d["p99"], strict=False)
-        parts.append("1st-99th pct " + ", ".join(f"{b} {lo:g}-{hi:g}" for b, lo, hi in ranges))
-    return "; ".join(parts)
-
-
-def _looks_like_path(text: str) -> bool:
-    seps = {os.sep, os.altsep or os.sep, "/"}
-    return any(sep in text for sep in seps) or text.lower().endswith((BUNDLE_SUFFIX, ".onnx"))
-
-
-def resolve_bundle_path(path_or_name: str | os.PathLike[str]) -> Path:
-    """The file a bundle argument means: a shipped name wins unless it looks like a path.
-
-    A plain word (``water``) is the shipped bundle of that name, even when the
-    working folder happens to hold a file or folder called ``water``; write
-    ``./water`` for that one. Anything with a path separator or a ``.bundle``
-    suffix is a path.
-
-    Raises
-    ------
-    BundleError
-        No such file and no shipped bundle of that name, or the path is a folder
-        or an ONNX model.
-    """
-    text = os.fspath(path_or_name)
-    shipped = shipped_bundles()
-    if not isinstance(path_or_name, Path) and not _looks_like_path(text) and text in shipped:
-        if Path(text).exists():
-            log.warning(
-                "'%s' is the shipped bundle of that name; write ./%s for the %s in this folder",
-                text,
-                text,
-                "folder" if Path(text).is_dir() else "file",
-            )
-        return shipped[text]
-    path = Path(text)
-    if path.is_dir():
-        raise BundleError(f"{text} is a folder, not a bundle file; pass the .bundle file")
-    if path.suffix.lower() == ".onnx" and path.exists():
-        raise BundleError(
-            f"{text} is an ONNX model, not a bundle; wrap it first: "
-            f"geoseg bundle create --onnx {text} --metadata meta.yaml -o model.bundle"
-        )
-    if not path.exists():
-        raise BundleError(
-            f"no bundle file '{text}' and no shipped bundle of that name; shipped: "
-            f"{', '.join(sorted(shipped)) or 'none'}"
-        )
-    return path
+        """A human-readable summary plus the model card (:func:`geoseg.models.card.card_text`)."""
+        return card_text(self)
 
 
 def load_bundle(path_or_name: str | os.PathLike[str]) -> ModelBundle:
