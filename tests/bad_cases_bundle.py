@@ -89,11 +89,11 @@ def _forged(**changes: Any) -> Callable[[Path], str]:
     def build(tmp: Path) -> str:
         from safetensors.numpy import save_file
 
-        from geoseg.models.bundle import _digest
+        from geoseg.models.schema import digest
 
         b = make_bundle("ConvStack", chip=64, overlap=16)
         meta = {**b.meta, **changes}
-        meta["sha256"] = _digest(meta, b.tensors)
+        meta["sha256"] = digest(meta, b.tensors)
         path = tmp / "forged.bundle"
         save_file(b.tensors, str(path), metadata={"geoseg": json.dumps(meta)})
         return str(path)

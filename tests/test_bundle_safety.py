@@ -367,11 +367,11 @@ def test_nhwc_model_without_layout_is_refused(tmp_path: Path) -> None:
 
 def _forged(tmp: Path, **changes: Any) -> Path:
     """A bundle whose metadata was edited *and* re-hashed: only validation can refuse it."""
-    from geoseg.models.bundle import _digest
+    from geoseg.models.schema import digest
 
     b = make_bundle()
     meta = {**b.meta, **changes}
-    meta["sha256"] = _digest(meta, b.tensors)
+    meta["sha256"] = digest(meta, b.tensors)
     from safetensors.numpy import save_file
 
     path = tmp / "forged.bundle"

@@ -14,15 +14,14 @@ import geoseg
 from geoseg.cli.main import cli
 from geoseg.errors import BundleError, SceneError
 from geoseg.io.scene import open_scene
-from geoseg.models.bundle import load_bundle, shipped_bundles
-from geoseg.models.indices import (
+from geoseg.models.bundle import load_bundle
+from geoseg.models.indices import make_index_bundle, resolve_scene_bundle, scene_index_histogram
+from geoseg.models.shipped import shipped_bundles
+from geoseg.models.spectral import (
     IndexPredictor,
     compute_index,
-    make_index_bundle,
     normalized_difference,
     otsu_threshold,
-    resolve_scene_bundle,
-    scene_index_histogram,
 )
 from geoseg.schemes import load_scheme
 from tests.common import REPO, read, write_raster

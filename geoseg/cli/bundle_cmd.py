@@ -96,7 +96,7 @@ def create(
 
 def _read_onnx(path: str, kwargs: dict[str, Any]) -> bytes:
     """The ONNX bytes; a model with a fixed input size gets chips of that size by default."""
-    from geoseg.models.predictor import onnx_input_size
+    from geoseg.models.onnx_model import onnx_input_size
 
     if not Path(path).is_file():
         raise InputError(f"ONNX file {path} does not exist")
@@ -146,7 +146,8 @@ def list_bundles() -> None:
     Example:
       geoseg bundle list
     """
-    from geoseg.models.bundle import load_bundle, shipped_bundles
+    from geoseg.models.bundle import load_bundle
+    from geoseg.models.shipped import shipped_bundles
 
     for name, path in sorted(shipped_bundles().items()):
         b = load_bundle(path)
@@ -165,8 +166,9 @@ def export_onnx(bundle_ref: str, out: str, opset: int, overwrite: bool) -> None:
     Example:
       geoseg bundle export-onnx landcover-nlcd8 -o landcover.onnx
     """
-    from geoseg.models.bundle import load_bundle, resolve_bundle_path
+    from geoseg.models.bundle import load_bundle
     from geoseg.models.onnx_export import export_onnx as run_export
+    from geoseg.models.shipped import resolve_bundle_path
     from geoseg.outfile import check_output_file
 
     bundle = load_bundle(bundle_ref)

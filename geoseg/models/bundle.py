@@ -13,196 +13,35 @@ edited bundle is refused instead of producing silent garbage.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from geoseg.errors import BundleError
-from geoseg.io.normalize import validate_normalization
+from geoseg.models.card import card_text
+from geoseg.models.kinds import KINDS as KINDS
+from geoseg.models.kinds import finish_meta as finish_meta
+from geoseg.models.kinds import kind_of, validate_meta
+from geoseg.models.onnx_model import ONNX_LAYOUTS as ONNX_LAYOUTS
+from geoseg.models.onnx_model import ONNX_OUTPUTS as ONNX_OUTPUTS
+from geoseg.models.schema import BUNDLE_SUFFIX as BUNDLE_SUFFIX
+from geoseg.models.schema import FORMAT as FORMAT
+from geoseg.models.schema import FORMAT_VERSION as FORMAT_VERSION
+from geoseg.models.schema import MAX_CHIP as MAX_CHIP
+from geoseg.models.schema import MAX_LABEL as MAX_LABEL
+from geoseg.models.schema import ONNX_TENSOR as ONNX_TENSOR
+from geoseg.models.schema import BundleMeta as BundleMeta
+from geoseg.models.schema import digest
+from geoseg.models.shipped import resolve_bundle_path as resolve_bundle_path
+from geoseg.models.shipped import shipped_bundles as shipped_bundles
+from geoseg.models.torch_model import build_torch_model, state_tensors
 from geoseg.schemes import ClassInfo, parse_classes
-
-log = logging.getLogger(__name__)
-
-FORMAT = "geoseg-bundle"
-FORMAT_VERSION = 1
-ONNX_TENSOR = "onnx"
-KINDS = ("torch", "onnx", "index")
-BUNDLE_SUFFIX = ".bundle"
-
-
-def shipped_bundles() -> dict[str, Path]:
-    """Bundles shipped inside the package, by name."""
-    root = resources.files("geoseg") / "bundles"
-    return {
-        Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(BUNDLE_SUFFIX)
-    }
-
-
-def _digest(meta: Mapping[str, Any], tensors: Mapping[str, NDArray[Any]]) -> str:
-    h = hashlib.sha256()
-    body = {k: v for k, v in meta.items() if k != "sha256"}
-    h.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
-    for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name])
-        h.update(f"{name}|{arr.dtype.str}|{arr.shape}".encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
-
-
-MAX_CHIP = 4096
-"""Largest chip a bundle may ask for: a 4096² chip of 16 classes is already 1 GiB of scores."""
-
-ONNX_OUTPUTS = ("logits", "probs")
-ONNX_LAYOUTS = ("NCHW", "NHWC")
-
-
-def _whole(value: Any, key: str, lo: int, hi: int) -> int:
-    """``value`` as an int in ``[lo, hi]``, else a :class:`BundleError` naming ``key``."""
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole:
-        raise BundleError(f"bundle '{key}' must be a whole number of pixels, got {value!r}")
-    if not lo <= value <= hi:
-        shown = f"{value:.3g}" if isinstance(value, float) else f"{value}"[:20]
-        raise BundleError(f"bundle '{key}' is {shown} pixels; it must be in {lo}..{hi}")
-    return int(value)
-
-
-def _check_normalization(spec: Any, n_bands: int) -> dict[str, Any]:
-    """Validated normalization whose every number is finite (NaN passes ``std <= 0``)."""
-    if not isinstance(spec, Mapping):
-        raise BundleError(
-            "bundle 'normalization' must be a mapping, e.g. {type: percentile, low: 2, high: 98}"
-        )
-    try:
-        out = validate_normalization(spec, n_bands)
-    except (TypeError, ValueError, OverflowError) as err:
-        if isinstance(err, BundleError):
-            raise
-        raise BundleError(
-            f"bundle 'normalization' has a value that is not a number: {err}"
-        ) from err
-    for key, value in out.items():
-        values = value if isinstance(value, list) else [value]
-        if isinstance(value, bool | str) or not all(isinstance(v, float) for v in values):
-            continue
-        if not all(math.isfinite(v) for v in values):
-            raise BundleError(f"normalization '{key}' must be finite numbers, got {value}")
-    if any(s <= 0 for s in out.get("std", [])) or out.get("scale", 1.0) == 0:
-        raise BundleError(
-            f"normalization std must be positive and scale non-zero, got std {out.get('std')}, "
-            f"scale {out.get('scale', 1.0)}"
-        )
-    return out
-
-
-def _check_onnx_io(out: dict[str, Any]) -> None:
-    """Optional ONNX input/output conventions (present only when set, so old hashes hold)."""
-    keys = [k for k in ("input_size", "output", "layout") if k in out]
-    if keys and out["kind"] != "onnx":
-        raise BundleError(f"bundle keys {', '.join(keys)} apply to ONNX bundles only")
-    if "input_size" in out:
-        size = out["input_size"]
-        pair = size if isinstance(size, list) and len(size) == 2 else None
-        if pair is None:
-            raise BundleError(f"bundle 'input_size' must be [rows, cols], got {size!r}")
-        rows, cols = (_whole(v, "input_size", 1, MAX_CHIP) for v in pair)
-        if out["chip"] > min(rows, cols):
-            raise BundleError(
-                f"bundle chip {out['chip']} is larger than the model's fixed input "
-                f"{rows}x{cols}; set chip to at most {min(rows, cols)}"
-            )
-        out["input_size"] = [rows, cols]
-    if out.get("output", "logits") not in ONNX_OUTPUTS:
-        raise BundleError(f"bundle 'output' must be logits or probs, got {out['output']!r}")
-    if out.get("layout", "NCHW") not in ONNX_LAYOUTS:
-        raise BundleError(f"bundle 'layout' must be NCHW or NHWC, got {out['layout']!r}")
-
-
-MAX_LABEL = 200
-
-
-def _label(text: Any) -> bool:
-    """A name printed in messages and records: no newline or terminal escape can hide in it."""
-    return isinstance(text, str) and 0 < len(text) <= MAX_LABEL and text.isprintable()
-
-
-def _check_header(meta: Any) -> dict[str, Any]:
-    if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
-        raise BundleError("not a geoseg bundle (metadata 'format' missing)")
-    version = meta.get("format_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise BundleError(f"bundle 'format_version' must be an integer, got {version!r}")
-    if version > FORMAT_VERSION:
-        raise BundleError(
-            f"bundle format {version} is newer than this geoseg "
-            f"understands ({FORMAT_VERSION}); upgrade geoseg"
-        )
-    out = dict(meta)
-    for key in ("name", "kind", "bands", "classes", "normalization", "chip", "overlap"):
-        if key not in out:
-            raise BundleError(f"bundle metadata lacks '{key}'")
-    if not _label(out["name"]):
-        raise BundleError(
-            f"bundle 'name' must be printable text of at most {MAX_LABEL} characters, "
-            f"got {out['name']!r}"
-        )
-    if out["kind"] not in KINDS:
-        raise BundleError(f"bundle kind must be one of {', '.join(KINDS)}, got {out['kind']!r}")
-    return out
-
-
-def _validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    out = _check_header(meta)
-    bands = out["bands"]
-    if not isinstance(bands, list) or not bands or not all(_label(b) for b in bands):
-        raise BundleError("bundle 'bands' must be a non-empty list of band names")
-    out["normalization"] = _check_normalization(out["normalization"], len(bands))
-    if not isinstance(out["classes"], list):
-        raise BundleError("bundle 'classes' must be a list of {id, name, color}")
-    parse_classes(out["classes"])
-    out["chip"] = _whole(out["chip"], "chip", 1, MAX_CHIP)
-    out["overlap"] = _whole(out["overlap"], "overlap", 0, MAX_CHIP)
-    if out["overlap"] >= out["chip"]:
-        raise BundleError(
-            f"bundle chip {out['chip']} / overlap {out['overlap']} are not a valid chip grid: "
-            "overlap must be smaller than chip"
-        )
-    resolution = out.get("resolution_m")
-    if resolution is not None and not (
-        isinstance(resolution, int | float) and math.isfinite(resolution) and resolution > 0
-    ):
-        raise BundleError(f"bundle 'resolution_m' must be a positive number, got {resolution!r}")
-    if not isinstance(out.get("arch_params") or {}, Mapping):
-        raise BundleError("bundle 'arch_params' must be a mapping")
-    if out["kind"] == "torch" and not isinstance(out.get("architecture"), str):
-        raise BundleError("a torch bundle needs an 'architecture'")
-    if out["kind"] == "torch":
-        from geoseg.models.arch import check_arch_params
-
-        check_arch_params(out["architecture"], out.get("arch_params") or {})
-    _check_onnx_io(out)
-    if out["kind"] == "index":
-        from geoseg.models.indices import validate_index_meta
-
-        out["index"] = validate_index_meta(out)
-    return out
-
-
-def finish_meta(meta: Mapping[str, Any], tensors: Mapping[str, NDArray[Any]]) -> dict[str, Any]:
-    """Validated metadata with its ``sha256`` over itself and ``tensors``."""
-    out = _validate_meta(meta)
-    out["sha256"] = _digest(out, tensors)
-    return out
 
 
 @dataclass(frozen=True)
@@ -213,7 +52,8 @@ class ModelBundle:
     :func:`load_bundle`.
     """
 
-    meta: dict[str, Any]
+    meta: BundleMeta
+    """The checked metadata; a plain ``dict`` at run time (see :class:`BundleMeta`)."""
     tensors: dict[str, NDArray[Any]] = field(repr=False)
 
     # -- metadata views -------------------------------------------------
@@ -240,7 +80,7 @@ class ModelBundle:
     @property
     def sha256(self) -> str:
         """Content hash over metadata and weights."""
-        return str(self.meta.get("sha256") or _digest(self.meta, self.tensors))
+        return str(self.meta.get("sha256") or digest(self.meta, self.tensors))
 
     @property
     def chip(self) -> int:
@@ -327,42 +167,29 @@ class ModelBundle:
                 [input_size, input_size] if isinstance(input_size, int) else list(input_size)
             )
         meta.update({k: v for k, v in (("output", output), ("layout", layout)) if v is not None})
-        meta = _validate_meta(meta)
+        checked = validate_meta(meta)
         tensors: dict[str, NDArray[Any]]
         if onnx is not None:
             tensors = {ONNX_TENSOR: np.frombuffer(onnx, dtype=np.uint8).copy()}
         else:
-            from geoseg.models.arch import build_model
-
-            if model is None:
-                model = build_model(
-                    str(architecture),
-                    encoder=encoder,
-                    in_channels=len(bands),
-                    classes=len(infos),
-                    params=arch_params,
-                )
-                if state_dict is not None:
-                    _load_state(model, state_dict, name)
-            tensors = {
-                k: v.detach().cpu().contiguous().numpy().copy()
-                for k, v in model.state_dict().items()
-            }
-        meta["sha256"] = _digest(meta, tensors)
-        bundle = cls(meta=meta, tensors=tensors)
-        if onnx is not None:
-            from geoseg.models.predictor import check_onnx_bundle
-
-            fixed = check_onnx_bundle(bundle)
-            if fixed is not None and "input_size" not in meta:  # recorded: predict checks --chip
-                bundle = bundle.with_meta(input_size=list(fixed))
-        return bundle
+            tensors = state_tensors(
+                model,
+                name=name,
+                architecture=architecture,
+                encoder=encoder,
+                in_channels=len(bands),
+                classes=len(infos),
+                arch_params=arch_params,
+                state_dict=state_dict,
+            )
+        checked["sha256"] = digest(checked, tensors)
+        return kind_of(checked).check_new(cls(meta=cast(BundleMeta, checked), tensors=tensors))
 
     def with_meta(self, **changes: Any) -> ModelBundle:
         """A copy with metadata fields replaced (hash recomputed)."""
-        meta = _validate_meta({**self.meta, **changes})
-        meta["sha256"] = _digest(meta, self.tensors)
-        return ModelBundle(meta=meta, tensors=self.tensors)
+        return ModelBundle(
+            meta=finish_meta({**self.meta, **changes}, self.tensors), tensors=self.tensors
+        )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the bundle atomically (temporary name, then rename); makes its folder.
@@ -392,120 +219,11 @@ class ModelBundle:
         """The torch model with its weights loaded (eval mode, CPU)."""
         if self.kind != "torch":
             raise BundleError(f"bundle '{self.name}' is of kind {self.kind}, not a torch model")
-        from geoseg.models.arch import build_model
-
-        model = build_model(
-            self.meta["architecture"],
-            encoder=self.meta.get("encoder"),
-            in_channels=len(self.bands),
-            classes=len(self.classes),
-            params=self.meta.get("arch_params"),
-        )
-        _load_state(model, self.tensors, self.name)
-        return model
+        return build_torch_model(self)
 
     def card_text(self) -> str:
-        """A human-readable summary plus the model card."""
-        m = self.meta
-        detail = ""
-        if m["kind"] == "torch":
-            detail = f": {m.get('architecture')} / {m.get('encoder')}"
-        elif m["kind"] == "index":
-            from geoseg.models.indices import threshold_text
-
-            detail = f": {threshold_text(m['index'])}"
-        lines = [
-            f"bundle      {m['name']}  ({m['kind']}{detail})",
-            f"sha256      {self.sha256}",
-            f"bands       {', '.join(self.bands)}"
-            + (f"  [{m['input_units']}]" if m.get("input_units") else ""),
-            f"normalize   {json.dumps(m['normalization'])}",
-            f"chip        {m['chip']} px, overlap {m['overlap']} px"
-            + (f", trained at {m['resolution_m']} m" if m.get("resolution_m") else ""),
-            "classes     " + ", ".join(f"{c.id}={c.name}" for c in self.classes),
-        ]
-        if isinstance(m.get("domain"), Mapping):
-            lines.append(f"domain      {_domain_text(m['domain'])}")
-        if m.get("description"):
-            lines.append(f"about       {m['description']}")
-        if m.get("card"):
-            lines += ["", str(m["card"]).rstrip()]
-        # a card is someone else's text: terminal escapes in it must not reach the terminal
-        return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in "\n".join(lines))
-
-
-def _domain_text(d: Mapping[str, Any]) -> str:
-    """One line of what a bundle was trained on (its recorded input domain)."""
-    parts = [str(d.get("quantity", "unknown"))]
-    if d.get("dtype"):
-        parts.append(str(d["dtype"]))
-    if d.get("sensors"):
-        parts.append("sensors " + ", ".join(map(str, d["sensors"])))
-    if d.get("resolution_m"):
-        lo, hi = d["resolution_m"]
-        parts.append(f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m")
-    if d.get("p01") and d.get("p99"):
-        ranges = zip(d.get("bands", []), d["p01"], d["p99"], strict=False)
-        parts.append("1st-99th pct " + ", ".join(f"{b} {lo:g}-{hi:g}" for b, lo, hi in ranges))
-    return "; ".join(parts)
-
-
-def _load_state(model: Any, tensors: Mapping[str, Any], name: str) -> None:
-    import torch
-
-    state = {k: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise BundleError(
-            f"weights of bundle '{name}' do not fit its architecture: {str(err).splitlines()[0]}"
-        ) from err
-
-
-def _looks_like_path(text: str) -> bool:
-    seps = {os.sep, os.altsep or os.sep, "/"}
-    return any(sep in text for sep in seps) or text.lower().endswith((BUNDLE_SUFFIX, ".onnx"))
-
-
-def resolve_bundle_path(path_or_name: str | os.PathLike[str]) -> Path:
-    """The file a bundle argument means: a shipped name wins unless it looks like a path.
-
-    A plain word (``water``) is the shipped bundle of that name, even when the
-    working folder happens to hold a file or folder called ``water``; write
-    ``./water`` for that one. Anything with a path separator or a ``.bundle``
-    suffix is a path.
-
-    Raises
-    ------
-    BundleError
-        No such file and no shipped bundle of that name, or the path is a folder
-        or an ONNX model.
-    """
-    text = os.fspath(path_or_name)
-    shipped = shipped_bundles()
-    if not isinstance(path_or_name, Path) and not _looks_like_path(text) and text in shipped:
-        if Path(text).exists():
-            log.warning(
-                "'%s' is the shipped bundle of that name; write ./%s for the %s in this folder",
-                text,
-                text,
-                "folder" if Path(text).is_dir() else "file",
-            )
-        return shipped[text]
-    path = Path(text)
-    if path.is_dir():
-        raise BundleError(f"{text} is a folder, not a bundle file; pass the .bundle file")
-    if path.suffix.lower() == ".onnx" and path.exists():
-        raise BundleError(
-            f"{text} is an ONNX model, not a bundle; wrap it first: "
-            f"geoseg bundle create --onnx {text} --metadata meta.yaml -o model.bundle"
-        )
-    if not path.exists():
-        raise BundleError(
-            f"no bundle file '{text}' and no shipped bundle of that name; shipped: "
-            f"{', '.join(sorted(shipped)) or 'none'}"
-        )
-    return path
+        """A human-readable summary plus the model card (:func:`geoseg.models.card.card_text`)."""
+        return card_text(self)
 
 
 def load_bundle(path_or_name: str | os.PathLike[str]) -> ModelBundle:
@@ -543,12 +261,12 @@ def load_bundle(path_or_name: str | os.PathLike[str]) -> ModelBundle:
         meta = json.loads(raw)
     except json.JSONDecodeError as err:
         raise BundleError(f"{path} has unreadable metadata; re-create the bundle") from err
-    meta = _validate_meta(meta)
-    expected = meta.get("sha256")
-    actual = _digest(meta, tensors)
+    checked = validate_meta(meta)
+    expected = checked.get("sha256")
+    actual = digest(checked, tensors)
     if expected != actual:
         raise BundleError(
             f"{path} fails its integrity check (sha256 {actual[:12]}… != recorded "
             f"{str(expected)[:12]}…): the file was modified or damaged; re-download or re-create it"
         )
-    return ModelBundle(meta=meta, tensors=tensors)
+    return ModelBundle(meta=cast(BundleMeta, checked), tensors=tensors)
