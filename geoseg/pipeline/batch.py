@@ -33,6 +33,11 @@ from geoseg.errors import (
     GeosegError,
     OutputError,
 )
+from geoseg.pipeline.outputs import check_out_dir, existing_outputs, locked_subject, output_paths
+from geoseg.pipeline.scenes import scene_stem
+from geoseg.pipeline.scenes import (
+    vrt_sources as vrt_sources,
+)  # re-exported: defined in scenes since 0.2
 from geoseg.records import write_record
 
 MANIFEST = "manifest.json"
@@ -69,25 +74,6 @@ def file_fingerprint(path: str, previous: dict[str, Any] | None = None) -> dict[
         out["sources"] = {
             src: file_fingerprint(src, known.get(src)) for src in sorted(vrt_sources(path))
         }
-    return out
-
-
-def vrt_sources(path: str) -> set[str]:
-    """The files a VRT reads (relative names resolved against the VRT's folder)."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
-        return set()  # GDAL reports a broken VRT when the scene is opened
-    out = set()
-    for el in root.iter("SourceFilename"):
-        name = (el.text or "").strip()
-        if not name:
-            continue
-        if el.get("relativeToVRT") == "1" and not (name.startswith("/vsi") or "://" in name):
-            name = os.path.join(os.path.dirname(os.path.abspath(path)), name)
-        out.add(name)
     return out
 
 
@@ -177,14 +163,9 @@ def run_batch(
     """
     from geoseg.atomic import output_locks
     from geoseg.io.scene import gdal_env
-    from geoseg.pipeline.predict import (
-        _check_out_dir,
-        check_resources,
-        locked_subject,
-        open_for_predict,
-    )
+    from geoseg.pipeline.predict import check_resources, open_for_predict
 
-    _check_out_dir(out)
+    check_out_dir(out)
     _check_names(paths)
     opened: dict[str, Any] = {}
     for path in paths:
@@ -198,7 +179,7 @@ def run_batch(
     # one batch per folder at a time (the manifest), and no other run on these scenes
     with (
         output_locks(out, [MANIFEST], f"the batch manifest {out / MANIFEST}"),
-        output_locks(out, [_stem(p) for p in paths], locked_subject(out)),
+        output_locks(out, [scene_stem(p) for p in paths], locked_subject(out)),
     ):
         manifest = Manifest.load(out)
         plan = [
@@ -233,14 +214,10 @@ def run_batch(
     return results
 
 
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
-
-
 def _check_names(paths: list[str]) -> None:
     from geoseg.errors import InputError
 
-    stems = [_stem(p) for p in paths]
+    stems = [scene_stem(p) for p in paths]
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:
         raise InputError(
@@ -268,17 +245,14 @@ def _plan_scene(
     """Decide ``run``, ``skip`` or ``fail`` for one scene and mark it in the manifest."""
     from dataclasses import asdict
 
-    from geoseg.pipeline.outputs import existing_outputs
-    from geoseg.pipeline.predict import _output_paths
-
-    stem = _stem(path)
+    stem = scene_stem(path)
     entry = manifest.get(stem)
     if isinstance(scene, GeosegError):
         manifest.update(stem, path=path, state="failed", error=str(scene), key=None)
         return path, scene, None, "fail"
     fingerprint = file_fingerprint(path, entry.get("fingerprint"))
     key = scene_key(fingerprint, bundle.sha256, asdict(opts), device)
-    outputs = _output_paths(out, stem, opts)
+    outputs = output_paths(out, stem, opts)
     have = [q for q in outputs.values() if q.exists()]
     if entry.get("state") == "done" and entry.get("key") == key and len(have) == len(outputs):
         return path, scene, key, "skip"
@@ -309,12 +283,12 @@ def _run_one(
     progress: Any,
     manifest: Manifest,
 ) -> Any:
-    from geoseg.pipeline.predict import PredictResult, _output_paths, predict_scene
+    from geoseg.pipeline.predict import PredictResult, predict_scene
 
-    stem = _stem(path)
+    stem = scene_stem(path)
     if verdict == "fail":
         return PredictResult(scene=path, outputs={}, record={}, state="failed", error=str(scene))
-    outputs = {k: str(v) for k, v in _output_paths(out, stem, opts).items()}
+    outputs = {k: str(v) for k, v in output_paths(out, stem, opts).items()}
     if verdict == "skip":
         record = json.loads(Path(outputs["run"]).read_text(encoding="utf-8"))
         return PredictResult(scene=path, outputs=outputs, record=record, state="skipped")

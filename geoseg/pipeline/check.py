@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from geoseg.errors import DomainError, SceneError
 from geoseg.io.normalize import scene_sample
 from geoseg.io.scene import Scene, open_scene
+from geoseg.models.bundle import ModelBundle
 from geoseg.sensors.bands import BandChoice, FileBands, choose_bands, resolve_preset
 from geoseg.sensors.domain import InputDomain, check_scene, pixel_size_m
 from geoseg.sensors.presets import SensorPreset, get_preset, sentinel2_offset
@@ -128,6 +129,60 @@ def plan_input(
     )
 
 
+def match_bands(
+    path: str,
+    bundle: ModelBundle,
+    bands: Sequence[int | str] | None = None,
+    *,
+    allow_no_crs: bool = False,
+) -> Scene:
+    """Open ``path`` with the bands ``bundle`` expects, by count or by band name.
+
+    ``bands`` (``--bands``) must select as many bands as the bundle has inputs;
+    without it, band names matching the bundle's are picked in its order, and a
+    scene with exactly as many bands is taken as it is.
+
+    Raises
+    ------
+    SceneError
+        The band count does not match, with what to do (``--bands``, stacking
+        single-band files, or an alpha band that is data).
+    """
+    want = bundle.bands
+    if bands is not None:
+        scene = open_scene(path, bands=bands, allow_no_crs=allow_no_crs)
+        if len(scene.bands) != len(want):
+            raise SceneError(
+                f"--bands selects {len(scene.bands)} bands of {path} but bundle "
+                f"'{bundle.name}' expects {len(want)} ({', '.join(want)})"
+            )
+        return scene
+    scene = open_scene(path, allow_no_crs=allow_no_crs)
+    names = [n.lower() for n in scene.band_names]
+    if all(b.lower() in names for b in want):
+        return open_scene(path, bands=list(want), allow_no_crs=allow_no_crs)
+    if len(scene.bands) == len(want):
+        return scene
+    alpha = [i for i in range(1, scene.count + 1) if i not in scene.bands]
+    if alpha and scene.count == len(want):
+        raise SceneError(
+            f"{path} has {scene.count} bands but band {alpha[0]} is marked as alpha "
+            f"(transparency), leaving {len(scene.bands)} for a bundle that expects {len(want)} "
+            f"({', '.join(want)}); if band {alpha[0]} is data, pass "
+            f"--bands {','.join(str(i) for i in range(1, scene.count + 1))}"
+        )
+    hint = (
+        "stack the band files into one scene first (gdalbuildvrt -separate scene.vrt "
+        "b1.tif b2.tif ...)"
+        if len(scene.bands) == 1 < len(want)
+        else "pass --bands to select them"
+    )
+    raise SceneError(
+        f"{path} has {len(scene.bands)} bands ({', '.join(scene.band_names)}) but bundle "
+        f"'{bundle.name}' expects {len(want)} ({', '.join(want)}); {hint}"
+    )
+
+
 def normalization_for(meta: Mapping[str, Any], scene: Scene) -> Mapping[str, Any]:
     """A bundle's normalization for a scene opened by :func:`plan_input` (``scene.sensor``)."""
     preset = get_preset(scene.sensor) if scene.sensor else None
@@ -183,6 +238,7 @@ __all__ = [
     "DomainError",
     "InputPlan",
     "bundle_domain",
+    "match_bands",
     "normalization_for",
     "plan_input",
     "scene_sample",

@@ -9,7 +9,6 @@ the run record last.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import heapq
 import os
 import sys
@@ -32,24 +31,32 @@ from geoseg.engine.resources import (
     model_width,
 )
 from geoseg.engine.task import BlockResult, PartialStore, PredictJob
-from geoseg.errors import BundleError, GeosegError, InputError, OutputError, SceneError
+from geoseg.errors import BundleError, GeosegError, InputError, SceneError
 from geoseg.grid.blend import BLENDS, finalize, fixed_point_scale
 from geoseg.grid.chips import BlockPlan, ChipGrid, axis_owner
 from geoseg.io.masks import MaskSpec, count_masked
 from geoseg.io.masks import parse_classes as parse_mask_classes
 from geoseg.io.normalize import build_normalizer, scene_percentiles
-from geoseg.io.scene import Scene, gdal_env, open_scene
+from geoseg.io.scene import Scene, gdal_env
 from geoseg.io.writer import RasterSink, output_error
 from geoseg.models.bundle import ModelBundle, load_bundle
 from geoseg.models.predictor import PRECISIONS, check_precision, resolve_device, returns_logits
 from geoseg.models.predictor import check_chip as check_fixed_input
-from geoseg.pipeline.check import bundle_domain, normalization_for, plan_input
+from geoseg.pipeline.check import bundle_domain, match_bands, normalization_for, plan_input
 from geoseg.pipeline.outputs import (
     check_existing,
     check_not_inputs,
+    check_out_dir,
     output_paths,
     stale_outputs,
 )
+from geoseg.pipeline.outputs import (
+    locked_subject as locked_subject,
+)  # re-exported: defined in outputs since 0.2
+from geoseg.pipeline.scenes import (
+    expand_scenes as expand_scenes,
+)  # re-exported: defined in scenes since 0.2
+from geoseg.pipeline.scenes import scene_stem as scene_stem
 from geoseg.records import record_text
 from geoseg.schemes import NODATA_CLASS
 from geoseg.sensors.domain import check_result
@@ -130,66 +137,6 @@ class PredictResult:
     error: str | None = None
 
 
-def expand_scenes(scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Paths and globs to a sorted list of scene paths (errors if one matches nothing)."""
-    items = [scenes] if isinstance(scenes, str | os.PathLike) else list(scenes)
-    out: list[str] = []
-    for item in items:
-        text = os.fspath(item)
-        if glob.has_magic(text) and "://" not in text:
-            hits = sorted(glob.glob(text, recursive=True))
-            if not hits:
-                raise InputError(f"no scene matches '{text}'; check the pattern")
-            out += hits
-        else:
-            out.append(text)
-    if not out:
-        raise InputError("no scene given; pass one or more raster paths or a glob")
-    return out
-
-
-def _match_bands(
-    path: str, bundle: ModelBundle, bands: Sequence[int | str] | None, allow_no_crs: bool
-) -> Scene:
-    want = bundle.bands
-    if bands is not None:
-        scene = open_scene(path, bands=bands, allow_no_crs=allow_no_crs)
-        if len(scene.bands) != len(want):
-            raise SceneError(
-                f"--bands selects {len(scene.bands)} bands of {path} but bundle "
-                f"'{bundle.name}' expects {len(want)} ({', '.join(want)})"
-            )
-        return scene
-    scene = open_scene(path, allow_no_crs=allow_no_crs)
-    names = [n.lower() for n in scene.band_names]
-    if all(b.lower() in names for b in want):
-        return open_scene(path, bands=list(want), allow_no_crs=allow_no_crs)
-    if len(scene.bands) == len(want):
-        return scene
-    alpha = [i for i in range(1, scene.count + 1) if i not in scene.bands]
-    if alpha and scene.count == len(want):
-        raise SceneError(
-            f"{path} has {scene.count} bands but band {alpha[0]} is marked as alpha "
-            f"(transparency), leaving {len(scene.bands)} for a bundle that expects {len(want)} "
-            f"({', '.join(want)}); if band {alpha[0]} is data, pass "
-            f"--bands {','.join(str(i) for i in range(1, scene.count + 1))}"
-        )
-    hint = (
-        "stack the band files into one scene first (gdalbuildvrt -separate scene.vrt "
-        "b1.tif b2.tif ...)"
-        if len(scene.bands) == 1 < len(want)
-        else "pass --bands to select them"
-    )
-    raise SceneError(
-        f"{path} has {len(scene.bands)} bands ({', '.join(scene.band_names)}) but bundle "
-        f"'{bundle.name}' expects {len(want)} ({', '.join(want)}); {hint}"
-    )
-
-
-def _output_paths(out_dir: Path, stem: str, opts: PredictOptions) -> dict[str, Path]:
-    return output_paths(out_dir, stem, opts)
-
-
 def open_for_predict(path: str, bundle: ModelBundle, opts: PredictOptions) -> Scene:
     """Open one scene and check everything about it that can be checked before inferring.
 
@@ -207,7 +154,7 @@ def open_for_predict(path: str, bundle: ModelBundle, opts: PredictOptions) -> Sc
         allow_no_crs=opts.allow_no_crs,
     )
     if plan.choice is not None and plan.choice.bands is None:  # inputs are not band roles
-        scene = _match_bands(path, bundle, None, opts.allow_no_crs)
+        scene = match_bands(path, bundle, None, allow_no_crs=opts.allow_no_crs)
     else:
         scene = _check_band_count(plan.scene, bundle)
     notes = plan.warnings + tuple(
@@ -305,19 +252,6 @@ def check_resources(
     )
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = temp_name(out_dir / "write-probe")
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise OutputError(
-            f"output folder {out_dir} is not writable ({err.strerror or err}); "
-            "choose another --out or fix its permissions"
-        ) from err
-
-
 def _preflight(
     paths: list[str], bundle: ModelBundle, out_dir: Path, opts: PredictOptions
 ) -> list[Scene]:
@@ -337,7 +271,7 @@ def _preflight(
             f"scenes are in different CRSs ({first.stem}: {first.crs}, {other.stem}: {other.crs}); "
             "run them separately or pass --allow-mixed-crs"
         )
-    _check_out_dir(out_dir)
+    check_out_dir(out_dir)
     for s in scenes:
         check_existing(out_dir, s.stem, opts)
     return scenes
@@ -448,16 +382,6 @@ def predict(
                 progress=progress,
             )
         ]
-
-
-def locked_subject(out: Path) -> str:
-    """Subject of the error when another run holds a scene's lock (``{name}``: the stem)."""
-    return f"the outputs of scene '{{name}}' in {out}"
-
-
-def scene_stem(path: str) -> str:
-    """A scene's output stem: its file name without folder and extension."""
-    return os.path.splitext(os.path.basename(path))[0]
 
 
 BALANCE_SLACK = 0.03
@@ -621,7 +545,7 @@ def predict_scene(
     """Predict one opened scene (see :func:`predict`)."""
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    paths = _output_paths(out_dir, scene.stem, opts)
+    paths = output_paths(out_dir, scene.stem, opts)
     for p in paths.values():
         clean_stale(p)
     chip, overlap = _chip_overlap(opts, bundle)
