@@ -311,7 +311,7 @@ def test_spilled_shared_cells_give_the_same_bytes(
 
 def test_auto_block_keeps_two_workers_even() -> None:
     """9 x 9 chips on 2 workers: 2 x 2-chip blocks (41 chips on the busiest), not 3 x 3 (45)."""
-    from geoseg.pipeline.predict import _makespan, auto_block
+    from geoseg.pipeline.plan import _makespan, auto_block
 
     grid = ChipGrid((4096, 4096), 512, 64)
     assert len(grid.row_starts) == 9

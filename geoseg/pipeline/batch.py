@@ -33,7 +33,10 @@ from geoseg.errors import (
     GeosegError,
     OutputError,
 )
+from geoseg.pipeline.check import open_for_predict
 from geoseg.pipeline.outputs import check_out_dir, existing_outputs, locked_subject, output_paths
+from geoseg.pipeline.plan import check_one_crs, check_resources, check_unique_stems
+from geoseg.pipeline.run import PredictResult, predict_scene
 from geoseg.pipeline.scenes import scene_stem
 from geoseg.pipeline.scenes import (
     vrt_sources as vrt_sources,
@@ -163,10 +166,9 @@ def run_batch(
     """
     from geoseg.atomic import output_locks
     from geoseg.io.scene import gdal_env
-    from geoseg.pipeline.predict import check_resources, open_for_predict
 
     check_out_dir(out)
-    _check_names(paths)
+    check_unique_stems([scene_stem(p) for p in paths])
     opened: dict[str, Any] = {}
     for path in paths:
         try:
@@ -175,7 +177,10 @@ def run_batch(
             opened[path] = scene
         except GeosegError as err:
             opened[path] = err
-    _check_crs([s for s in opened.values() if not isinstance(s, GeosegError)], opts)
+    check_one_crs(
+        [s for s in opened.values() if not isinstance(s, GeosegError)],
+        allow_mixed_crs=opts.allow_mixed_crs,
+    )
     # one batch per folder at a time (the manifest), and no other run on these scenes
     with (
         output_locks(out, [MANIFEST], f"the batch manifest {out / MANIFEST}"),
@@ -212,31 +217,6 @@ def run_batch(
             results,
         )
     return results
-
-
-def _check_names(paths: list[str]) -> None:
-    from geoseg.errors import InputError
-
-    stems = [scene_stem(p) for p in paths]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise InputError(
-            f"several scenes share the name {dup[0]!r}, so their outputs would collide; "
-            "run them into different --out folders"
-        )
-
-
-def _check_crs(scenes: list[Any], opts: Any) -> None:
-    from geoseg.errors import InputError
-
-    if opts.allow_mixed_crs or len({str(s.crs) for s in scenes}) <= 1:
-        return
-    first = scenes[0]
-    other = next(s for s in scenes if str(s.crs) != str(first.crs))
-    raise InputError(
-        f"scenes are in different CRSs ({first.stem}: {first.crs}, {other.stem}: {other.crs}); "
-        "run them separately or pass --allow-mixed-crs"
-    )
 
 
 def _plan_scene(
@@ -283,8 +263,6 @@ def _run_one(
     progress: Any,
     manifest: Manifest,
 ) -> Any:
-    from geoseg.pipeline.predict import PredictResult, predict_scene
-
     stem = scene_stem(path)
     if verdict == "fail":
         return PredictResult(scene=path, outputs={}, record={}, state="failed", error=str(scene))
