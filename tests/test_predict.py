@@ -292,7 +292,7 @@ def test_spilled_shared_cells_give_the_same_bytes(
     """Shared-cell sums spilled to disk (a zero memory budget) merge to the same bytes."""
     import tempfile
 
-    import geoseg.engine.task as task
+    import geoseg.pipeline.merge as merge
 
     src = scene_file(tmp_path / "s.tif", (333, 270), seed=7)
     kw = {"block": 70, "vector": False, "confidence": True}
@@ -301,7 +301,7 @@ def test_spilled_shared_cells_give_the_same_bytes(
     spill_root = tmp_path / "tmp"
     spill_root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
-    monkeypatch.setattr(task, "SPILL_BUDGET", 0)
+    monkeypatch.setattr(merge, "SPILL_BUDGET", 0)
     [res] = geoseg.predict(src, conv_bundle, tmp_path / "disk", **kw)
     assert res.record["shared_cells_spilled"] > 10
     for key in ("classes", "confidence"):
