@@ -309,6 +309,24 @@ def test_spilled_shared_cells_give_the_same_bytes(
     assert list(spill_root.iterdir()) == []  # the spill folder is gone
 
 
+def test_local_engine_is_an_engine_and_options_match_their_checks() -> None:
+    """The engine has every member predict uses; typed options list what their checks accept."""
+    from typing import get_args
+
+    from geoseg.engine.base import Engine
+    from geoseg.engine.local import LocalEngine
+    from geoseg.grid.blend import BLENDS, Blend
+    from geoseg.models.predictor import PRECISIONS
+    from geoseg.pipeline.options import Precision
+
+    engine = LocalEngine(threads=1)
+    assert isinstance(engine, Engine)
+    assert engine.resolve_device("cpu") == "cpu"
+    assert engine.parallelism == 1 and engine.memory_budget("cpu")[1:] == (1, "this machine")
+    assert get_args(Precision) == PRECISIONS
+    assert get_args(Blend) == BLENDS
+
+
 def test_auto_block_keeps_two_workers_even() -> None:
     """9 x 9 chips on 2 workers: 2 x 2-chip blocks (41 chips on the busiest), not 3 x 3 (45)."""
     from geoseg.pipeline.plan import _makespan, auto_block

@@ -22,10 +22,13 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from geoseg.atomic import output_locks
+from geoseg.engine.base import Engine
 from geoseg.errors import (
     BatchError as BatchError,  # re-exported: defined in errors since 0.2
 )
@@ -33,7 +36,10 @@ from geoseg.errors import (
     GeosegError,
     OutputError,
 )
+from geoseg.io.scene import Scene, gdal_env
+from geoseg.models.bundle import ModelBundle
 from geoseg.pipeline.check import open_for_predict
+from geoseg.pipeline.options import PredictOptions
 from geoseg.pipeline.outputs import check_out_dir, existing_outputs, locked_subject, output_paths
 from geoseg.pipeline.plan import check_one_crs, check_resources, check_unique_stems
 from geoseg.pipeline.run import PredictResult, predict_scene
@@ -47,7 +53,7 @@ MANIFEST = "manifest.json"
 _NOT_IN_KEY = ("block", "threads", "device", "overwrite", "allow_mixed_crs")
 """Options that never change the bytes written (``device`` enters the key as cpu/cuda).
 
-Every other option of :class:`~geoseg.pipeline.predict.PredictOptions` is in the key, so
+Every other option of :class:`~geoseg.pipeline.options.PredictOptions` is in the key, so
 an option added later counts until it is shown not to change the outputs.
 """
 
@@ -146,14 +152,14 @@ class Manifest:
 
 def run_batch(
     paths: list[str],
-    bundle: Any,
+    bundle: ModelBundle,
     out: Path,
     *,
-    opts: Any,
+    opts: PredictOptions,
     device: str,
-    engine: Any,
-    progress: Any = None,
-) -> list[Any]:
+    engine: Engine,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PredictResult]:
     """Predict several scenes with a manifest (see the module docstring).
 
     Raises
@@ -164,12 +170,9 @@ def run_batch(
         Before anything runs, for problems of the whole call (output folder,
         scenes sharing a name, mixed CRSs without ``allow_mixed_crs``).
     """
-    from geoseg.atomic import output_locks
-    from geoseg.io.scene import gdal_env
-
     check_out_dir(out)
     check_unique_stems([scene_stem(p) for p in paths])
-    opened: dict[str, Any] = {}
+    opened: dict[str, Scene | GeosegError] = {}
     for path in paths:
         try:
             scene = open_for_predict(path, bundle, opts)
@@ -178,7 +181,7 @@ def run_batch(
         except GeosegError as err:
             opened[path] = err
     check_one_crs(
-        [s for s in opened.values() if not isinstance(s, GeosegError)],
+        [s for s in opened.values() if isinstance(s, Scene)],
         allow_mixed_crs=opts.allow_mixed_crs,
     )
     # one batch per folder at a time (the manifest), and no other run on these scenes
@@ -191,12 +194,12 @@ def run_batch(
             _plan_scene(path, opened[path], bundle, out, opts, device, manifest) for path in paths
         ]
         results = []
-        with gdal_env(reads_chips=getattr(engine, "reads_chips", True)):
-            for path, scene, key, verdict in plan:
+        with gdal_env(reads_chips=engine.reads_chips):
+            for path, subject, key, verdict in plan:
                 results.append(
                     _run_one(
                         path,
-                        scene,
+                        subject,
                         key,
                         verdict,
                         bundle,
@@ -219,12 +222,20 @@ def run_batch(
     return results
 
 
-def _plan_scene(
-    path: str, scene: Any, bundle: Any, out: Path, opts: Any, device: str, manifest: Manifest
-) -> tuple[str, Any, str | None, str]:
-    """Decide ``run``, ``skip`` or ``fail`` for one scene and mark it in the manifest."""
-    from dataclasses import asdict
+Verdict = Literal["run", "skip", "fail"]
+"""What a batch does with a scene: run it, skip it (done with the same key), or fail it."""
 
+
+def _plan_scene(
+    path: str,
+    scene: Scene | GeosegError,
+    bundle: ModelBundle,
+    out: Path,
+    opts: PredictOptions,
+    device: str,
+    manifest: Manifest,
+) -> tuple[str, Scene | GeosegError, str | None, Verdict]:
+    """Decide ``run``, ``skip`` or ``fail`` for one scene and mark it in the manifest."""
     stem = scene_stem(path)
     entry = manifest.get(stem)
     if isinstance(scene, GeosegError):
@@ -252,19 +263,19 @@ def _plan_scene(
 
 def _run_one(
     path: str,
-    scene: Any,
+    scene: Scene | GeosegError,
     key: str | None,
-    verdict: str,
-    bundle: Any,
+    verdict: Verdict,
+    bundle: ModelBundle,
     out: Path,
-    opts: Any,
+    opts: PredictOptions,
     device: str,
-    engine: Any,
-    progress: Any,
+    engine: Engine,
+    progress: Callable[[int, int], None] | None,
     manifest: Manifest,
-) -> Any:
+) -> PredictResult:
     stem = scene_stem(path)
-    if verdict == "fail":
+    if verdict == "fail" or isinstance(scene, GeosegError):  # "fail" is what holds an error
         return PredictResult(scene=path, outputs={}, record={}, state="failed", error=str(scene))
     outputs = {k: str(v) for k, v in output_paths(out, stem, opts).items()}
     if verdict == "skip":

@@ -8,28 +8,40 @@ roles, units, the chip grid) is checked by :func:`geoseg.pipeline.check.open_for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from geoseg.engine.resources import check_chip
 from geoseg.errors import InputError
-from geoseg.grid.blend import BLENDS
+from geoseg.grid.blend import BLENDS, Blend
 from geoseg.io.masks import parse_classes as parse_mask_classes
 from geoseg.models.bundle import ModelBundle
 from geoseg.models.predictor import PRECISIONS
+from geoseg.pipeline.outputs import VectorFormat
 from geoseg.sensors.presets import get_preset
 
-OVERVIEWS = ("nearest", "mode")
+Overviews = Literal["nearest", "mode"]
+OVERVIEWS: tuple[Overviews, ...] = get_args(Overviews)
 """Resampling of the class raster's overviews (``--overviews``)."""
+
+Precision = Literal["fp32", "bf16", "fp16"]
+"""Forward-pass precision (``--precision``): the values of ``models.predictor.PRECISIONS``."""
 
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """Options of a predict run (CLI flags map one to one)."""
+    """Options of a predict run (CLI flags map one to one).
+
+    ``blend``, ``overviews`` and ``precision`` are also checked when the object
+    is made (a value from a workflow file or a plain call is refused with the
+    flag's name). ``vector_format`` is only typed: no CLI flag sets it, and an
+    unknown one is refused by the vectorizer when the polygons are written.
+    """
 
     chip: int | None = None
     overlap: int | None = None
     block: int | None = None
     batch_size: int | None = None
-    blend: str = "smooth"
+    blend: Blend = "smooth"
     bands: tuple[int | str, ...] | None = None
     device: str = "auto"
     confidence: bool = False
@@ -39,9 +51,9 @@ class PredictOptions:
     allow_mixed_crs: bool = False
     pad: bool = True
     threads: int | None = None
-    vector_format: str = "gpkg"
-    overviews: str = "nearest"
-    precision: str = "fp32"
+    vector_format: VectorFormat = "gpkg"
+    overviews: Overviews = "nearest"
+    precision: Precision = "fp32"
     sensor: str | None = None
     allow_domain_shift: bool = False
     mask: str | None = None

@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from geoseg.atomic import temp_name
 from geoseg.errors import InputError, OutputError
 from geoseg.pipeline.scenes import vrt_sources
 
-VECTOR_FORMATS = ("gpkg", "geojson", "json", "fgb", "parquet")
+VectorFormat = Literal["gpkg", "geojson", "json", "fgb", "parquet"]
+VECTOR_FORMATS: tuple[VectorFormat, ...] = get_args(VectorFormat)
 """Polygon formats ``predict`` can write (``--vector-format``)."""
 
 SIDECARS = (".aux.xml",)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from geoseg.engine.resources import available_memory, block_need, check_memory, model_width
+from geoseg.engine.base import Engine
+from geoseg.engine.resources import block_need, check_memory, model_width
 from geoseg.errors import InputError
 from geoseg.grid.chips import ChipGrid, axis_owner
 from geoseg.io.scene import Scene
@@ -98,9 +98,9 @@ def scene_grid(scene: Scene, bundle: ModelBundle, opts: PredictOptions) -> ChipG
     return ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
 
 
-def block_edge(opts: PredictOptions, grid: ChipGrid, engine: Any) -> int:
+def block_edge(opts: PredictOptions, grid: ChipGrid, engine: Engine) -> int:
     """``--block``, or :func:`auto_block` for the engine's parallelism."""
-    return opts.block or auto_block(grid.shape, grid, getattr(engine, "parallelism", 2))
+    return opts.block or auto_block(grid.shape, grid, engine.parallelism)
 
 
 def default_batch_size(device: str) -> int:
@@ -120,7 +120,7 @@ def run_batch_size(opts: PredictOptions, device: str, grid: ChipGrid) -> int:
 
 
 def check_resources(
-    scene: Scene, bundle: ModelBundle, opts: PredictOptions, device: str, engine: Any
+    scene: Scene, bundle: ModelBundle, opts: PredictOptions, device: str, engine: Engine
 ) -> None:
     """Refuse a scene whose block tasks would not fit in memory (:mod:`~geoseg.engine.resources`).
 
@@ -141,15 +141,14 @@ def check_resources(
         classes=len(bundle.classes),
         width=0 if device.startswith("cuda") else model_width(bundle),  # activations on the GPU
     )
-    budget = getattr(engine, "memory_budget", None)
-    available, tasks, where = budget(device) if budget else (available_memory(), 1, None)
+    available, tasks, where = engine.memory_budget(device)
     check_memory(
         need,
         tasks=tasks,
         available=available,
         chip=grid.chip,
         batch=batch,
-        where=where or "this machine",
+        where=where,
     )
 
 

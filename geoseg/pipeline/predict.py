@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.atomic import output_locks
+from geoseg.engine.base import Engine
 from geoseg.engine.local import LocalEngine
 from geoseg.io.scene import gdal_env
 from geoseg.models.bundle import ModelBundle, load_bundle
-from geoseg.models.predictor import check_precision, resolve_device
+from geoseg.models.predictor import check_precision
 from geoseg.pipeline.batch import run_batch
 from geoseg.pipeline.check import open_for_predict as open_for_predict
 from geoseg.pipeline.options import OVERVIEWS as OVERVIEWS
@@ -54,7 +55,7 @@ def predict(
     out_dir: str | os.PathLike[str],
     *,
     progress: Callable[[int, int], None] | None = None,
-    engine: Any = None,
+    engine: Engine | None = None,
     client: Any = None,
     manifest: bool | None = None,
     **options: Any,
@@ -72,7 +73,7 @@ def predict(
     progress
         ``progress(chips_done, chips_total)`` called after each block.
     engine
-        An engine with ``prepare(bundle, device)`` and ``run(job, blocks, on_result)``;
+        Where the block tasks run (any :class:`~geoseg.engine.base.Engine`);
         default :class:`~geoseg.engine.local.LocalEngine`, or
         :class:`~geoseg.engine.dask.DaskEngine` when ``client`` is given.
     client
@@ -125,10 +126,10 @@ def predict(
         from geoseg.engine.dask import DaskEngine
 
         engine = DaskEngine(client)
-    engine = engine or LocalEngine(threads=opts.threads)
+    if engine is None:
+        engine = LocalEngine(threads=opts.threads)
     # where the model runs decides the device: on a cluster the workers are asked
-    resolve = getattr(engine, "resolve_device", resolve_device)
-    device = resolve(opts.device)
+    device = engine.resolve_device(opts.device)
     check_precision(opts.precision, device)
     if batch:
         return run_batch(
@@ -137,7 +138,7 @@ def predict(
     check_resources(scene_objs[0], bundle, opts, device, engine)
     with (
         output_locks(out, [scene_objs[0].stem], locked_subject(out)),
-        gdal_env(reads_chips=getattr(engine, "reads_chips", True)),
+        gdal_env(reads_chips=engine.reads_chips),
     ):
         check_existing(out, scene_objs[0].stem, opts)  # another run may have finished meanwhile
         return [

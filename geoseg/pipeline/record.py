@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from geoseg.engine.base import Engine
 from geoseg.grid.chips import BlockPlan, ChipGrid
 from geoseg.io.masks import count_masked
 from geoseg.io.normalize import Normalizer
@@ -87,7 +88,7 @@ def run_record(
     stats: Any,
     normalizer: Normalizer,
     device: str,
-    engine: Any,
+    engine: Engine,
     timings: dict[str, float],
     paths: dict[str, Path],
 ) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def run_record(
             "batch_size": merger.batch_size,
             "block": plan.block,
             "device": device,
-            "engine": getattr(engine, "name", type(engine).__name__),
+            "engine": engine.name,
         },
         "normalization": {
             "spec": bundle.meta["normalization"],

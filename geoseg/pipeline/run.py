@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from geoseg.atomic import clean_stale, remove_quietly, temp_name
+from geoseg.engine.base import Engine
 from geoseg.engine.task import PredictJob
 from geoseg.errors import BundleError, GeosegError, InputError, SceneError
 from geoseg.grid.blend import fixed_point_scale
@@ -46,7 +47,7 @@ class PredictResult:
     scene: str
     outputs: dict[str, str]
     record: dict[str, Any] = field(repr=False)
-    state: str = "done"  # done | skipped (a batch found it done) | failed
+    state: Literal["done", "skipped", "failed"] = "done"  # skipped: a batch found it done
     error: str | None = None
 
 
@@ -57,7 +58,7 @@ def predict_scene(
     *,
     opts: PredictOptions,
     device: str,
-    engine: Any,
+    engine: Engine,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictResult:
     """Predict one opened scene (see :func:`predict`)."""
