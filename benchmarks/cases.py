@@ -19,7 +19,7 @@ CHIP, OVERLAP = 512, 64
 
 
 def peak_rss_mb() -> float:
-    from geoseg.pipeline.predict import peak_rss_mb as vmhwm  # VmHWM: not inherited across exec
+    from geoseg.pipeline.record import peak_rss_mb as vmhwm  # VmHWM: not inherited across exec
 
     return vmhwm()
 
@@ -144,7 +144,7 @@ def run_dask(
     import geoseg
     from geoseg.engine.dask import local_cluster
     from geoseg.models.predictor import warm
-    from geoseg.pipeline.predict import peak_rss_mb as vmhwm
+    from geoseg.pipeline.record import peak_rss_mb as vmhwm
 
     with local_cluster(workers) as client:
         client.run(warm, bundle_path)  # models built before the clock starts, as elsewhere

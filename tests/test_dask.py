@@ -21,6 +21,7 @@ from tests.common import make_bundle, read, scene_file, worker_settings
 
 distributed = pytest.importorskip("distributed")
 
+from geoseg.engine.base import Engine  # noqa: E402
 from geoseg.engine.dask import DaskEngine  # noqa: E402
 
 
@@ -77,6 +78,7 @@ def test_local_cluster_same_bytes_and_model_once_per_worker(
 
         loads = client.run(loaded_bundles)
         counting = _CountingEngine(client)
+        assert isinstance(counting, Engine)  # every member predict uses, no getattr probes
         [again] = geoseg.predict(
             scene, bundle, tmp_path / "again", block=128, vector=False, engine=counting
         )

@@ -292,7 +292,7 @@ def test_spilled_shared_cells_give_the_same_bytes(
     """Shared-cell sums spilled to disk (a zero memory budget) merge to the same bytes."""
     import tempfile
 
-    import geoseg.engine.task as task
+    import geoseg.pipeline.merge as merge
 
     src = scene_file(tmp_path / "s.tif", (333, 270), seed=7)
     kw = {"block": 70, "vector": False, "confidence": True}
@@ -301,7 +301,7 @@ def test_spilled_shared_cells_give_the_same_bytes(
     spill_root = tmp_path / "tmp"
     spill_root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
-    monkeypatch.setattr(task, "SPILL_BUDGET", 0)
+    monkeypatch.setattr(merge, "SPILL_BUDGET", 0)
     [res] = geoseg.predict(src, conv_bundle, tmp_path / "disk", **kw)
     assert res.record["shared_cells_spilled"] > 10
     for key in ("classes", "confidence"):
@@ -309,9 +309,27 @@ def test_spilled_shared_cells_give_the_same_bytes(
     assert list(spill_root.iterdir()) == []  # the spill folder is gone
 
 
+def test_local_engine_is_an_engine_and_options_match_their_checks() -> None:
+    """The engine has every member predict uses; typed options list what their checks accept."""
+    from typing import get_args
+
+    from geoseg.engine.base import Engine
+    from geoseg.engine.local import LocalEngine
+    from geoseg.grid.blend import BLENDS, Blend
+    from geoseg.models.predictor import PRECISIONS
+    from geoseg.pipeline.options import Precision
+
+    engine = LocalEngine(threads=1)
+    assert isinstance(engine, Engine)
+    assert engine.resolve_device("cpu") == "cpu"
+    assert engine.parallelism == 1 and engine.memory_budget("cpu")[1:] == (1, "this machine")
+    assert get_args(Precision) == PRECISIONS
+    assert get_args(Blend) == BLENDS
+
+
 def test_auto_block_keeps_two_workers_even() -> None:
     """9 x 9 chips on 2 workers: 2 x 2-chip blocks (41 chips on the busiest), not 3 x 3 (45)."""
-    from geoseg.pipeline.predict import _makespan, auto_block
+    from geoseg.pipeline.plan import _makespan, auto_block
 
     grid = ChipGrid((4096, 4096), 512, 64)
     assert len(grid.row_starts) == 9

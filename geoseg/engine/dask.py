@@ -233,7 +233,11 @@ def _start_gpu_cluster(distributed: Any, ids: list[int], threads_per_gpu: int) -
 
 
 class DaskEngine:
-    """Run block tasks on a ``dask.distributed.Client``'s workers."""
+    """Run block tasks on a ``dask.distributed.Client``'s workers.
+
+    An :class:`~geoseg.engine.base.Engine`; the device is decided by asking the
+    workers (:meth:`resolve_device`), not this process.
+    """
 
     name = "dask"
     reads_chips = False

@@ -21,7 +21,7 @@ from typing import Any
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.grid.chips import Block
 from geoseg.models.bundle import ModelBundle
-from geoseg.models.predictor import Predictor, get_predictor
+from geoseg.models.predictor import Predictor, get_predictor, resolve_device
 
 TRIM_EVERY = 4
 """Blocks between two returns of freed memory to the OS (each costs page faults later)."""
@@ -121,7 +121,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 class LocalEngine:
-    """Run block tasks on threads of this process."""
+    """Run block tasks on threads of this process (an :class:`~geoseg.engine.base.Engine`)."""
 
     name = "local"
     reads_chips = True
@@ -133,6 +133,13 @@ class LocalEngine:
     def prepare(self, bundle: ModelBundle, device: str, precision: str = "fp32") -> None:
         """Build (or reuse) the model for ``bundle`` on ``device`` in this process."""
         self._predictor = get_predictor(bundle, device, precision)
+
+    def resolve_device(self, device: str) -> str:
+        """``auto``/``cpu``/``cuda[:i]`` as this process sees it.
+
+        See :func:`geoseg.models.predictor.resolve_device` (this process runs the model).
+        """
+        return resolve_device(device)
 
     @property
     def parallelism(self) -> int:

@@ -3,7 +3,8 @@
 :func:`run_block` reads a block's chips (one read of their union), normalizes
 them, runs the model in batches, blends the probabilities into integer sums and
 returns finished pixels for the cells only this block covers and raw sums for
-the cells it shares with neighbours. Its inputs (:class:`PredictJob`,
+the cells it shares with neighbours (:class:`PartialCell`; the pipeline's merge
+step adds them up once every block of a cell is in). Its inputs (:class:`PredictJob`,
 :class:`~geoseg.grid.chips.Block`) are small, frozen and picklable, so a Dask worker
 can run it exactly as the in-process engine does.
 """
@@ -293,99 +294,3 @@ def _add_chip(
         q = p
         entry.sums += np.rint(q, out=q).astype(np.int32)
         entry.weights += np.rint(wt).astype(np.int32)
-
-
-SPILL_BUDGET = 4 * 2**20
-"""Bytes of shared-cell sums kept in memory; the rest wait in a temporary folder."""
-
-
-class PartialStore:
-    """Integer sums of cells shared between blocks, kept until their last block arrives.
-
-    Blocks finish row by row, so the cells waiting for the next row of blocks
-    span the whole scene width: 24 bytes a pixel for 5 classes, over 100 MB on
-    a 16384-pixel-wide scene. Past ``budget`` bytes the sums go to raw files in
-    a temporary folder (read back, added to, written again, deleted once
-    complete), so memory stays flat however wide the scene is; the arithmetic
-    is the same integer addition either way, so the bytes written do not change.
-    """
-
-    def __init__(self, expected: dict[tuple[int, int], int], *, budget: int | None = None) -> None:
-        self.expected = expected
-        self.budget = SPILL_BUDGET if budget is None else budget
-        self.nbytes = 0
-        self.spilled_cells = 0
-        self._mem: dict[tuple[int, int], list[Any]] = {}
-        self._disk: dict[tuple[int, int], tuple[Any, int]] = {}
-        self._dir: Any = None
-
-    def __len__(self) -> int:
-        return len(self._mem) + len(self._disk)
-
-    def add(self, part: PartialCell) -> tuple[Window, NDArray[np.int32], NDArray[np.int32]] | None:
-        """Add one block's sums for a cell; its window and totals once every block has."""
-        key, expected = part.key, self.expected[part.key]
-        if key in self._mem:
-            entry = self._mem[key]
-            entry[0] += part.sums
-            entry[1] += part.weights
-            entry[2] += 1
-            if entry[2] < expected:
-                return None
-            del self._mem[key]
-            self.nbytes -= entry[0].nbytes + entry[1].nbytes
-            return part.window, entry[0], entry[1]
-        if key in self._disk:
-            path, count = self._disk.pop(key)
-            sums, weights = self._load(path, part)
-            sums += part.sums
-            weights += part.weights
-            if count + 1 < expected:
-                self._save(path, sums, weights)
-                self._disk[key] = (path, count + 1)
-                return None
-            path.unlink()
-            return part.window, sums, weights
-        if expected <= 1:
-            return part.window, part.sums, part.weights
-        # own copies: a view would keep a whole deserialized block result alive
-        sums, weights = np.array(part.sums), np.array(part.weights)
-        size = sums.nbytes + weights.nbytes
-        if self.nbytes + size <= self.budget:
-            self._mem[key] = [sums, weights, 1]
-            self.nbytes += size
-        else:
-            path = self._folder() / f"{key[0]}_{key[1]}.raw"
-            self._save(path, sums, weights)
-            self._disk[key] = (path, 1)
-            self.spilled_cells += 1
-        return None
-
-    def close(self) -> None:
-        """Remove the temporary folder, if one was made."""
-        if self._dir is not None:
-            import shutil
-
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    def _folder(self) -> Any:
-        if self._dir is None:
-            import tempfile
-            from pathlib import Path
-
-            self._dir = Path(tempfile.mkdtemp(prefix="geoseg-partials-"))
-        return self._dir
-
-    @staticmethod
-    def _save(path: Any, sums: NDArray[np.int32], weights: NDArray[np.int32]) -> None:
-        with open(path, "wb") as f:
-            sums.tofile(f)
-            weights.tofile(f)
-
-    @staticmethod
-    def _load(path: Any, part: PartialCell) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
-        with open(path, "rb") as f:
-            sums = np.fromfile(f, dtype=np.int32, count=part.sums.size).reshape(part.sums.shape)
-            weights = np.fromfile(f, dtype=np.int32, count=part.weights.size)
-        return sums, weights.reshape(part.weights.shape)

@@ -23,7 +23,7 @@ that computes it:
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,7 +32,8 @@ from geoseg.grid.chips import ChipGrid, core_bounds
 from geoseg.schemes import NODATA_CLASS
 
 Blend = Literal["smooth", "crop"]
-BLENDS: tuple[str, ...] = ("smooth", "crop")
+BLENDS: tuple[Blend, ...] = get_args(Blend)
+"""Blending modes (``--blend``), as listed by :data:`Blend`."""
 
 
 def fixed_point_scale(grid: ChipGrid) -> int:

@@ -22,10 +22,13 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from geoseg.atomic import output_locks
+from geoseg.engine.base import Engine
 from geoseg.errors import (
     BatchError as BatchError,  # re-exported: defined in errors since 0.2
 )
@@ -33,13 +36,24 @@ from geoseg.errors import (
     GeosegError,
     OutputError,
 )
+from geoseg.io.scene import Scene, gdal_env
+from geoseg.models.bundle import ModelBundle
+from geoseg.pipeline.check import open_for_predict
+from geoseg.pipeline.options import PredictOptions
+from geoseg.pipeline.outputs import check_out_dir, existing_outputs, locked_subject, output_paths
+from geoseg.pipeline.plan import check_one_crs, check_resources, check_unique_stems
+from geoseg.pipeline.run import PredictResult, predict_scene
+from geoseg.pipeline.scenes import scene_stem
+from geoseg.pipeline.scenes import (
+    vrt_sources as vrt_sources,
+)  # re-exported: defined in scenes since 0.2
 from geoseg.records import write_record
 
 MANIFEST = "manifest.json"
 _NOT_IN_KEY = ("block", "threads", "device", "overwrite", "allow_mixed_crs")
 """Options that never change the bytes written (``device`` enters the key as cpu/cuda).
 
-Every other option of :class:`~geoseg.pipeline.predict.PredictOptions` is in the key, so
+Every other option of :class:`~geoseg.pipeline.options.PredictOptions` is in the key, so
 an option added later counts until it is shown not to change the outputs.
 """
 
@@ -69,25 +83,6 @@ def file_fingerprint(path: str, previous: dict[str, Any] | None = None) -> dict[
         out["sources"] = {
             src: file_fingerprint(src, known.get(src)) for src in sorted(vrt_sources(path))
         }
-    return out
-
-
-def vrt_sources(path: str) -> set[str]:
-    """The files a VRT reads (relative names resolved against the VRT's folder)."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
-        return set()  # GDAL reports a broken VRT when the scene is opened
-    out = set()
-    for el in root.iter("SourceFilename"):
-        name = (el.text or "").strip()
-        if not name:
-            continue
-        if el.get("relativeToVRT") == "1" and not (name.startswith("/vsi") or "://" in name):
-            name = os.path.join(os.path.dirname(os.path.abspath(path)), name)
-        out.add(name)
     return out
 
 
@@ -157,14 +152,14 @@ class Manifest:
 
 def run_batch(
     paths: list[str],
-    bundle: Any,
+    bundle: ModelBundle,
     out: Path,
     *,
-    opts: Any,
+    opts: PredictOptions,
     device: str,
-    engine: Any,
-    progress: Any = None,
-) -> list[Any]:
+    engine: Engine,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PredictResult]:
     """Predict several scenes with a manifest (see the module docstring).
 
     Raises
@@ -175,18 +170,9 @@ def run_batch(
         Before anything runs, for problems of the whole call (output folder,
         scenes sharing a name, mixed CRSs without ``allow_mixed_crs``).
     """
-    from geoseg.atomic import output_locks
-    from geoseg.io.scene import gdal_env
-    from geoseg.pipeline.predict import (
-        _check_out_dir,
-        check_resources,
-        locked_subject,
-        open_for_predict,
-    )
-
-    _check_out_dir(out)
-    _check_names(paths)
-    opened: dict[str, Any] = {}
+    check_out_dir(out)
+    check_unique_stems([scene_stem(p) for p in paths])
+    opened: dict[str, Scene | GeosegError] = {}
     for path in paths:
         try:
             scene = open_for_predict(path, bundle, opts)
@@ -194,23 +180,26 @@ def run_batch(
             opened[path] = scene
         except GeosegError as err:
             opened[path] = err
-    _check_crs([s for s in opened.values() if not isinstance(s, GeosegError)], opts)
+    check_one_crs(
+        [s for s in opened.values() if isinstance(s, Scene)],
+        allow_mixed_crs=opts.allow_mixed_crs,
+    )
     # one batch per folder at a time (the manifest), and no other run on these scenes
     with (
         output_locks(out, [MANIFEST], f"the batch manifest {out / MANIFEST}"),
-        output_locks(out, [_stem(p) for p in paths], locked_subject(out)),
+        output_locks(out, [scene_stem(p) for p in paths], locked_subject(out)),
     ):
         manifest = Manifest.load(out)
         plan = [
             _plan_scene(path, opened[path], bundle, out, opts, device, manifest) for path in paths
         ]
         results = []
-        with gdal_env(reads_chips=getattr(engine, "reads_chips", True)):
-            for path, scene, key, verdict in plan:
+        with gdal_env(reads_chips=engine.reads_chips):
+            for path, subject, key, verdict in plan:
                 results.append(
                     _run_one(
                         path,
-                        scene,
+                        subject,
                         key,
                         verdict,
                         bundle,
@@ -233,52 +222,28 @@ def run_batch(
     return results
 
 
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
-
-
-def _check_names(paths: list[str]) -> None:
-    from geoseg.errors import InputError
-
-    stems = [_stem(p) for p in paths]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise InputError(
-            f"several scenes share the name {dup[0]!r}, so their outputs would collide; "
-            "run them into different --out folders"
-        )
-
-
-def _check_crs(scenes: list[Any], opts: Any) -> None:
-    from geoseg.errors import InputError
-
-    if opts.allow_mixed_crs or len({str(s.crs) for s in scenes}) <= 1:
-        return
-    first = scenes[0]
-    other = next(s for s in scenes if str(s.crs) != str(first.crs))
-    raise InputError(
-        f"scenes are in different CRSs ({first.stem}: {first.crs}, {other.stem}: {other.crs}); "
-        "run them separately or pass --allow-mixed-crs"
-    )
+Verdict = Literal["run", "skip", "fail"]
+"""What a batch does with a scene: run it, skip it (done with the same key), or fail it."""
 
 
 def _plan_scene(
-    path: str, scene: Any, bundle: Any, out: Path, opts: Any, device: str, manifest: Manifest
-) -> tuple[str, Any, str | None, str]:
+    path: str,
+    scene: Scene | GeosegError,
+    bundle: ModelBundle,
+    out: Path,
+    opts: PredictOptions,
+    device: str,
+    manifest: Manifest,
+) -> tuple[str, Scene | GeosegError, str | None, Verdict]:
     """Decide ``run``, ``skip`` or ``fail`` for one scene and mark it in the manifest."""
-    from dataclasses import asdict
-
-    from geoseg.pipeline.outputs import existing_outputs
-    from geoseg.pipeline.predict import _output_paths
-
-    stem = _stem(path)
+    stem = scene_stem(path)
     entry = manifest.get(stem)
     if isinstance(scene, GeosegError):
         manifest.update(stem, path=path, state="failed", error=str(scene), key=None)
         return path, scene, None, "fail"
     fingerprint = file_fingerprint(path, entry.get("fingerprint"))
     key = scene_key(fingerprint, bundle.sha256, asdict(opts), device)
-    outputs = _output_paths(out, stem, opts)
+    outputs = output_paths(out, stem, opts)
     have = [q for q in outputs.values() if q.exists()]
     if entry.get("state") == "done" and entry.get("key") == key and len(have) == len(outputs):
         return path, scene, key, "skip"
@@ -298,23 +263,21 @@ def _plan_scene(
 
 def _run_one(
     path: str,
-    scene: Any,
+    scene: Scene | GeosegError,
     key: str | None,
-    verdict: str,
-    bundle: Any,
+    verdict: Verdict,
+    bundle: ModelBundle,
     out: Path,
-    opts: Any,
+    opts: PredictOptions,
     device: str,
-    engine: Any,
-    progress: Any,
+    engine: Engine,
+    progress: Callable[[int, int], None] | None,
     manifest: Manifest,
-) -> Any:
-    from geoseg.pipeline.predict import PredictResult, _output_paths, predict_scene
-
-    stem = _stem(path)
-    if verdict == "fail":
+) -> PredictResult:
+    stem = scene_stem(path)
+    if verdict == "fail" or isinstance(scene, GeosegError):  # "fail" is what holds an error
         return PredictResult(scene=path, outputs={}, record={}, state="failed", error=str(scene))
-    outputs = {k: str(v) for k, v in _output_paths(out, stem, opts).items()}
+    outputs = {k: str(v) for k, v in output_paths(out, stem, opts).items()}
     if verdict == "skip":
         record = json.loads(Path(outputs["run"]).read_text(encoding="utf-8"))
         return PredictResult(scene=path, outputs=outputs, record=record, state="skipped")

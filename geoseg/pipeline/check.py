@@ -1,5 +1,7 @@
 """Before inferring: which bands, in which units, and whether the bundle knows such data.
 
+:func:`open_for_predict` opens a scene for a run and checks all that can be checked
+before inferring (bands, units, domain, mask, chip grid, a CRS for polygons);
 :func:`plan_input` is the one place ``predict`` learns what it was given. It picks
 the scene bands for the bundle's inputs (:mod:`geoseg.sensors.bands`), the sensor
 preset (``--sensor`` or detected), folds the preset's conversion to reflectance
@@ -12,6 +14,7 @@ the run record and the report.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +24,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geoseg.errors import DomainError, SceneError
+from geoseg.grid.chips import ChipGrid
+from geoseg.io.masks import MaskSpec
 from geoseg.io.normalize import scene_sample
 from geoseg.io.scene import Scene, open_scene
+from geoseg.models.bundle import ModelBundle
+from geoseg.models.predictor import check_chip as check_fixed_input
+from geoseg.pipeline.options import PredictOptions, chip_overlap
 from geoseg.sensors.bands import BandChoice, FileBands, choose_bands, resolve_preset
 from geoseg.sensors.domain import InputDomain, check_scene, pixel_size_m
 from geoseg.sensors.presets import SensorPreset, get_preset, sentinel2_offset
@@ -128,6 +136,122 @@ def plan_input(
     )
 
 
+def match_bands(
+    path: str,
+    bundle: ModelBundle,
+    bands: Sequence[int | str] | None = None,
+    *,
+    allow_no_crs: bool = False,
+) -> Scene:
+    """Open ``path`` with the bands ``bundle`` expects, by count or by band name.
+
+    ``bands`` (``--bands``) must select as many bands as the bundle has inputs;
+    without it, band names matching the bundle's are picked in its order, and a
+    scene with exactly as many bands is taken as it is.
+
+    Raises
+    ------
+    SceneError
+        The band count does not match, with what to do (``--bands``, stacking
+        single-band files, or an alpha band that is data).
+    """
+    want = bundle.bands
+    if bands is not None:
+        scene = open_scene(path, bands=bands, allow_no_crs=allow_no_crs)
+        if len(scene.bands) != len(want):
+            raise SceneError(
+                f"--bands selects {len(scene.bands)} bands of {path} but bundle "
+                f"'{bundle.name}' expects {len(want)} ({', '.join(want)})"
+            )
+        return scene
+    scene = open_scene(path, allow_no_crs=allow_no_crs)
+    names = [n.lower() for n in scene.band_names]
+    if all(b.lower() in names for b in want):
+        return open_scene(path, bands=list(want), allow_no_crs=allow_no_crs)
+    if len(scene.bands) == len(want):
+        return scene
+    alpha = [i for i in range(1, scene.count + 1) if i not in scene.bands]
+    if alpha and scene.count == len(want):
+        raise SceneError(
+            f"{path} has {scene.count} bands but band {alpha[0]} is marked as alpha "
+            f"(transparency), leaving {len(scene.bands)} for a bundle that expects {len(want)} "
+            f"({', '.join(want)}); if band {alpha[0]} is data, pass "
+            f"--bands {','.join(str(i) for i in range(1, scene.count + 1))}"
+        )
+    hint = (
+        "stack the band files into one scene first (gdalbuildvrt -separate scene.vrt "
+        "b1.tif b2.tif ...)"
+        if len(scene.bands) == 1 < len(want)
+        else "pass --bands to select them"
+    )
+    raise SceneError(
+        f"{path} has {len(scene.bands)} bands ({', '.join(scene.band_names)}) but bundle "
+        f"'{bundle.name}' expects {len(want)} ({', '.join(want)}); {hint}"
+    )
+
+
+def open_for_predict(path: str, bundle: ModelBundle, opts: PredictOptions) -> Scene:
+    """Open one scene and check everything about it that can be checked before inferring.
+
+    Which band feeds which input, the units and the bundle's domain
+    (:func:`geoseg.pipeline.check.plan_input`), the mask, the chip grid, and a CRS for
+    polygons: a scene without one (``--allow-no-crs``) can give a class raster, but
+    polygons need a CRS, which would otherwise fail only after the whole inference.
+    """
+    plan = plan_input(
+        path,
+        bundle,
+        bands=opts.bands,
+        sensor=opts.sensor,
+        allow_domain_shift=opts.allow_domain_shift,
+        allow_no_crs=opts.allow_no_crs,
+    )
+    if plan.choice is not None and plan.choice.bands is None:  # inputs are not band roles
+        scene = match_bands(path, bundle, None, allow_no_crs=opts.allow_no_crs)
+    else:
+        scene = _check_band_count(plan.scene, bundle)
+    notes = plan.warnings + tuple(
+        f"outside the bundle's domain, run anyway (--allow-domain-shift): {r}"
+        for r in plan.refused_but_allowed
+    )
+    mask = MaskSpec.resolve(opts.mask, path, opts.mask_classes) if opts.mask else None
+    scene = dataclasses.replace(
+        scene, sensor=plan.preset.name if plan.preset else None, notes=notes, mask=mask
+    )
+    if mask is not None:
+        _check_mask(scene)
+    chip, overlap = chip_overlap(opts, bundle)
+    check_fixed_input(bundle, chip)  # a fixed-size ONNX model: refuse a larger --chip now
+    ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
+    if scene.crs is None and opts.vector:
+        raise SceneError(
+            f"{path} has no CRS and polygons need one; pass --no-vector to write the class "
+            "raster alone, or assign a CRS (gdal_edit.py -a_srs EPSG:xxxx)"
+        )
+    return scene
+
+
+def _check_band_count(scene: Scene, bundle: ModelBundle) -> Scene:
+    want = bundle.bands
+    if len(scene.bands) != len(want):
+        raise SceneError(
+            f"--bands selects {len(scene.bands)} bands of {scene.path} but bundle "
+            f"'{bundle.name}' expects {len(want)} ({', '.join(want)})"
+        )
+    return scene
+
+
+def _check_mask(scene: Scene) -> None:
+    """A mask that removes every pixel leaves nothing to predict: say so before inferring."""
+    assert scene.mask is not None
+    share = scene.mask_source().masked_share()
+    if share >= 1.0:
+        raise SceneError(
+            f"mask {scene.mask.path} removes every pixel of {scene.path} "
+            f"({', '.join(scene.mask.classes)}); nothing to predict — check --mask-classes"
+        )
+
+
 def normalization_for(meta: Mapping[str, Any], scene: Scene) -> Mapping[str, Any]:
     """A bundle's normalization for a scene opened by :func:`plan_input` (``scene.sensor``)."""
     preset = get_preset(scene.sensor) if scene.sensor else None
@@ -183,7 +307,9 @@ __all__ = [
     "DomainError",
     "InputPlan",
     "bundle_domain",
+    "match_bands",
     "normalization_for",
+    "open_for_predict",
     "plan_input",
     "scene_sample",
 ]

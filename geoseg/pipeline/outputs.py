@@ -19,11 +19,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
+from geoseg.atomic import temp_name
 from geoseg.errors import InputError, OutputError
+from geoseg.pipeline.scenes import vrt_sources
 
-VECTOR_FORMATS = ("gpkg", "geojson", "json", "fgb", "parquet")
+VectorFormat = Literal["gpkg", "geojson", "json", "fgb", "parquet"]
+VECTOR_FORMATS: tuple[VectorFormat, ...] = get_args(VectorFormat)
 """Polygon formats ``predict`` can write (``--vector-format``)."""
 
 SIDECARS = (".aux.xml",)
@@ -44,6 +47,37 @@ def output_paths(out_dir: Path, stem: str, opts: Any) -> dict[str, Path]:
             paths["vector"] = out_dir / f"{stem}_polygons.{opts.vector_format}"
             paths["vector_style"] = out_dir / f"{stem}_polygons.qml"
     return paths
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` if missing and prove it writable with a probe file.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created or written to.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = temp_name(out_dir / "write-probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(
+            f"output folder {out_dir} is not writable ({err.strerror or err}); "
+            "choose another --out or fix its permissions"
+        ) from err
+
+
+def locked_subject(out: Path) -> str:
+    """Subject of the error when another run holds a scene's lock (``{name}``: the stem).
+
+    Examples
+    --------
+    >>> locked_subject(Path("results"))
+    "the outputs of scene '{name}' in results"
+    """
+    return f"the outputs of scene '{{name}}' in {out}"
 
 
 def every_output(out_dir: Path, stem: str) -> list[Path]:
@@ -99,8 +133,6 @@ def _real(path: str) -> str | None:
 
 def input_files(paths: Iterable[str]) -> dict[str, str]:
     """Real paths of a call's local inputs (and the files their VRTs read) -> as given."""
-    from geoseg.pipeline.batch import vrt_sources
-
     out: dict[str, str] = {}
     for path in paths:
         real = _real(path)
