@@ -15,7 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from geoseg.models.bundle import load_bundle, shipped_bundles
+from geoseg.models.bundle import load_bundle
+from geoseg.models.shipped import shipped_bundles
 from geoseg.train.config import load_config
 from geoseg.train.domain import training_domain
 from geoseg.train.loop import prepare_data

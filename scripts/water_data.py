@@ -40,7 +40,7 @@ import rasterio
 from rasterio.windows import Window
 
 from geoseg.io.scene import open_scene
-from geoseg.models.indices import normalized_difference, otsu_threshold
+from geoseg.models.spectral import normalized_difference, otsu_threshold
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path("/work/shared/data")

@@ -164,3 +164,16 @@ def test_killed_batch_resumes_to_the_same_bytes(tmp_path: Path, bundle) -> None:
     assert results[0].state == "skipped"
     for r, want in zip(results, ref, strict=True):
         assert np.array_equal(read(r.outputs["classes"]), read(want.outputs["classes"]))
+
+
+def test_manifest_false_predicts_every_scene_in_turn(tmp_path: Path) -> None:
+    """``manifest=False`` with several scenes runs each one, not only the first."""
+    scenes = _archive(tmp_path, 2)
+    out = tmp_path / "out"
+    results = geoseg.predict([str(s) for s in scenes], make_bundle(), out, manifest=False)
+    assert [r.scene for r in results] == [str(s) for s in scenes]
+    assert all((out / f"{s.stem}_classes.tif").exists() for s in scenes)
+    assert not (out / MANIFEST).exists()
+    for s in scenes:  # the same bytes as a run of that scene alone
+        [alone] = geoseg.predict(str(s), make_bundle(), tmp_path / s.stem)
+        assert np.array_equal(read(out / f"{s.stem}_classes.tif"), read(alone.outputs["classes"]))

@@ -19,7 +19,9 @@ from click.testing import CliRunner
 import geoseg
 from geoseg.cli.main import cli
 from geoseg.errors import InputError
-from geoseg.models.predictor import TorchPredictor, get_predictor, predict_stream
+from geoseg.models.device import predict_stream
+from geoseg.models.predictor import get_predictor
+from geoseg.models.torch_model import TorchPredictor
 from tests.common import ZION, crop_raster, make_bundle, read, scene_file, worker_settings
 
 CUDA = torch.cuda.is_available()

@@ -2,7 +2,7 @@
 
 This is the table the "know the input" issue asks for. Each cell opens the scene for
 the bundle exactly as ``geoseg predict`` does before inferring
-(:func:`geoseg.pipeline.predict.open_for_predict`: band roles, sensor, domain) and records the
+(:func:`geoseg.pipeline.check.open_for_predict`: band roles, sensor, domain) and records the
 outcome; no flags are passed, as a new user would run it.
 """
 
@@ -15,7 +15,8 @@ import pytest
 from geoseg.errors import DomainError, SceneError
 from geoseg.io.bandstack import find_band_files, stack_vrt
 from geoseg.models.bundle import load_bundle
-from geoseg.pipeline.predict import PredictOptions, open_for_predict
+from geoseg.pipeline.check import open_for_predict
+from geoseg.pipeline.options import PredictOptions
 from tests.common import DATA
 
 BUNDLES = ["landcover-nlcd8", "water", "forest", "ndwi", "mndwi", "ndvi"]

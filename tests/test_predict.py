@@ -193,7 +193,7 @@ def test_each_nonempty_chip_inferred_once(
 
 def _batch_invariant(bundle: geoseg.ModelBundle) -> bool:
     """Whether the predictor gives the same floats for 8 chips batched and one by one."""
-    from geoseg.models.predictor import TorchPredictor
+    from geoseg.models.torch_model import TorchPredictor
 
     pred = TorchPredictor(bundle)
     rng = np.random.default_rng(0)
@@ -310,21 +310,24 @@ def test_spilled_shared_cells_give_the_same_bytes(
 
 
 def test_local_engine_is_an_engine_and_options_match_their_checks() -> None:
-    """The engine has every member predict uses; typed options list what their checks accept."""
-    from typing import get_args
-
+    """The engine has every member predict uses; typed options accept what they list, only that."""
     from geoseg.engine.base import Engine
     from geoseg.engine.local import LocalEngine
-    from geoseg.grid.blend import BLENDS, Blend
-    from geoseg.models.predictor import PRECISIONS
-    from geoseg.pipeline.options import Precision
+    from geoseg.errors import InputError
+    from geoseg.grid.blend import BLENDS
+    from geoseg.models.device import PRECISIONS
+    from geoseg.pipeline.options import OVERVIEWS, PredictOptions
 
     engine = LocalEngine(threads=1)
     assert isinstance(engine, Engine)
     assert engine.resolve_device("cpu") == "cpu"
     assert engine.parallelism == 1 and engine.memory_budget("cpu")[1:] == (1, "this machine")
-    assert get_args(Precision) == PRECISIONS
-    assert get_args(Blend) == BLENDS
+    for name, values in (("precision", PRECISIONS), ("blend", BLENDS), ("overviews", OVERVIEWS)):
+        assert len(values) >= 2, name
+        for value in values:
+            PredictOptions(**{name: value})
+        with pytest.raises(InputError, match=f"--{name} must be one of"):
+            PredictOptions(**{name: "int8"})
 
 
 def test_auto_block_keeps_two_workers_even() -> None:

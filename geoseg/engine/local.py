@@ -21,7 +21,8 @@ from typing import Any
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.grid.chips import Block
 from geoseg.models.bundle import ModelBundle
-from geoseg.models.predictor import Predictor, get_predictor, resolve_device
+from geoseg.models.device import Predictor, resolve_device
+from geoseg.models.predictor import get_predictor
 
 TRIM_EVERY = 4
 """Blocks between two returns of freed memory to the OS (each costs page faults later)."""

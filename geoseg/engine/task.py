@@ -23,7 +23,7 @@ from geoseg.grid.blend import axis_weights, classify, finalize, nodata_cell, sof
 from geoseg.grid.chips import Block, Cell, ChipGrid, Window
 from geoseg.io.normalize import Normalizer
 from geoseg.io.scene import Scene
-from geoseg.models.predictor import Predictor, predict_stream
+from geoseg.models.device import Predictor, predict_stream
 
 
 @dataclass(frozen=True)

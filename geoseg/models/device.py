@@ -10,7 +10,7 @@ input of one forward pass.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,8 +30,10 @@ class Predictor(Protocol):
         ...
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-"""Forward-pass precisions: float32, or autocast to bfloat16 / float16 (CUDA only)."""
+Precision = Literal["fp32", "bf16", "fp16"]
+"""A forward-pass precision: float32, or autocast to bfloat16 / float16 (CUDA only)."""
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+"""Every :data:`Precision`, in the order ``--precision`` lists them."""
 
 
 def check_precision(precision: str, device: str) -> str:

@@ -29,7 +29,7 @@ from geoseg.io.masks import MaskSpec
 from geoseg.io.normalize import scene_sample
 from geoseg.io.scene import Scene, open_scene
 from geoseg.models.bundle import ModelBundle
-from geoseg.models.predictor import check_chip as check_fixed_input
+from geoseg.models.onnx_model import check_chip as check_fixed_input
 from geoseg.pipeline.options import PredictOptions, chip_overlap
 from geoseg.sensors.bands import BandChoice, FileBands, choose_bands, resolve_preset
 from geoseg.sensors.domain import InputDomain, check_scene, pixel_size_m

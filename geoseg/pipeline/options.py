@@ -15,16 +15,13 @@ from geoseg.errors import InputError
 from geoseg.grid.blend import BLENDS, Blend
 from geoseg.io.masks import parse_classes as parse_mask_classes
 from geoseg.models.bundle import ModelBundle
-from geoseg.models.predictor import PRECISIONS
+from geoseg.models.device import PRECISIONS, Precision
 from geoseg.pipeline.outputs import VectorFormat
 from geoseg.sensors.presets import get_preset
 
 Overviews = Literal["nearest", "mode"]
 OVERVIEWS: tuple[Overviews, ...] = get_args(Overviews)
 """Resampling of the class raster's overviews (``--overviews``)."""
-
-Precision = Literal["fp32", "bf16", "fp16"]
-"""Forward-pass precision (``--precision``): the values of ``models.predictor.PRECISIONS``."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from geoseg.engine.base import Engine
 from geoseg.engine.local import LocalEngine
 from geoseg.io.scene import gdal_env
 from geoseg.models.bundle import ModelBundle, load_bundle
-from geoseg.models.predictor import check_precision
+from geoseg.models.device import check_precision
 from geoseg.pipeline.batch import run_batch
 from geoseg.pipeline.check import open_for_predict as open_for_predict
 from geoseg.pipeline.options import OVERVIEWS as OVERVIEWS
@@ -81,6 +81,8 @@ def predict(
     manifest
         Run as a resumable batch with ``<out_dir>/manifest.json`` (see
         :mod:`geoseg.pipeline.batch`) [default: when there are several scenes].
+        ``False`` predicts every scene in turn without a manifest, after checking
+        them all.
     **options
         Fields of :class:`PredictOptions` (``chip``, ``overlap``, ``block``,
         ``batch_size``, ``blend``, ``bands``, ``device``, ``confidence``,
@@ -135,20 +137,18 @@ def predict(
         return run_batch(
             paths, bundle, out, opts=opts, device=device, engine=engine, progress=progress
         )
-    check_resources(scene_objs[0], bundle, opts, device, engine)
-    with (
-        output_locks(out, [scene_objs[0].stem], locked_subject(out)),
-        gdal_env(reads_chips=engine.reads_chips),
-    ):
-        check_existing(out, scene_objs[0].stem, opts)  # another run may have finished meanwhile
-        return [
-            predict_scene(
-                scene_objs[0],
-                bundle,
-                out,
-                opts=opts,
-                device=device,
-                engine=engine,
-                progress=progress,
+    for scene in scene_objs:  # every scene is checked before the first one runs
+        check_resources(scene, bundle, opts, device, engine)
+    results = []
+    for scene in scene_objs:  # manifest=False: each scene in turn, no manifest
+        with (
+            output_locks(out, [scene.stem], locked_subject(out)),
+            gdal_env(reads_chips=engine.reads_chips),
+        ):
+            check_existing(out, scene.stem, opts)  # another run may have finished meanwhile
+            results.append(
+                predict_scene(
+                    scene, bundle, out, opts=opts, device=device, engine=engine, progress=progress
+                )
             )
-        ]
+    return results
