@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -36,15 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from numpy.typing import NDArray
-from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geoseg.analysis.geodesy import row_pixel_areas
 from geoseg.atomic import write_text_atomic
-from geoseg.errors import InputError, RasterReadError
-from geoseg.schemes import parse_classes
+from geoseg.errors import InputError
+from geoseg.io.classraster import class_names as class_names
+from geoseg.io.classraster import open_class_raster
 
 COLUMNS = ("class_id", "class_name", "pixels", "area_m2", "area_ha", "area_km2", "share_pct")
 
@@ -218,7 +216,7 @@ def class_areas(
     """
     if block < 1:
         raise InputError(f"block must be a positive number of pixels, got {block}")
-    ds = _open_class_raster(raster)
+    ds = open_class_raster(raster, command="stats", crs_reason="so areas are unknown")
     with ds:
         areas = PixelAreas(ds)
         names = class_names(ds)
@@ -308,26 +306,6 @@ class PixelAreas:
         return row_pixel_areas(self.transform, idx, a=a, es=es, to_radians=self.to_radians)
 
 
-def _open_class_raster(raster: str | os.PathLike[str]) -> Any:
-    try:
-        ds = rasterio.open(raster)
-    except RasterioError as err:
-        raise RasterReadError(f"cannot open class raster {raster}: {err}; check the path") from err
-    dtype = np.dtype(ds.dtypes[0])
-    if ds.count != 1 or dtype.kind not in "iu" or dtype.itemsize > 4:
-        ds.close()
-        raise InputError(
-            f"{raster} has {ds.count} band(s) of {dtype}; stats needs a single-band integer "
-            "class raster such as the *_classes.tif that predict writes"
-        )
-    if ds.crs is None:
-        ds.close()
-        raise InputError(
-            f"{raster} has no CRS, so areas are unknown; assign one (gdal_edit.py -a_srs EPSG:…)"
-        )
-    return ds
-
-
 def _check_values(
     values: NDArray[Any], valid: NDArray[np.bool_], raster: Any, size: int
 ) -> NDArray[Any]:
@@ -340,34 +318,6 @@ def _check_values(
             "stats counts class ids, not measurements"
         )
     return np.where(valid, values, 0).astype(np.int64)
-
-
-def class_names(ds: Any) -> dict[int, str]:
-    """Class names of an open class raster, by id.
-
-    From the ``GEOSEG_CLASSES`` tag (geoseg's outputs), else ``CLASS_<id>`` tags
-    (of band 1 or of the dataset), else a ``classes`` tag holding a JSON
-    ``{"id": "name"}`` object (as the bundled NLCD labels have); classes without
-    a name are ``class_<id>``.
-    """
-    tags = ds.tags()
-    if "GEOSEG_CLASSES" in tags:
-        try:
-            return {c.id: c.name for c in parse_classes(json.loads(tags["GEOSEG_CLASSES"]))}
-        except (ValueError, TypeError, InputError):
-            pass  # fall back to the other sources
-    names = {
-        int(key[6:]): value
-        for key, value in (*tags.items(), *ds.tags(1).items())  # band tags win
-        if key.startswith("CLASS_") and key[6:].isdigit()
-    }
-    if names or "classes" not in tags:
-        return names
-    try:
-        mapping = json.loads(tags["classes"])
-        return {int(k): str(v) for k, v in mapping.items()}
-    except (ValueError, TypeError, AttributeError):
-        return {}
 
 
 def _windows(shape: tuple[int, int], block: int) -> Iterator[Window]:

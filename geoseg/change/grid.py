@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import rasterio
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from geoseg.analysis.stats import PixelAreas, class_names
+from geoseg.analysis.stats import PixelAreas
 from geoseg.errors import AlignmentError, InputError, RasterReadError
+from geoseg.io.classraster import class_names, open_class_raster
 from geoseg.schemes import NODATA_CLASS
 
 TOLERANCE = 1e-9
@@ -83,7 +83,7 @@ class AlignedStack:
         self.datasets = datasets
         self.grid = RasterGrid.of(datasets[0])
         self.grids = tuple(RasterGrid.of(ds) for ds in datasets)
-        self.names = tuple(_names(ds) for ds in datasets)
+        self.names = tuple(class_names(ds) for ds in datasets)
         self.reprojected = tuple(not g.same_as(self.grid) for g in self.grids)
         self.readers: list[Any] = []
         self._check(how)
@@ -216,7 +216,9 @@ def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") ->
     datasets: list[Any] = []
     try:
         for path in paths:
-            datasets.append(_open_class_raster(path))
+            datasets.append(
+                open_class_raster(path, command="change", crs_reason="so it cannot be placed")
+            )
         return AlignedStack(paths, datasets, how)
     except BaseException:
         for ds in datasets:
@@ -225,36 +227,6 @@ def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") ->
 
 
 _align = align  # the public functions take an ``align=`` option that shadows the name
-
-
-def _open_class_raster(path: str) -> Any:
-    try:
-        ds = rasterio.open(path)
-    except RasterioError as err:
-        raise RasterReadError(f"cannot open class raster {path}: {err}; check the path") from err
-    dtype = np.dtype(ds.dtypes[0])
-    if ds.count != 1 or dtype.kind not in "iu":
-        ds.close()
-        raise InputError(
-            f"{path} has {ds.count} band(s) of {dtype}; change needs single-band integer "
-            "class rasters such as the *_classes.tif that predict writes"
-        )
-    if ds.crs is None:
-        ds.close()
-        raise InputError(
-            f"{path} has no CRS, so it cannot be placed; assign one (gdal_edit.py -a_srs EPSG:…)"
-        )
-    return ds
-
-
-def _names(ds: Any) -> dict[int, str]:
-    """Class names by id (``GEOSEG_CLASSES``, ``CLASS_<id>`` band or dataset tags, ``classes``)."""
-    names = class_names(ds)
-    if names:
-        return names
-    return {
-        int(k[6:]): v for k, v in ds.tags().items() if k.startswith("CLASS_") and k[6:].isdigit()
-    }
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

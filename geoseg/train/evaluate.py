@@ -21,7 +21,6 @@ predictions of other classes go to an extra ``other`` column (they are errors).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -34,9 +33,10 @@ from numpy.typing import NDArray
 
 from geoseg.analysis.metrics import SCORES, ConfusionMatrix
 from geoseg.errors import InputError, RasterReadError
+from geoseg.io.classraster import read_scheme, select_classes
 from geoseg.io.scene import read_masks
 from geoseg.records import write_record
-from geoseg.schemes import ClassInfo, load_scheme, parse_classes
+from geoseg.schemes import ClassInfo
 from geoseg.train.labels import NO_LABEL, UNKNOWN_NAME, is_vector, read_label_polygons
 
 IGNORE = 255
@@ -96,16 +96,6 @@ def _open(path: str | os.PathLike[str], what: str) -> Any:
         raise RasterReadError(
             f"cannot open {what} raster {text} ({str(err).splitlines()[0]}); is it a GeoTIFF?"
         ) from err
-
-
-def _embedded_classes(ds: Any) -> tuple[ClassInfo, ...] | None:
-    text = ds.tags().get("GEOSEG_CLASSES")
-    if not text:
-        return None
-    try:
-        return parse_classes(json.loads(text))
-    except (json.JSONDecodeError, InputError, TypeError):
-        return None
 
 
 def _same_grid(a: Any, b: Any) -> bool:
@@ -175,26 +165,15 @@ def _check_dtype(ds: Any, what: str) -> None:
 def _resolve_classes(
     pred: Any, scheme: str | os.PathLike[str] | None, classes: Sequence[int | str] | None
 ) -> tuple[tuple[ClassInfo, ...], bool]:
-    infos = load_scheme(scheme) if scheme is not None else _embedded_classes(pred)
-    if infos is None:
+    infos = read_scheme(pred, scheme)
+    if not infos:
         raise InputError(
             f"{pred.name} does not embed a class scheme (not a geoseg class raster); "
             "pass --scheme (e.g. water, nlcd8 or a YAML file)"
         )
     if classes is None:
         return infos, False
-    by_name = {c.name.lower(): c for c in infos}
-    by_id = {c.id: c for c in infos}
-    picked = []
-    for item in classes:
-        text = str(item).strip()
-        c = by_id.get(int(text)) if text.isdigit() else by_name.get(text.lower())
-        if c is None:
-            raise InputError(
-                f"class {text!r} is not in the scheme "
-                f"({', '.join(f'{c.id}={c.name}' for c in infos)}); fix --classes"
-            )
-        picked.append(c)
+    picked = select_classes(infos, classes)
     subset = len(picked) < len(infos)
     return tuple(picked), subset
 
@@ -376,7 +355,7 @@ def _evaluate_polygons(
             os.fspath(truth),
             pred.crs,
             field,
-            load_scheme(scheme) if scheme is not None else (_embedded_classes(pred) or infos),
+            read_scheme(pred, scheme),
             field_option="--field",
         )
         unknown = [g for g, i in shapes if i == UNKNOWN_NAME]

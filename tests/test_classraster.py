@@ -1,0 +1,160 @@
+"""Class rasters: one way to open them, one order of scheme sources, one policy on a bad tag."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from click.testing import CliRunner
+
+from geoseg.cli.main import cli
+from geoseg.errors import InputError, RasterReadError, VectorizeError
+from geoseg.io.classraster import (
+    SCHEME_TAG,
+    class_names,
+    open_class_raster,
+    read_scheme,
+    select_classes,
+)
+from geoseg.schemes import ClassInfo, load_scheme
+from tests.common import CLASSES3, UTM
+
+T = Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4500000.0)
+IDS = np.array([[1, 2, 5, 5], [1, 1, 2, 255], [5, 5, 2, 1]], dtype=np.uint8)
+
+
+def _raster(
+    path: Path,
+    data: np.ndarray = IDS,
+    *,
+    tags: dict[str, str] | None = None,
+    band_tags: dict[str, str] | None = None,
+    count: int = 1,
+    crs: str | None = UTM,
+) -> Path:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        dtype=str(data.dtype),
+        count=count,
+        height=data.shape[0],
+        width=data.shape[1],
+        crs=crs,
+        transform=T,
+        nodata=255 if data.dtype == np.uint8 else None,
+    ) as ds:
+        for band in range(1, count + 1):
+            ds.write(data, band)
+        ds.update_tags(**(tags or {}))
+        ds.update_tags(1, **(band_tags or {}))
+    return path
+
+
+def test_the_tag_gives_the_scheme_and_an_explicit_scheme_wins(tmp_path: Path) -> None:
+    path = _raster(tmp_path / "c.tif", tags={SCHEME_TAG: json.dumps(CLASSES3)})
+    assert [c.name for c in read_scheme(path)] == [c["name"] for c in CLASSES3]
+    with rasterio.open(path) as ds:  # an open dataset works the same
+        assert read_scheme(ds) == read_scheme(path)
+    assert read_scheme(path, "water") == load_scheme("water")
+    mine = (ClassInfo(1, "trees", "#00ff00"),)
+    assert read_scheme(path, mine) == mine
+    assert class_names(path, "water") == {0: "land", 1: "water"}
+
+
+def test_names_without_a_scheme_come_from_class_tags(tmp_path: Path) -> None:
+    bare = _raster(tmp_path / "bare.tif")
+    assert read_scheme(bare) == () and class_names(bare) == {}
+    tagged = _raster(
+        tmp_path / "t.tif",
+        tags={"CLASS_1": "old", "CLASS_2": "grass"},
+        band_tags={"CLASS_1": "wet"},
+    )
+    assert read_scheme(tagged) == ()  # names, but no colors
+    assert class_names(tagged) == {1: "wet", 2: "grass"}  # band tags win
+    foreign = _raster(tmp_path / "f.tif", tags={"classes": json.dumps({"1": "a", "5": "b"})})
+    assert class_names(foreign) == {1: "a", 5: "b"}
+    other = _raster(tmp_path / "o.tif", tags={"classes": "a,b,c"})  # another meaning: ignored
+    assert class_names(other) == {}
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "{not json",
+        json.dumps({"id": 1}),
+        json.dumps([{"id": 1, "name": "x"}]),
+        json.dumps([{"id": 300, "name": "x", "color": "#000000"}]),
+        "[]",
+    ],
+)
+def test_an_unreadable_tag_is_one_line_that_says_what_to_do(tmp_path: Path, tag: str) -> None:
+    path = _raster(tmp_path / "bad.tif", tags={SCHEME_TAG: tag})
+    for read in (read_scheme, class_names):
+        with pytest.raises(InputError) as info:
+            read(path)
+        msg = str(info.value)
+        assert "\n" not in msg and str(path) in msg
+        assert "unreadable GEOSEG_CLASSES tag" in msg and "--scheme" in msg
+        assert "fix or remove the tag" in msg
+    assert class_names(path, "water") == {0: "land", 1: "water"}  # --scheme gets past it
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_every_command_has_the_same_policy_on_a_bad_tag(tmp_path: Path) -> None:
+    bad = _raster(tmp_path / "bad.tif", tags={SCHEME_TAG: "{not json"})
+    other = _raster(tmp_path / "other.tif", tags={SCHEME_TAG: json.dumps(CLASSES3)})
+    runs = {
+        "stats": ("stats", str(bad)),
+        "vectorize": ("vectorize", str(bad), "-o", str(tmp_path / "v.gpkg")),
+        "quicklook": ("quicklook", str(bad), "-o", str(tmp_path / "q.png")),
+        "change": ("change", str(bad), str(other), "-o", str(tmp_path / "chg")),
+        "eval": ("eval", str(bad), str(other)),
+    }
+    for name, args in runs.items():
+        res = _cli(*args)
+        err = res.stderr.strip()
+        assert res.exit_code == 2, (name, res.output, res.exception)
+        assert err.startswith("error: ") and "\n" not in err, (name, err)
+        assert f"{bad} has an unreadable GEOSEG_CLASSES tag" in err, (name, err)
+        assert "pass --scheme" in err, (name, err)
+
+
+def test_open_class_raster_refuses_other_rasters_with_one_line(tmp_path: Path) -> None:
+    with open_class_raster(_raster(tmp_path / "c.tif")) as ds:
+        assert ds.count == 1
+    cases = {
+        "float": (_raster(tmp_path / "f.tif", IDS.astype("float32")), {}, "1 band(s) of float32"),
+        "bands": (_raster(tmp_path / "b.tif", count=3), {}, "3 band(s) of uint8"),
+        "int16 where uint8 is needed": (
+            _raster(tmp_path / "i.tif", IDS.astype("int16")),
+            {"uint8": True},
+            "single-band uint8",
+        ),
+        "no crs": (_raster(tmp_path / "n.tif", crs=None), {"crs_reason": "so X"}, "no CRS, so X"),
+    }
+    for name, (path, options, match) in cases.items():
+        with pytest.raises(InputError) as info:
+            open_class_raster(path, command="stats", **options)
+        assert match in str(info.value) and "\n" not in str(info.value), name
+    with pytest.raises(VectorizeError):
+        open_class_raster(tmp_path / "b.tif", error=VectorizeError)
+    with pytest.raises(RasterReadError, match="cannot open class raster .*; check the path"):
+        open_class_raster(tmp_path / "missing.tif")
+    with open_class_raster(_raster(tmp_path / "i32.tif", IDS.astype("int32"))) as ds:
+        assert ds.dtypes[0] == "int32"
+
+
+def test_select_classes_by_id_or_name() -> None:
+    nlcd = load_scheme("nlcd8")
+    assert [c.id for c in select_classes(nlcd, ["Water", "2", 3])] == [1, 2, 3]
+    with pytest.raises(InputError, match=r"class 'lava' is not in the scheme \(.*1=water.*fix -c"):
+        select_classes(nlcd, ["lava"], option="-c")
