@@ -158,3 +158,46 @@ def test_select_classes_by_id_or_name() -> None:
     assert [c.id for c in select_classes(nlcd, ["Water", "2", 3])] == [1, 2, 3]
     with pytest.raises(InputError, match=r"class 'lava' is not in the scheme \(.*1=water.*fix -c"):
         select_classes(nlcd, ["lava"], option="-c")
+
+
+# -- alignment (geoseg.io.align): one tolerance, one error type ------------------
+
+
+def test_same_grid_takes_the_stricter_tolerance() -> None:
+    from geoseg.io.align import RasterGrid
+
+    utm = RasterGrid(rasterio.CRS.from_string(UTM), T, (3, 4))
+    assert utm.same_as(RasterGrid(utm.crs, T * Affine.translation(1e-12, 0), (3, 4)))
+    # 1e-7 m is far under a millionth of a 30 m pixel, but over 1e-9 CRS units
+    assert not utm.same_as(RasterGrid(utm.crs, Affine(30, 0, 500000 + 1e-7, 0, -30, 4.5e6), (3, 4)))
+    degrees = RasterGrid(rasterio.CRS.from_epsg(4326), Affine(1e-5, 0, 10, 0, -1e-5, 50), (3, 4))
+    # 1e-10° is under 1e-9 units, but a hundred-thousandth of this pixel
+    shifted = Affine(1e-5, 0, 10 + 1e-10, 0, -1e-5, 50)
+    assert not degrees.same_as(RasterGrid(degrees.crs, shifted, (3, 4)))
+    assert not utm.same_as(RasterGrid(utm.crs, T, (4, 4)))
+
+
+def test_grids_that_cannot_be_aligned_are_one_error_type(tmp_path: Path) -> None:
+    from geoseg.change import align
+    from geoseg.errors import AlignmentError
+    from geoseg.io.align import RasterGrid, check_overlap
+    from geoseg.train.evaluate import evaluate
+
+    here = RasterGrid(rasterio.CRS.from_string(UTM), T, (3, 4))
+    far = RasterGrid(here.crs, Affine(30, 0, 900000, 0, -30, 100000), (3, 4))
+    with pytest.raises(AlignmentError, match=r"^b \(EPSG:32612, 30×30 .*does not overlap a \("):
+        check_overlap(far, here, name="b", ref_name="a")
+    with pytest.raises(AlignmentError, match="has no CRS and their grids differ"):
+        check_overlap(RasterGrid(None, far.transform, (3, 4)), here, name="b", ref_name="a")
+    check_overlap(RasterGrid(None, T, (3, 4)), RasterGrid(None, T, (3, 4)), name="b", ref_name="a")
+    tags = {SCHEME_TAG: json.dumps(CLASSES3)}
+    a = _raster(tmp_path / "a.tif", tags=tags)
+    with rasterio.open(a) as ds:
+        profile = {**ds.profile, "transform": far.transform}
+    b = tmp_path / "b.tif"
+    with rasterio.open(b, "w", **profile) as ds:
+        ds.write(IDS, 1)
+    with pytest.raises(AlignmentError, match="does not overlap"):
+        evaluate(a, b)
+    with pytest.raises(AlignmentError, match="does not overlap"), align([a, b]):
+        pass

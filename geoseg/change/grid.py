@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -15,61 +14,14 @@ from rasterio.windows import Window
 
 from geoseg.analysis.stats import PixelAreas
 from geoseg.errors import AlignmentError, InputError, RasterReadError
+from geoseg.io.align import TOLERANCE as TOLERANCE
+from geoseg.io.align import RasterGrid as RasterGrid
+from geoseg.io.align import check_overlap, warp_onto
 from geoseg.io.classraster import class_names, open_class_raster
 from geoseg.schemes import NODATA_CLASS
 
-TOLERANCE = 1e-9
-"""Error allowed (pixels) to GDAL's approximate transformer: in effect exact, so a pixel's
-value does not depend on the block it is read in (rasterio refuses 0)."""
-
 Align = Literal["first", "none"]
 """How rasters on other grids are treated: reprojected onto the first's, or refused."""
-
-
-@dataclass(frozen=True, slots=True)
-class RasterGrid:
-    """CRS, affine transform and ``(rows, cols)`` shape of a raster."""
-
-    crs: Any
-    transform: Any
-    shape: tuple[int, int]
-
-    @classmethod
-    def of(cls, ds: Any) -> RasterGrid:
-        """The grid of an open dataset."""
-        return cls(ds.crs, ds.transform, (int(ds.height), int(ds.width)))
-
-    def same_as(self, other: RasterGrid) -> bool:
-        """Same CRS, shape and transform (to a millionth of a pixel)."""
-        if self.shape != other.shape or self.crs != other.crs:
-            return False
-        tol = 1e-6 * min(abs(self.transform.a), abs(self.transform.e))
-        return bool(np.allclose(tuple(self.transform)[:6], tuple(other.transform)[:6], atol=tol))
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """``(left, bottom, right, top)`` in the grid's CRS."""
-        from rasterio.transform import array_bounds
-
-        b = array_bounds(self.shape[0], self.shape[1], self.transform)
-        return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
-
-    def describe(self) -> str:
-        """One phrase: CRS, pixel size, shape and origin."""
-        t = self.transform
-        crs = self.crs.to_string() if self.crs is not None else "no CRS"
-        return (
-            f"{crs}, {abs(t.a):.6g}×{abs(t.e):.6g} pixels, {self.shape[0]}×{self.shape[1]} "
-            f"(rows×cols) from ({t.c:.8g}, {t.f:.8g})"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping."""
-        return {
-            "crs": self.crs.to_string() if self.crs is not None else None,
-            "transform": list(tuple(self.transform)[:6]),
-            "shape": list(self.shape),
-        }
 
 
 class AlignedStack:
@@ -92,8 +44,6 @@ class AlignedStack:
         self.areas = PixelAreas(datasets[0])
 
     def _check(self, how: Align) -> None:
-        from rasterio.warp import transform_bounds
-
         ref = self.grid
         for path, grid, warp in zip(self.paths, self.grids, self.reprojected, strict=True):
             if not warp:
@@ -104,29 +54,10 @@ class AlignedStack:
                     f"({ref.describe()}); pass align='first' (--align first) to reproject it "
                     "onto the first raster's grid, or warp it yourself (gdalwarp -tap)"
                 )
-            b = transform_bounds(grid.crs, ref.crs, *grid.bounds)
-            r = ref.bounds
-            if not (b[0] < r[2] and r[0] < b[2] and b[1] < r[3] and r[1] < b[3]):
-                raise AlignmentError(
-                    f"{path} ({grid.describe()}) does not overlap {self.paths[0]} "
-                    f"({ref.describe()}); compare rasters of the same place"
-                )
+            check_overlap(grid, ref, name=path, ref_name=self.paths[0])
 
     def _warped(self, ds: Any) -> Any:
-        from rasterio.enums import Resampling
-        from rasterio.vrt import WarpedVRT
-
-        g = self.grid
-        return WarpedVRT(
-            ds,
-            crs=g.crs,
-            transform=g.transform,
-            width=g.shape[1],
-            height=g.shape[0],
-            resampling=Resampling.nearest,
-            nodata=NODATA_CLASS,
-            tolerance=TOLERANCE,
-        )
+        return warp_onto(ds, self.grid, nodata=NODATA_CLASS)
 
     def read(self, window: Window) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
         """Class ids ``(k, rows, cols)`` and validity of every raster in ``window``."""

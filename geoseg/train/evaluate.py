@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from geoseg.analysis.metrics import SCORES, ConfusionMatrix
 from geoseg.errors import InputError, RasterReadError
+from geoseg.io.align import RasterGrid, check_overlap, same_grid, warp_onto
 from geoseg.io.classraster import read_scheme, select_classes
 from geoseg.io.scene import read_masks
 from geoseg.records import write_record
@@ -96,38 +97,6 @@ def _open(path: str | os.PathLike[str], what: str) -> Any:
         raise RasterReadError(
             f"cannot open {what} raster {text} ({str(err).splitlines()[0]}); is it a GeoTIFF?"
         ) from err
-
-
-def _same_grid(a: Any, b: Any) -> bool:
-    return bool(
-        a.crs == b.crs
-        and a.width == b.width
-        and a.height == b.height
-        and all(
-            math.isclose(x, y, abs_tol=1e-9) for x, y in zip(a.transform, b.transform, strict=True)
-        )
-    )
-
-
-def _check_overlap(pred: Any, truth: Any) -> None:
-    from rasterio.warp import transform_bounds
-
-    if pred.crs is None or truth.crs is None:
-        if _same_grid(pred, truth):
-            return
-        raise InputError(
-            f"{truth.name} or {pred.name} has no CRS and their grids differ, so they cannot be "
-            "aligned; assign a CRS (gdal_edit.py -a_srs) to both"
-        )
-    left, bottom, right, top = transform_bounds(truth.crs, pred.crs, *truth.bounds)
-    p = pred.bounds
-    if left >= p.right or right <= p.left or bottom >= p.top or top <= p.bottom:
-        raise InputError(
-            f"truth {truth.name} and prediction {pred.name} do not overlap (truth bounds in the "
-            f"prediction's CRS: {left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}; prediction: "
-            f"{p.left:.1f}, {p.bottom:.1f}, {p.right:.1f}, {p.top:.1f}); "
-            "pass rasters of the same area"
-        )
 
 
 def _windows(shape: tuple[int, int], window_pixels: int) -> Iterator[Any]:
@@ -244,12 +213,20 @@ def evaluate(
             _check_dtype(pred, "prediction")
             _check_dtype(tru, "truth")
             infos, subset = _resolve_classes(pred, scheme, classes)
-            _check_overlap(pred, tru)
+            ref = RasterGrid.of(pred)
+            check_overlap(
+                RasterGrid.of(tru),
+                ref,
+                name=f"truth {tru.name}",
+                ref_name=f"prediction {pred.name}",
+            )
             names = [c.name for c in infos] + ([OTHER] if subset else [])
             cm = ConfusionMatrix(len(names), ignore_index=IGNORE, names=names)
             ids = [c.id for c in infos]
-            reproject = not _same_grid(pred, tru)
-            source = _warped(tru, pred) if reproject else tru
+            reproject = not same_grid(pred, tru)
+            # the alpha band marks pixels outside the truth footprint (and its nodata):
+            # without it they would read as 0, a valid class id
+            source = warp_onto(tru, ref, alpha=True) if reproject else tru
             try:
                 _accumulate(
                     cm,
@@ -269,23 +246,6 @@ def evaluate(
         classes=infos,
         matrix=cm,
         reprojected=reproject,
-    )
-
-
-def _warped(truth: Any, pred: Any) -> Any:
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    # add_alpha marks pixels outside the truth footprint (and its nodata) as
-    # transparent: without it they would read as 0, a valid class id.
-    return WarpedVRT(
-        truth,
-        crs=pred.crs,
-        transform=pred.transform,
-        width=pred.width,
-        height=pred.height,
-        resampling=Resampling.nearest,
-        add_alpha=True,
     )
 
 
