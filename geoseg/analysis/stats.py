@@ -41,6 +41,7 @@ from rasterio.windows import Window
 from geoseg.analysis.geodesy import row_pixel_areas
 from geoseg.atomic import write_text_atomic
 from geoseg.errors import InputError
+from geoseg.grid.windows import iter_windows
 from geoseg.io.classraster import class_names as class_names
 from geoseg.io.classraster import open_class_raster
 
@@ -224,7 +225,7 @@ def class_areas(
         size = 256 if ds.dtypes[0] == "uint8" else 65536
         keys = [z.name for z in zone_list] if zone_list is not None else [None]
         tallies = {k: _Tally(size) for k in keys}
-        for window in _windows(ds.shape, block):
+        for window in iter_windows(ds.shape, block):
             data = ds.read(1, window=window, masked=True)
             valid = ~np.ma.getmaskarray(data)
             values = _check_values(np.ma.getdata(data), valid, raster, size)
@@ -318,13 +319,6 @@ def _check_values(
             "stats counts class ids, not measurements"
         )
     return np.where(valid, values, 0).astype(np.int64)
-
-
-def _windows(shape: tuple[int, int], block: int) -> Iterator[Window]:
-    rows, cols = shape
-    for r in range(0, rows, block):
-        for c in range(0, cols, block):
-            yield Window(c, r, min(block, cols - c), min(block, rows - r))
 
 
 def _read_zones(

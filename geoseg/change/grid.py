@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -167,11 +167,3 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for piece in iter(lambda: f.read(1 << 20), b""):
             h.update(piece)
     return h.hexdigest()
-
-
-def _windows(shape: tuple[int, int], block: int) -> Iterator[Window]:
-    if not isinstance(block, int) or block < 1:
-        raise InputError(f"block must be a positive number of pixels, got {block!r}")
-    for r in range(0, shape[0], block):
-        for c in range(0, shape[1], block):
-            yield Window(c, r, min(block, shape[1] - c), min(block, shape[0] - r))

@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from rasterio.windows import Window
 
 from geoseg.analysis.stats import AreaTable, class_areas
-from geoseg.change.grid import Align, AlignedStack, _align, _windows
+from geoseg.change.grid import Align, AlignedStack, _align
 from geoseg.change.mmu import _apply_mmu, _grow, _mmu
 from geoseg.change.rules import ChangeRule, ClassSpec, as_rules, change_scheme, rule_table
 from geoseg.change.transitions import TransitionTable, _codes, _Tally
 from geoseg.errors import ChangeRuleError, InputError, OutputError
+from geoseg.grid.windows import PixelWindow, iter_windows
 from geoseg.io.writer import RasterSink
 from geoseg.schemes import ClassInfo, load_scheme
 
@@ -173,14 +173,14 @@ def change_map(
             {"GEOSEG_CHANGE_RULES": json.dumps([r.to_dict() for r in rule_list])},
         )
         try:
-            for window in _windows(stack.grid.shape, block):
+            for window in iter_windows(stack.grid.shape, block):
                 grown, inner = _grow(window, mmu.halo if mmu else 0, stack.grid.shape)
                 values, valid = stack.read(grown)
                 codes, both = _codes(values, valid, 0, 1)
                 tally.add(codes[inner], both[inner], stack.areas.rows(window))
                 change = _apply_mmu(lut[codes], window, grown, stack, mmu)[inner]
                 dropped += int(np.count_nonzero(change != lut[codes[inner]]))
-                sink.write(_win(window), change)
+                sink.write(PixelWindow.from_rasterio(window), change)
             staged = sink.finish()
         except BaseException:
             sink.abort()
@@ -214,10 +214,6 @@ def _mmu_selection(classes: Sequence[ClassInfo], names: Sequence[str] | None) ->
             )
         selected[by_name[name.lower()]] = True
     return selected
-
-
-def _win(window: Window) -> tuple[int, int, int, int]:
-    return int(window.row_off), int(window.col_off), int(window.height), int(window.width)
 
 
 def _sink(

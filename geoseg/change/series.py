@@ -19,11 +19,12 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geoseg.atomic import atomic_path, remove_quietly, temp_name
-from geoseg.change.grid import Align, RasterGrid, _align, _windows
+from geoseg.change.grid import Align, RasterGrid, _align
 from geoseg.change.maps import _check_out
 from geoseg.change.mmu import _apply_mmu, _grow, _mmu
 from geoseg.change.rules import ClassSpec, resolve_classes
 from geoseg.errors import ChangeRuleError, InputError
+from geoseg.grid.windows import iter_windows
 from geoseg.io.writer import output_error
 
 YEAR_NODATA = 0
@@ -276,7 +277,7 @@ def first_change_year(
             "GEOSEG_DATE_UNIT": axis.unit,
         }
         with _Uint16Cog(path, stack.grid, tags) as sink:
-            for window in _windows(stack.grid.shape, block):
+            for window in iter_windows(stack.grid.shape, block):
                 grown, inner = _grow(window, mmu.halo if mmu else 0, stack.grid.shape)
                 values, valid = stack.read(grown)
                 year = first_change(values, valid, is_from=is_from, is_to=is_to, dates=values_of)

@@ -13,7 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geoseg.analysis.stats import markdown_cell
-from geoseg.change.grid import Align, AlignedStack, _align, _windows
+from geoseg.change.grid import Align, AlignedStack, _align
+from geoseg.grid.windows import iter_windows
 from geoseg.schemes import NODATA_CLASS
 
 
@@ -166,7 +167,7 @@ def transition_matrix(
     """
     with _align([t0, t1], how=align) as stack:
         tally = _Tally()
-        for window in _windows(stack.grid.shape, block):
+        for window in iter_windows(stack.grid.shape, block):
             values, valid = stack.read(window)
             codes, both = _codes(values, valid, 0, 1)
             tally.add(codes, both, stack.areas.rows(window))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from geoseg.analysis.metrics import SCORES, ConfusionMatrix
 from geoseg.errors import InputError, RasterReadError
+from geoseg.grid.windows import iter_strips
 from geoseg.io.align import RasterGrid, check_overlap, same_grid, warp_onto
 from geoseg.io.classraster import read_scheme, select_classes
 from geoseg.io.scene import read_masks
@@ -97,15 +98,6 @@ def _open(path: str | os.PathLike[str], what: str) -> Any:
         raise RasterReadError(
             f"cannot open {what} raster {text} ({str(err).splitlines()[0]}); is it a GeoTIFF?"
         ) from err
-
-
-def _windows(shape: tuple[int, int], window_pixels: int) -> Iterator[Any]:
-    from rasterio.windows import Window
-
-    rows, cols = shape
-    step = max(1, window_pixels // max(cols, 1))
-    for r0 in range(0, rows, step):
-        yield Window(0, r0, cols, min(step, rows - r0))
 
 
 def _valid(ds: Any, band: int, data: NDArray[Any], window: Any) -> NDArray[np.bool_]:
@@ -372,7 +364,7 @@ def _accumulate(
 ) -> None:
     pred_lut = _lookup(ids, len(ids) if subset else None)
     truth_lut = _lookup(ids, None)
-    for window in _windows((pred.height, pred.width), window_pixels):
+    for window in iter_strips((pred.height, pred.width), window_pixels):
         p = pred.read(1, window=window)
         t, ok = truth.read(window)
         ok &= _valid(pred, 1, p, window)
