@@ -201,3 +201,103 @@ def test_grids_that_cannot_be_aligned_are_one_error_type(tmp_path: Path) -> None
         evaluate(a, b)
     with pytest.raises(AlignmentError, match="does not overlap"), align([a, b]):
         pass
+
+
+# -- --scheme on every command that reads a class raster (issue 16 part 3) -------
+
+WC = np.array(  # ESA WorldCover ids, no tags: a class raster geoseg did not write
+    [[10, 10, 10, 50, 50, 50]] * 3 + [[80, 80, 10, 10, 50, 50]] * 3, dtype=np.uint8
+)
+WC_LATER = np.where(WC == 10, 50, WC).astype(np.uint8)  # the trees are built up
+
+
+def _ok(*args: str) -> Any:
+    res = _cli(*args)
+    assert res.exit_code == 0, (args, res.output, res.exception)
+    return res
+
+
+def test_stats_names_a_foreign_raster_with_a_catalog_scheme(tmp_path: Path) -> None:
+    wc = _raster(tmp_path / "wc.tif", WC)
+    assert "class_10" in _ok("stats", str(wc)).stdout
+    out = _ok("stats", str(wc), "--scheme", "esa-worldcover").stdout
+    assert "tree cover" in out and "built-up" in out and "permanent water bodies" in out
+    assert "class_10" not in out
+
+
+def test_vectorize_names_styles_and_selects_by_name(tmp_path: Path) -> None:
+    import sqlite3
+
+    import geopandas as gpd
+
+    wc = _raster(tmp_path / "wc.tif", WC)
+    out = tmp_path / "wc.gpkg"
+    _ok("vectorize", str(wc), "-o", str(out), "--scheme", "esa-worldcover")
+    gdf = gpd.read_file(out)
+    assert set(gdf["class_name"]) == {"tree cover", "built-up", "permanent water bodies"}
+    with sqlite3.connect(out) as db:  # the QGIS style travels inside the GeoPackage
+        [(qml,)] = db.execute("SELECT styleQML FROM layer_styles").fetchall()
+    assert "tree cover" in qml and "0,100,0" in qml
+    some = tmp_path / "some.gpkg"
+    _ok(
+        "vectorize",
+        str(wc),
+        "-o",
+        str(some),
+        "--scheme",
+        "esa-worldcover",
+        "--classes",
+        "Tree Cover,80",
+    )
+    assert set(gpd.read_file(some)["class_id"]) == {10, 80}
+    res = _cli("vectorize", str(wc), "-o", str(tmp_path / "x.gpkg"), "--classes", "tree cover")
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and "\n" not in err
+    assert "no class named 'tree cover'; known names: none" in err and "--scheme" in err
+    res = _cli(
+        "vectorize", str(wc), "-o", str(tmp_path / "y.gpkg"), "--scheme", "esa-worldcover",
+        "--classes", "lava",
+    )  # fmt: skip
+    assert res.exit_code == 2 and "known names: bare / sparse vegetation, built-up" in res.stderr
+    assert (
+        "no class scheme 'nope'"
+        in _cli("vectorize", str(wc), "-o", str(tmp_path / "z.gpkg"), "--scheme", "nope").stderr
+    )
+
+
+def test_quicklook_colors_and_legend_from_the_scheme(tmp_path: Path) -> None:
+    from PIL import Image
+
+    wc = _raster(tmp_path / "wc.tif", WC)
+    png = tmp_path / "wc.png"
+    _ok("quicklook", str(wc), "-o", str(png), "--scheme", "esa-worldcover")
+    colors = {c[1][:3] for c in Image.open(png).convert("RGB").getcolors(1 << 20) or []}
+    assert {(0, 100, 0), (250, 0, 0), (0, 100, 200)} <= colors  # scheme colors, not generated
+
+
+def test_change_rules_name_classes_of_the_scheme(tmp_path: Path) -> None:
+    t0 = _raster(tmp_path / "t0.tif", WC)
+    t1 = _raster(tmp_path / "t1.tif", WC_LATER)
+    rule = ["--rule", "built=tree cover:built-up"]
+    res = _cli("change", str(t0), str(t1), "-o", str(tmp_path / "no"), *rule)
+    assert res.exit_code == 2 and "tree cover" in res.stderr  # no names without a scheme
+    out = tmp_path / "chg"
+    res = _ok("change", str(t0), str(t1), "-o", str(out), *rule, "--scheme", "esa-worldcover")
+    assert "tree cover" in res.stdout and "built-up" in res.stdout
+    record = json.loads((out / "change_run.json").read_text())
+    assert record["scheme"] == "esa-worldcover"
+
+
+def test_eval_scores_a_foreign_raster_by_class_names(tmp_path: Path) -> None:
+    pred = _raster(tmp_path / "p.tif", WC)
+    truth = _raster(tmp_path / "t.tif", WC_LATER)
+    res = _ok(
+        "eval",
+        str(pred),
+        str(truth),
+        "--scheme",
+        "esa-worldcover",
+        "--classes",
+        "tree cover,built-up",
+    )
+    assert "tree cover" in res.stdout and "built-up" in res.stdout

@@ -42,8 +42,8 @@ from geoseg.analysis.geodesy import row_pixel_areas
 from geoseg.atomic import write_text_atomic
 from geoseg.errors import InputError
 from geoseg.grid.windows import iter_windows
+from geoseg.io.classraster import SchemeSource, open_class_raster
 from geoseg.io.classraster import class_names as class_names
-from geoseg.io.classraster import open_class_raster
 
 COLUMNS = ("class_id", "class_name", "pixels", "area_m2", "area_ha", "area_km2", "share_pct")
 
@@ -188,6 +188,7 @@ def class_areas(
     zone_field: str | None = None,
     zones_layer: str | None = None,
     block: int = 1024,
+    scheme: SchemeSource | None = None,
 ) -> AreaTable:
     """Pixel count, area and share of every class, for the raster or per zone.
 
@@ -203,6 +204,9 @@ def class_areas(
         Layer of ``zones`` [the first].
     block
         Block edge in pixels; memory is bounded by one block.
+    scheme
+        Class scheme (catalog name, YAML path or classes) naming the ids [the
+        raster's own tags, see :mod:`geoseg.io.classraster`].
 
     Returns
     -------
@@ -220,7 +224,7 @@ def class_areas(
     ds = open_class_raster(raster, command="stats", crs_reason="so areas are unknown")
     with ds:
         areas = PixelAreas(ds)
-        names = class_names(ds)
+        names = class_names(ds, scheme)
         zone_list = _read_zones(zones, zone_field, zones_layer, ds) if zones is not None else None
         size = 256 if ds.dtypes[0] == "uint8" else 65536
         keys = [z.name for z in zone_list] if zone_list is not None else [None]

@@ -17,7 +17,7 @@ from geoseg.errors import AlignmentError, InputError, RasterReadError
 from geoseg.io.align import TOLERANCE as TOLERANCE
 from geoseg.io.align import RasterGrid as RasterGrid
 from geoseg.io.align import check_overlap, warp_onto
-from geoseg.io.classraster import class_names, open_class_raster
+from geoseg.io.classraster import SchemeSource, class_names, open_class_raster
 from geoseg.schemes import NODATA_CLASS
 
 Align = Literal["first", "none"]
@@ -30,12 +30,18 @@ class AlignedStack:
     Use :func:`align` to make one, as a context manager.
     """
 
-    def __init__(self, paths: Sequence[str], datasets: list[Any], how: Align) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        datasets: list[Any],
+        how: Align,
+        scheme: SchemeSource | None = None,
+    ) -> None:
         self.paths = tuple(paths)
         self.datasets = datasets
         self.grid = RasterGrid.of(datasets[0])
         self.grids = tuple(RasterGrid.of(ds) for ds in datasets)
-        self.names = tuple(class_names(ds) for ds in datasets)
+        self.names = tuple(class_names(ds, scheme) for ds in datasets)
         self.reprojected = tuple(not g.same_as(self.grid) for g in self.grids)
         self.readers: list[Any] = []
         self._check(how)
@@ -109,7 +115,12 @@ class AlignedStack:
         self.close()
 
 
-def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") -> AlignedStack:
+def align(
+    rasters: Sequence[str | os.PathLike[str]],
+    *,
+    how: Align = "first",
+    scheme: SchemeSource | None = None,
+) -> AlignedStack:
     """Open class rasters on one grid: the first raster's.
 
     Parameters
@@ -119,6 +130,9 @@ def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") ->
     how
         ``"first"``: warp rasters on another grid onto the first's (nearest);
         ``"none"``: refuse rasters on another grid.
+    scheme
+        Class scheme (catalog name, YAML path or classes) naming the ids of every
+        raster [each raster's own tags, see :mod:`geoseg.io.classraster`].
 
     Returns
     -------
@@ -150,7 +164,7 @@ def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") ->
             datasets.append(
                 open_class_raster(path, command="change", crs_reason="so it cannot be placed")
             )
-        return AlignedStack(paths, datasets, how)
+        return AlignedStack(paths, datasets, how, scheme)
     except BaseException:
         for ds in datasets:
             ds.close()

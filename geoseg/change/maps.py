@@ -19,6 +19,7 @@ from geoseg.change.rules import ChangeRule, ClassSpec, as_rules, change_scheme, 
 from geoseg.change.transitions import TransitionTable, _codes, _Tally
 from geoseg.errors import ChangeRuleError, InputError, OutputError
 from geoseg.grid.windows import PixelWindow, iter_windows
+from geoseg.io.classraster import SchemeSource
 from geoseg.io.writer import RasterSink
 from geoseg.schemes import ClassInfo, load_scheme
 
@@ -97,6 +98,7 @@ def change_map(
     no_change: str = "no change",
     align: Align = "first",
     block: int = 1024,
+    scheme: SchemeSource | None = None,
     overwrite: bool = False,
 ) -> ChangeResult:
     """Write a change raster of named change classes between two class rasters.
@@ -123,6 +125,9 @@ def change_map(
         ``"first"`` or ``"none"`` (see the module notes).
     block
         Block edge in pixels.
+    scheme
+        Class scheme (catalog name, YAML path or classes) naming the rasters' ids [their
+        own tags, see :mod:`geoseg.io.classraster`].
     overwrite
         Replace an existing ``out``.
 
@@ -154,7 +159,7 @@ def change_map(
     rule_list = as_rules(rules)
     classes = change_scheme(rule_list, no_change=no_change)
     path = _check_out(Path(out), overwrite)
-    with _align([t0, t1], how=align) as stack:
+    with _align([t0, t1], how=align, scheme=scheme) as stack:
         lut = rule_table(
             rule_list,
             names0=stack.names[0],
@@ -246,6 +251,7 @@ def flood_extent(
     connectivity: int = 4,
     align: Align = "first",
     block: int = 1024,
+    scheme: SchemeSource | None = None,
     overwrite: bool = False,
 ) -> ChangeResult:
     """Flood extent from a pre-event and a post-event water raster.
@@ -255,7 +261,8 @@ def flood_extent(
     only; left out with ``receded=False``, those pixels are then ``dry``). The
     MMU applies to ``flood`` and ``receded`` patches, never to permanent water.
     Total water after the event is ``permanent water`` + ``flood``. The post
-    raster is warped onto the pre raster's grid when they differ.
+    raster is warped onto the pre raster's grid when they differ. ``scheme``
+    names the rasters' class ids when their tags do not (see :func:`change_map`).
 
     Examples
     --------
@@ -270,13 +277,13 @@ def flood_extent(
     >>> res.area_of("permanent water") + res.area_of("flood") > 0
     True
     """
-    scheme = {c.name: c for c in load_scheme("flood")}
+    flood = {c.name: c for c in load_scheme("flood")}
     rules = [
-        ChangeRule("permanent water", tuple(water), tuple(water), scheme["permanent water"].color),
-        ChangeRule("flood", ("*",), tuple(water), scheme["flood"].color),
+        ChangeRule("permanent water", tuple(water), tuple(water), flood["permanent water"].color),
+        ChangeRule("flood", ("*",), tuple(water), flood["flood"].color),
     ]
     if receded:
-        rules.append(ChangeRule("receded", tuple(water), ("*",), scheme["receded"].color))
+        rules.append(ChangeRule("receded", tuple(water), ("*",), flood["receded"].color))
     return change_map(
         pre_water,
         post_water,
@@ -288,5 +295,6 @@ def flood_extent(
         no_change="dry",
         align=align,
         block=block,
+        scheme=scheme,
         overwrite=overwrite,
     )

@@ -25,6 +25,7 @@ from geoseg.change.mmu import _apply_mmu, _grow, _mmu
 from geoseg.change.rules import ClassSpec, resolve_classes
 from geoseg.errors import ChangeRuleError, InputError
 from geoseg.grid.windows import iter_windows
+from geoseg.io.classraster import SchemeSource
 from geoseg.io.writer import output_error
 
 YEAR_NODATA = 0
@@ -212,6 +213,7 @@ def first_change_year(
     connectivity: int = 4,
     align: Align = "first",
     block: int = 1024,
+    scheme: SchemeSource | None = None,
     overwrite: bool = False,
 ) -> YearResult:
     """Write a uint16 raster of the date each pixel first went from → to and stayed.
@@ -252,7 +254,7 @@ def first_change_year(
     [2000, 2020]
     """
     path = _check_out(Path(out), overwrite)
-    with _align(rasters, how=align) as stack:
+    with _align(rasters, how=align, scheme=scheme) as stack:
         axis = date_axis(dates, len(stack.paths))
         values_of = axis.values
         is_from, is_to = [], []

@@ -220,6 +220,43 @@ def class_names(source: Any, scheme: SchemeSource | None = None) -> dict[int, st
         return {}  # a 'classes' tag of some other meaning
 
 
+def class_ids(
+    source: Any, items: Sequence[int | str], scheme: SchemeSource | None = None
+) -> list[int]:
+    """Class ids from ids or names (``--classes 1,water``): names by :func:`class_names`.
+
+    Ids are taken as given (a raster may hold ids its scheme does not name).
+
+    Raises
+    ------
+    InputError
+        A name the raster (or ``scheme``) does not have; the message lists the known names.
+
+    Examples
+    --------
+    >>> class_ids("data/zion/nlcd2011_8class.tif", ["Water", "4"])
+    [1, 4]
+    """
+    ids: list[int] = []
+    names: dict[str, int] | None = None
+    for item in items:
+        text = str(item).strip()
+        if text.isdigit():
+            ids.append(int(text))
+            continue
+        if names is None:
+            names = {n.lower(): i for i, n in class_names(source, scheme).items()}
+        if text.lower() not in names:
+            name = getattr(source, "name", os.fspath(source))
+            known = ", ".join(sorted(class_names(source, scheme).values())) or "none"
+            raise InputError(
+                f"--classes: {name} has no class named {text!r}; known names: {known} "
+                "(or pass class ids, or --scheme to name its ids)"
+            )
+        ids.append(names[text.lower()])
+    return ids
+
+
 def select_classes(
     scheme: Sequence[ClassInfo], items: Sequence[int | str], *, option: str = "--classes"
 ) -> tuple[ClassInfo, ...]:
