@@ -159,3 +159,45 @@ def test_shifted_last_chip_shares_a_block_with_the_neighbour_it_overlaps() -> No
     even = ChipGrid((4096, 4096), 512, 64)
     rows = [b.row_chips for b in BlockPlan(even, 2 * even.stride).blocks() if b.index[1] == 0]
     assert rows[0] == (0, 1) and rows[-1] == (8,)
+
+
+# -- pixel windows (geoseg.grid.windows) ----------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(0, 300), cols=st.integers(0, 300), size=st.integers(1, 120))
+def test_iter_windows_tile_the_raster_once_row_major(rows: int, cols: int, size: int) -> None:
+    from geoseg.grid.windows import PixelWindow, iter_windows
+
+    seen = np.zeros((rows, cols), dtype=np.int32)
+    origins = []
+    for w in iter_windows((rows, cols), size):
+        pw = PixelWindow.from_rasterio(w)
+        assert 0 < pw.height <= size and 0 < pw.width <= size
+        seen[pw.slices] += 1
+        origins.append((pw.row, pw.col))
+    assert (seen == 1).all()
+    assert origins == sorted(origins)  # row-major
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, True, (4, 0)])
+def test_iter_windows_refuses_bad_sizes(size: object) -> None:
+    from geoseg.grid.windows import iter_windows
+
+    with pytest.raises(ChipGridError, match="positive number of pixels"):
+        list(iter_windows((10, 10), size))  # type: ignore[arg-type]
+
+
+def test_pixel_window_names_its_axes_and_stays_a_tuple() -> None:
+    from geoseg.grid.windows import PixelWindow, grow_window, iter_strips
+
+    w = PixelWindow(row=1, col=2, height=3, width=4)
+    assert w == (1, 2, 3, 4) and tuple(w) == (1, 2, 3, 4)
+    rio = w.to_rasterio()
+    assert (rio.row_off, rio.col_off, rio.height, rio.width) == (1, 2, 3, 4)
+    cells = BlockPlan(ChipGrid((300, 200), chip=128, overlap=16), block=128).cells()
+    assert all(isinstance(c.window, PixelWindow) for c in cells)
+    strips = [PixelWindow.from_rasterio(s) for s in iter_strips((7, 3), 6)]
+    assert strips == [(0, 0, 2, 3), (2, 0, 2, 3), (4, 0, 2, 3), (6, 0, 1, 3)]
+    grown, inner = grow_window(PixelWindow(2, 2, 2, 2), 5, (6, 5))
+    assert grown == (0, 0, 6, 5) and inner == (slice(2, 4), slice(2, 4))

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from geoseg.cli.main import cli
 from geoseg.errors import InputError
-from geoseg.train.evaluate import ModelRef, compare_bundles, evaluate, write_json, write_png
+from geoseg.train.evaluate import ModelRef, compare_bundles, evaluate
+from geoseg.train.scores import write_json, write_png
 from tests.common import REPO, write_raster
 
 T10 = Affine(10.0, 0.0, 1000.0, 0.0, -10.0, 2000.0)

@@ -27,24 +27,25 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from numpy.typing import NDArray
-from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geoseg.analysis.geodesy import row_pixel_areas
+from geoseg.analysis.zones import read_zones, zone_masks
+from geoseg.analysis.zones import zone_name as zone_name  # moved to zones in 0.2
 from geoseg.atomic import write_text_atomic
-from geoseg.errors import InputError, RasterReadError
-from geoseg.schemes import parse_classes
+from geoseg.errors import InputError
+from geoseg.grid.windows import iter_windows
+from geoseg.io.classraster import SchemeSource, open_class_raster
+from geoseg.io.classraster import class_names as class_names
 
 COLUMNS = ("class_id", "class_name", "pixels", "area_m2", "area_ha", "area_km2", "share_pct")
 
@@ -157,13 +158,6 @@ def markdown_cell(value: Any) -> str:
     return "<br>".join(text.splitlines()) if text else text
 
 
-@dataclass(frozen=True, slots=True)
-class _Zone:
-    name: str
-    geoms: tuple[Any, ...]
-    bounds: tuple[float, float, float, float]
-
-
 class _Tally:
     """Pixel counts and areas per class value, accumulated block by block."""
 
@@ -189,6 +183,7 @@ def class_areas(
     zone_field: str | None = None,
     zones_layer: str | None = None,
     block: int = 1024,
+    scheme: SchemeSource | None = None,
 ) -> AreaTable:
     """Pixel count, area and share of every class, for the raster or per zone.
 
@@ -204,6 +199,9 @@ def class_areas(
         Layer of ``zones`` [the first].
     block
         Block edge in pixels; memory is bounded by one block.
+    scheme
+        Class scheme (catalog name, YAML path or classes) naming the ids [the
+        raster's own tags, see :mod:`geoseg.io.classraster`].
 
     Returns
     -------
@@ -218,15 +216,15 @@ def class_areas(
     """
     if block < 1:
         raise InputError(f"block must be a positive number of pixels, got {block}")
-    ds = _open_class_raster(raster)
+    ds = open_class_raster(raster, command="stats", crs_reason="so areas are unknown")
     with ds:
         areas = PixelAreas(ds)
-        names = class_names(ds)
-        zone_list = _read_zones(zones, zone_field, zones_layer, ds) if zones is not None else None
+        names = class_names(ds, scheme)
+        zone_list = read_zones(zones, zone_field, zones_layer, ds) if zones is not None else None
         size = 256 if ds.dtypes[0] == "uint8" else 65536
         keys = [z.name for z in zone_list] if zone_list is not None else [None]
         tallies = {k: _Tally(size) for k in keys}
-        for window in _windows(ds.shape, block):
+        for window in iter_windows(ds.shape, block):
             data = ds.read(1, window=window, masked=True)
             valid = ~np.ma.getmaskarray(data)
             values = _check_values(np.ma.getdata(data), valid, raster, size)
@@ -234,7 +232,7 @@ def class_areas(
             if zone_list is None:
                 tallies[None].add(values, valid, row_area)
                 continue
-            for zone, inside in _zone_masks(zone_list, ds, window):
+            for zone, inside in zone_masks(zone_list, ds, window):
                 tallies[zone.name].footprint += int(inside.sum())
                 tallies[zone.name].add(values, inside & valid, row_area)
     if zone_list is not None and not any(t.footprint for t in tallies.values()):
@@ -308,26 +306,6 @@ class PixelAreas:
         return row_pixel_areas(self.transform, idx, a=a, es=es, to_radians=self.to_radians)
 
 
-def _open_class_raster(raster: str | os.PathLike[str]) -> Any:
-    try:
-        ds = rasterio.open(raster)
-    except RasterioError as err:
-        raise RasterReadError(f"cannot open class raster {raster}: {err}; check the path") from err
-    dtype = np.dtype(ds.dtypes[0])
-    if ds.count != 1 or dtype.kind not in "iu" or dtype.itemsize > 4:
-        ds.close()
-        raise InputError(
-            f"{raster} has {ds.count} band(s) of {dtype}; stats needs a single-band integer "
-            "class raster such as the *_classes.tif that predict writes"
-        )
-    if ds.crs is None:
-        ds.close()
-        raise InputError(
-            f"{raster} has no CRS, so areas are unknown; assign one (gdal_edit.py -a_srs EPSG:…)"
-        )
-    return ds
-
-
 def _check_values(
     values: NDArray[Any], valid: NDArray[np.bool_], raster: Any, size: int
 ) -> NDArray[Any]:
@@ -340,159 +318,6 @@ def _check_values(
             "stats counts class ids, not measurements"
         )
     return np.where(valid, values, 0).astype(np.int64)
-
-
-def class_names(ds: Any) -> dict[int, str]:
-    """Class names of an open class raster, by id.
-
-    From the ``GEOSEG_CLASSES`` tag (geoseg's outputs), else ``CLASS_<id>`` tags
-    (of band 1 or of the dataset), else a ``classes`` tag holding a JSON
-    ``{"id": "name"}`` object (as the bundled NLCD labels have); classes without
-    a name are ``class_<id>``.
-    """
-    tags = ds.tags()
-    if "GEOSEG_CLASSES" in tags:
-        try:
-            return {c.id: c.name for c in parse_classes(json.loads(tags["GEOSEG_CLASSES"]))}
-        except (ValueError, TypeError, InputError):
-            pass  # fall back to the other sources
-    names = {
-        int(key[6:]): value
-        for key, value in (*tags.items(), *ds.tags(1).items())  # band tags win
-        if key.startswith("CLASS_") and key[6:].isdigit()
-    }
-    if names or "classes" not in tags:
-        return names
-    try:
-        mapping = json.loads(tags["classes"])
-        return {int(k): str(v) for k, v in mapping.items()}
-    except (ValueError, TypeError, AttributeError):
-        return {}
-
-
-def _windows(shape: tuple[int, int], block: int) -> Iterator[Window]:
-    rows, cols = shape
-    for r in range(0, rows, block):
-        for c in range(0, cols, block):
-            yield Window(c, r, min(block, cols - c), min(block, rows - r))
-
-
-def _read_zones(
-    zones: str | os.PathLike[str], zone_field: str | None, layer: str | None, ds: Any
-) -> list[_Zone]:
-    import pyogrio
-    import shapely
-
-    from geoseg.io.styles import data_layer
-
-    layer = data_layer(zones, layer)
-    try:
-        info = pyogrio.read_info(zones, layer=layer)
-    except Exception as err:  # pyogrio raises its own DataSourceError/DataLayerError
-        raise InputError(
-            f"cannot read zones {zones}: {err}; pass a polygon file GDAL reads"
-        ) from err
-    fields = [str(f) for f in info["fields"]]
-    if zone_field is None or zone_field not in fields:
-        what = f"has no field '{zone_field}'" if zone_field else "needs --zone-field"
-        raise InputError(
-            f"zones {zones} {what}; pass --zone-field with one of: "
-            + (", ".join(fields) or "(it has no fields)")
-        )
-    if not info.get("crs"):
-        raise InputError(
-            f"zones {zones} have no CRS; set one (ogr2ogr -a_srs EPSG:…) so they can be placed"
-        )
-    gdf = pyogrio.read_dataframe(zones, layer=layer, columns=[zone_field])
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    _check_polygons(gdf.geom_type.tolist(), zones)
-    gdf = gdf.to_crs(ds.crs.to_wkt())
-    left, bottom, right, top = ds.bounds
-    out: dict[str, list[Any]] = {}
-    for value, geom in zip(gdf[zone_field].tolist(), gdf.geometry.tolist(), strict=True):
-        out.setdefault(zone_name(value), []).extend(_polygon_parts(shapely.make_valid(geom)))
-    if not out:
-        raise InputError(f"zones {zones} have no polygons; pass a file with zone polygons")
-    # a zone left without polygons (only collapsed rings) has no bounds and no pixels
-    nowhere = (math.nan,) * 4
-    zone_list = [
-        _Zone(k, tuple(g), _bounds(shapely.total_bounds(g)) if g else nowhere)
-        for k, g in out.items()
-    ]
-    if not any(_overlaps(z.bounds, (left, bottom, right, top)) for z in zone_list):
-        raise InputError(
-            f"none of the {len(zone_list)} zones in {zones} overlaps {ds.name} "
-            "(after reprojection to its CRS); check that both cover the same place"
-        )
-    return zone_list
-
-
-def _check_polygons(kinds: list[str], zones: Any) -> None:
-    """Points and lines have no area: rasterized they burn a pixel path, not a region."""
-    polygons = ("Polygon", "MultiPolygon")
-    other = [k for k in kinds if k not in polygons]
-    if other:
-        raise InputError(
-            f"zones {zones} hold {len(other)} {'/'.join(sorted(set(other)))} feature(s) and "
-            "stats needs polygons (points and lines have no area); buffer them into "
-            "polygons first (QGIS: Vector > Geoprocessing Tools > Buffer; GDAL: ogr2ogr with "
-            "-dialect sqlite and ST_Buffer)"
-        )
-
-
-def _polygon_parts(geom: Any) -> list[Any]:
-    """The polygons of a repaired geometry (repair can leave lines of a collapsed ring)."""
-    import shapely
-
-    parts = shapely.get_parts(geom).tolist()
-    return [p for p in parts if p.geom_type in ("Polygon", "MultiPolygon")]
-
-
-def zone_name(value: Any) -> str:
-    """A zone attribute as the zone's name: null is ``""``, a whole float has no ``.0``.
-
-    >>> [zone_name(v) for v in (None, float("nan"), 3.0, 2.5, "Zion")]
-    ['', '', '3', '2.5', 'Zion']
-    """
-    import pandas as pd
-
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # integer columns with nulls are read as floats
-    return str(value)
-
-
-def _bounds(b: NDArray[np.float64]) -> tuple[float, float, float, float]:
-    return float(b[0]), float(b[1]), float(b[2]), float(b[3])
-
-
-def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _zone_masks(
-    zones: Sequence[_Zone], ds: Any, window: Window
-) -> Iterator[tuple[_Zone, NDArray[np.bool_]]]:
-    from rasterio.features import rasterize
-    from rasterio.windows import bounds as window_bounds
-
-    box = window_bounds(window, ds.transform)
-    box = (min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3]))
-    transform = ds.window_transform(window)
-    for zone in zones:
-        if not _overlaps(zone.bounds, box):
-            continue
-        burned = rasterize(
-            zone.geoms,
-            out_shape=(int(window.height), int(window.width)),
-            transform=transform,
-            fill=0,
-            default_value=1,
-            all_touched=False,
-            dtype="uint8",
-        )
-        yield zone, burned.astype(bool)
 
 
 def write_table(table: AreaTable, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

@@ -4,72 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-import rasterio
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from geoseg.analysis.stats import PixelAreas, class_names
+from geoseg.analysis.stats import PixelAreas
 from geoseg.errors import AlignmentError, InputError, RasterReadError
+from geoseg.io.align import TOLERANCE as TOLERANCE
+from geoseg.io.align import RasterGrid as RasterGrid
+from geoseg.io.align import check_overlap, warp_onto
+from geoseg.io.classraster import SchemeSource, class_names, open_class_raster
 from geoseg.schemes import NODATA_CLASS
-
-TOLERANCE = 1e-9
-"""Error allowed (pixels) to GDAL's approximate transformer: in effect exact, so a pixel's
-value does not depend on the block it is read in (rasterio refuses 0)."""
 
 Align = Literal["first", "none"]
 """How rasters on other grids are treated: reprojected onto the first's, or refused."""
-
-
-@dataclass(frozen=True, slots=True)
-class RasterGrid:
-    """CRS, affine transform and ``(rows, cols)`` shape of a raster."""
-
-    crs: Any
-    transform: Any
-    shape: tuple[int, int]
-
-    @classmethod
-    def of(cls, ds: Any) -> RasterGrid:
-        """The grid of an open dataset."""
-        return cls(ds.crs, ds.transform, (int(ds.height), int(ds.width)))
-
-    def same_as(self, other: RasterGrid) -> bool:
-        """Same CRS, shape and transform (to a millionth of a pixel)."""
-        if self.shape != other.shape or self.crs != other.crs:
-            return False
-        tol = 1e-6 * min(abs(self.transform.a), abs(self.transform.e))
-        return bool(np.allclose(tuple(self.transform)[:6], tuple(other.transform)[:6], atol=tol))
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """``(left, bottom, right, top)`` in the grid's CRS."""
-        from rasterio.transform import array_bounds
-
-        b = array_bounds(self.shape[0], self.shape[1], self.transform)
-        return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
-
-    def describe(self) -> str:
-        """One phrase: CRS, pixel size, shape and origin."""
-        t = self.transform
-        crs = self.crs.to_string() if self.crs is not None else "no CRS"
-        return (
-            f"{crs}, {abs(t.a):.6g}×{abs(t.e):.6g} pixels, {self.shape[0]}×{self.shape[1]} "
-            f"(rows×cols) from ({t.c:.8g}, {t.f:.8g})"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping."""
-        return {
-            "crs": self.crs.to_string() if self.crs is not None else None,
-            "transform": list(tuple(self.transform)[:6]),
-            "shape": list(self.shape),
-        }
 
 
 class AlignedStack:
@@ -78,12 +30,18 @@ class AlignedStack:
     Use :func:`align` to make one, as a context manager.
     """
 
-    def __init__(self, paths: Sequence[str], datasets: list[Any], how: Align) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        datasets: list[Any],
+        how: Align,
+        scheme: SchemeSource | None = None,
+    ) -> None:
         self.paths = tuple(paths)
         self.datasets = datasets
         self.grid = RasterGrid.of(datasets[0])
         self.grids = tuple(RasterGrid.of(ds) for ds in datasets)
-        self.names = tuple(_names(ds) for ds in datasets)
+        self.names = tuple(class_names(ds, scheme) for ds in datasets)
         self.reprojected = tuple(not g.same_as(self.grid) for g in self.grids)
         self.readers: list[Any] = []
         self._check(how)
@@ -92,8 +50,6 @@ class AlignedStack:
         self.areas = PixelAreas(datasets[0])
 
     def _check(self, how: Align) -> None:
-        from rasterio.warp import transform_bounds
-
         ref = self.grid
         for path, grid, warp in zip(self.paths, self.grids, self.reprojected, strict=True):
             if not warp:
@@ -104,29 +60,10 @@ class AlignedStack:
                     f"({ref.describe()}); pass align='first' (--align first) to reproject it "
                     "onto the first raster's grid, or warp it yourself (gdalwarp -tap)"
                 )
-            b = transform_bounds(grid.crs, ref.crs, *grid.bounds)
-            r = ref.bounds
-            if not (b[0] < r[2] and r[0] < b[2] and b[1] < r[3] and r[1] < b[3]):
-                raise AlignmentError(
-                    f"{path} ({grid.describe()}) does not overlap {self.paths[0]} "
-                    f"({ref.describe()}); compare rasters of the same place"
-                )
+            check_overlap(grid, ref, name=path, ref_name=self.paths[0])
 
     def _warped(self, ds: Any) -> Any:
-        from rasterio.enums import Resampling
-        from rasterio.vrt import WarpedVRT
-
-        g = self.grid
-        return WarpedVRT(
-            ds,
-            crs=g.crs,
-            transform=g.transform,
-            width=g.shape[1],
-            height=g.shape[0],
-            resampling=Resampling.nearest,
-            nodata=NODATA_CLASS,
-            tolerance=TOLERANCE,
-        )
+        return warp_onto(ds, self.grid, nodata=NODATA_CLASS)
 
     def read(self, window: Window) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
         """Class ids ``(k, rows, cols)`` and validity of every raster in ``window``."""
@@ -178,7 +115,12 @@ class AlignedStack:
         self.close()
 
 
-def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") -> AlignedStack:
+def align(
+    rasters: Sequence[str | os.PathLike[str]],
+    *,
+    how: Align = "first",
+    scheme: SchemeSource | None = None,
+) -> AlignedStack:
     """Open class rasters on one grid: the first raster's.
 
     Parameters
@@ -188,6 +130,9 @@ def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") ->
     how
         ``"first"``: warp rasters on another grid onto the first's (nearest);
         ``"none"``: refuse rasters on another grid.
+    scheme
+        Class scheme (catalog name, YAML path or classes) naming the ids of every
+        raster [each raster's own tags, see :mod:`geoseg.io.classraster`].
 
     Returns
     -------
@@ -216,8 +161,10 @@ def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") ->
     datasets: list[Any] = []
     try:
         for path in paths:
-            datasets.append(_open_class_raster(path))
-        return AlignedStack(paths, datasets, how)
+            datasets.append(
+                open_class_raster(path, command="change", crs_reason="so it cannot be placed")
+            )
+        return AlignedStack(paths, datasets, how, scheme)
     except BaseException:
         for ds in datasets:
             ds.close()
@@ -227,36 +174,6 @@ def align(rasters: Sequence[str | os.PathLike[str]], *, how: Align = "first") ->
 _align = align  # the public functions take an ``align=`` option that shadows the name
 
 
-def _open_class_raster(path: str) -> Any:
-    try:
-        ds = rasterio.open(path)
-    except RasterioError as err:
-        raise RasterReadError(f"cannot open class raster {path}: {err}; check the path") from err
-    dtype = np.dtype(ds.dtypes[0])
-    if ds.count != 1 or dtype.kind not in "iu":
-        ds.close()
-        raise InputError(
-            f"{path} has {ds.count} band(s) of {dtype}; change needs single-band integer "
-            "class rasters such as the *_classes.tif that predict writes"
-        )
-    if ds.crs is None:
-        ds.close()
-        raise InputError(
-            f"{path} has no CRS, so it cannot be placed; assign one (gdal_edit.py -a_srs EPSG:…)"
-        )
-    return ds
-
-
-def _names(ds: Any) -> dict[int, str]:
-    """Class names by id (``GEOSEG_CLASSES``, ``CLASS_<id>`` band or dataset tags, ``classes``)."""
-    names = class_names(ds)
-    if names:
-        return names
-    return {
-        int(k[6:]): v for k, v in ds.tags().items() if k.startswith("CLASS_") and k[6:].isdigit()
-    }
-
-
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file, read in 1 MiB pieces."""
     h = hashlib.sha256()
@@ -264,11 +181,3 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for piece in iter(lambda: f.read(1 << 20), b""):
             h.update(piece)
     return h.hexdigest()
-
-
-def _windows(shape: tuple[int, int], block: int) -> Iterator[Window]:
-    if not isinstance(block, int) or block < 1:
-        raise InputError(f"block must be a positive number of pixels, got {block!r}")
-    for r in range(0, shape[0], block):
-        for c in range(0, shape[1], block):
-            yield Window(c, r, min(block, shape[1] - c), min(block, shape[0] - r))

@@ -11,14 +11,15 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from rasterio.windows import Window
 
 from geoseg.analysis.stats import AreaTable, class_areas
-from geoseg.change.grid import Align, AlignedStack, _align, _windows
+from geoseg.change.grid import Align, AlignedStack, _align
 from geoseg.change.mmu import _apply_mmu, _grow, _mmu
 from geoseg.change.rules import ChangeRule, ClassSpec, as_rules, change_scheme, rule_table
 from geoseg.change.transitions import TransitionTable, _codes, _Tally
 from geoseg.errors import ChangeRuleError, InputError, OutputError
+from geoseg.grid.windows import PixelWindow, iter_windows
+from geoseg.io.classraster import SchemeSource
 from geoseg.io.writer import RasterSink
 from geoseg.schemes import ClassInfo, load_scheme
 
@@ -97,6 +98,7 @@ def change_map(
     no_change: str = "no change",
     align: Align = "first",
     block: int = 1024,
+    scheme: SchemeSource | None = None,
     overwrite: bool = False,
 ) -> ChangeResult:
     """Write a change raster of named change classes between two class rasters.
@@ -123,6 +125,9 @@ def change_map(
         ``"first"`` or ``"none"`` (see the module notes).
     block
         Block edge in pixels.
+    scheme
+        Class scheme (catalog name, YAML path or classes) naming the rasters' ids [their
+        own tags, see :mod:`geoseg.io.classraster`].
     overwrite
         Replace an existing ``out``.
 
@@ -154,7 +159,7 @@ def change_map(
     rule_list = as_rules(rules)
     classes = change_scheme(rule_list, no_change=no_change)
     path = _check_out(Path(out), overwrite)
-    with _align([t0, t1], how=align) as stack:
+    with _align([t0, t1], how=align, scheme=scheme) as stack:
         lut = rule_table(
             rule_list,
             names0=stack.names[0],
@@ -173,14 +178,14 @@ def change_map(
             {"GEOSEG_CHANGE_RULES": json.dumps([r.to_dict() for r in rule_list])},
         )
         try:
-            for window in _windows(stack.grid.shape, block):
+            for window in iter_windows(stack.grid.shape, block):
                 grown, inner = _grow(window, mmu.halo if mmu else 0, stack.grid.shape)
                 values, valid = stack.read(grown)
                 codes, both = _codes(values, valid, 0, 1)
                 tally.add(codes[inner], both[inner], stack.areas.rows(window))
                 change = _apply_mmu(lut[codes], window, grown, stack, mmu)[inner]
                 dropped += int(np.count_nonzero(change != lut[codes[inner]]))
-                sink.write(_win(window), change)
+                sink.write(PixelWindow.from_rasterio(window), change)
             staged = sink.finish()
         except BaseException:
             sink.abort()
@@ -216,10 +221,6 @@ def _mmu_selection(classes: Sequence[ClassInfo], names: Sequence[str] | None) ->
     return selected
 
 
-def _win(window: Window) -> tuple[int, int, int, int]:
-    return int(window.row_off), int(window.col_off), int(window.height), int(window.width)
-
-
 def _sink(
     path: Path,
     stack: AlignedStack,
@@ -250,6 +251,7 @@ def flood_extent(
     connectivity: int = 4,
     align: Align = "first",
     block: int = 1024,
+    scheme: SchemeSource | None = None,
     overwrite: bool = False,
 ) -> ChangeResult:
     """Flood extent from a pre-event and a post-event water raster.
@@ -259,7 +261,8 @@ def flood_extent(
     only; left out with ``receded=False``, those pixels are then ``dry``). The
     MMU applies to ``flood`` and ``receded`` patches, never to permanent water.
     Total water after the event is ``permanent water`` + ``flood``. The post
-    raster is warped onto the pre raster's grid when they differ.
+    raster is warped onto the pre raster's grid when they differ. ``scheme``
+    names the rasters' class ids when their tags do not (see :func:`change_map`).
 
     Examples
     --------
@@ -274,13 +277,13 @@ def flood_extent(
     >>> res.area_of("permanent water") + res.area_of("flood") > 0
     True
     """
-    scheme = {c.name: c for c in load_scheme("flood")}
+    flood = {c.name: c for c in load_scheme("flood")}
     rules = [
-        ChangeRule("permanent water", tuple(water), tuple(water), scheme["permanent water"].color),
-        ChangeRule("flood", ("*",), tuple(water), scheme["flood"].color),
+        ChangeRule("permanent water", tuple(water), tuple(water), flood["permanent water"].color),
+        ChangeRule("flood", ("*",), tuple(water), flood["flood"].color),
     ]
     if receded:
-        rules.append(ChangeRule("receded", tuple(water), ("*",), scheme["receded"].color))
+        rules.append(ChangeRule("receded", tuple(water), ("*",), flood["receded"].color))
     return change_map(
         pre_water,
         post_water,
@@ -292,5 +295,6 @@ def flood_extent(
         no_change="dry",
         align=align,
         block=block,
+        scheme=scheme,
         overwrite=overwrite,
     )

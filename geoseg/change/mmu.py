@@ -12,6 +12,7 @@ from rasterio.windows import Window
 
 from geoseg.change.grid import AlignedStack
 from geoseg.errors import InputError
+from geoseg.grid.windows import PixelWindow, grow_window
 
 MAX_HALO = 4096
 """Largest MMU halo (pixels) read around a block; a larger ``mmu_m2`` is refused."""
@@ -55,12 +56,8 @@ def _mmu(
 
 def _grow(window: Window, halo: int, shape: tuple[int, int]) -> tuple[Window, tuple[slice, slice]]:
     """``window`` grown by ``halo`` (clipped to the raster) and where ``window`` lies in it."""
-    r0, c0 = int(window.row_off), int(window.col_off)
-    h, w = int(window.height), int(window.width)
-    top, left = max(0, r0 - halo), max(0, c0 - halo)
-    bottom, right = min(shape[0], r0 + h + halo), min(shape[1], c0 + w + halo)
-    inner = (slice(r0 - top, r0 - top + h), slice(c0 - left, c0 - left + w))
-    return Window(left, top, right - left, bottom - top), inner
+    grown, inner = grow_window(PixelWindow.from_rasterio(window), halo, shape)
+    return grown.to_rasterio(), inner
 
 
 def drop_small_patches(

@@ -19,11 +19,13 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geoseg.atomic import atomic_path, remove_quietly, temp_name
-from geoseg.change.grid import Align, RasterGrid, _align, _windows
+from geoseg.change.grid import Align, RasterGrid, _align
 from geoseg.change.maps import _check_out
 from geoseg.change.mmu import _apply_mmu, _grow, _mmu
 from geoseg.change.rules import ClassSpec, resolve_classes
 from geoseg.errors import ChangeRuleError, InputError
+from geoseg.grid.windows import iter_windows
+from geoseg.io.classraster import SchemeSource
 from geoseg.io.writer import output_error
 
 YEAR_NODATA = 0
@@ -211,6 +213,7 @@ def first_change_year(
     connectivity: int = 4,
     align: Align = "first",
     block: int = 1024,
+    scheme: SchemeSource | None = None,
     overwrite: bool = False,
 ) -> YearResult:
     """Write a uint16 raster of the date each pixel first went from → to and stayed.
@@ -251,7 +254,7 @@ def first_change_year(
     [2000, 2020]
     """
     path = _check_out(Path(out), overwrite)
-    with _align(rasters, how=align) as stack:
+    with _align(rasters, how=align, scheme=scheme) as stack:
         axis = date_axis(dates, len(stack.paths))
         values_of = axis.values
         is_from, is_to = [], []
@@ -276,7 +279,7 @@ def first_change_year(
             "GEOSEG_DATE_UNIT": axis.unit,
         }
         with _Uint16Cog(path, stack.grid, tags) as sink:
-            for window in _windows(stack.grid.shape, block):
+            for window in iter_windows(stack.grid.shape, block):
                 grown, inner = _grow(window, mmu.halo if mmu else 0, stack.grid.shape)
                 values, valid = stack.read(grown)
                 year = first_change(values, valid, is_from=is_from, is_to=is_to, dates=values_of)

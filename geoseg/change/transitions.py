@@ -13,7 +13,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geoseg.analysis.stats import markdown_cell
-from geoseg.change.grid import Align, AlignedStack, _align, _windows
+from geoseg.change.grid import Align, AlignedStack, _align
+from geoseg.grid.windows import iter_windows
+from geoseg.io.classraster import SchemeSource
 from geoseg.schemes import NODATA_CLASS
 
 
@@ -146,6 +148,7 @@ def transition_matrix(
     *,
     align: Align = "first",
     block: int = 1024,
+    scheme: SchemeSource | None = None,
 ) -> TransitionTable:
     """From-class × to-class pixel counts and areas between two class rasters.
 
@@ -158,15 +161,18 @@ def transition_matrix(
         ``"first"`` (reproject onto ``t0``'s grid) or ``"none"`` (refuse other grids).
     block
         Block edge in pixels; memory is bounded by one block per raster.
+    scheme
+        Class scheme (catalog name, YAML path or classes) naming the rasters' ids [their
+        own tags, see :mod:`geoseg.io.classraster`].
 
     Returns
     -------
     TransitionTable
         Rows for every pair with pixels, ordered by (from id, to id).
     """
-    with _align([t0, t1], how=align) as stack:
+    with _align([t0, t1], how=align, scheme=scheme) as stack:
         tally = _Tally()
-        for window in _windows(stack.grid.shape, block):
+        for window in iter_windows(stack.grid.shape, block):
             values, valid = stack.read(window)
             codes, both = _codes(values, valid, 0, 1)
             tally.add(codes, both, stack.areas.rows(window))

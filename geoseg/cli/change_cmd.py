@@ -44,6 +44,13 @@ from geoseg.cli.options import out_folder
     show_default=True,
     help="first: reproject rasters on other grids onto the first's (nearest); none: refuse them.",
 )
+@click.option(
+    "--scheme",
+    default=None,
+    metavar="NAME|PATH",
+    help="Class scheme naming the rasters' ids: catalog name (nlcd8, esa-worldcover …) "
+    "or YAML file [each raster's own tags].",
+)
 @click.option("--no-change", default="no change", show_default=True, help="Name of class 0.")
 @click.option("--block", type=int, default=1024, show_default=True, help="Block edge in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
@@ -55,6 +62,7 @@ def change(
     connectivity: str,
     dates: str | None,
     how: Any,
+    scheme: str | None,
     no_change: str,
     block: int,
     overwrite: bool,
@@ -78,6 +86,8 @@ def change(
           --rule loss=forest:non-forest --out change/
       geoseg change pre_water.tif post_water.tif --out flood/ \\
           --rule "permanent water=water:water" --rule flood=*:water --no-change dry
+      geoseg change nlcd_2001.tif nlcd_2019.tif --scheme nlcd8 --out change/ \\
+          --rule loss=forest:developed
     """
     from pathlib import Path
 
@@ -103,7 +113,7 @@ def change(
         "date_unit": axis.unit,
         "periods": [],
     }
-    opts = {"align": how, "block": block}
+    opts = {"align": how, "block": block, "scheme": scheme}
     for k in range(len(rasters) - 1):
         period, last = _period(
             rasters, k, labels, folder, rule_list, mmu, connectivity, no_change, opts
@@ -119,6 +129,8 @@ def change(
         )
     click.echo(last.to_markdown(), nl=False)
     record.update(mmu_m2=mmu, connectivity=int(connectivity), align=how)
+    if scheme is not None:
+        record["scheme"] = scheme
     write_record(record_path, record, overwrite=True)
     click.echo(f"outputs -> {folder}/ (record: {record_path.name})", err=True)
 

@@ -64,13 +64,8 @@ def eval_(
           --model ndwi-otsu@2,4 --model ndwi@2,4 --out runs/
     """
     from geoseg.errors import InputError
-    from geoseg.train.evaluate import (
-        compare_bundles,
-        evaluate,
-        format_comparison,
-        write_json,
-        write_png,
-    )
+    from geoseg.train.evaluate import compare_bundles, evaluate
+    from geoseg.train.scores import format_comparison, write_json, write_png
 
     picked = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     if models:

@@ -14,14 +14,28 @@ import click
     "--max-size", type=int, default=900, show_default=True, help="Longest edge of each panel."
 )
 @click.option("--title", default=None, help="Figure title [file name].")
+@click.option(
+    "--scheme",
+    default=None,
+    metavar="NAME|PATH",
+    help="Class scheme naming the raster's ids: catalog name (nlcd8, esa-worldcover …) "
+    "or YAML file [the raster's own tags].",
+)
 def quicklook(
-    classes: str, out: str, scene: str | None, bands: str | None, max_size: int, title: str | None
+    classes: str,
+    out: str,
+    scene: str | None,
+    bands: str | None,
+    max_size: int,
+    title: str | None,
+    scheme: str | None,
 ) -> None:
     """Render a class raster (and optionally its scene) to a PNG with a legend.
 
     \b
     Example:
       geoseg quicklook results/zion_classes.tif --scene zion.tif -o zion.png
+      geoseg quicklook nlcd_2019.tif --scheme nlcd8 -o nlcd.png
     """
     from geoseg.errors import InputError
     from geoseg.report.quicklook import quicklook as run_quicklook
@@ -30,5 +44,7 @@ def quicklook(
         rgb = tuple(int(b) for b in bands.split(",")) if bands else None
     except ValueError as err:
         raise InputError(f"--bands takes band numbers like 3,2,1, got '{bands}'") from err
-    path = run_quicklook(classes, out, scene=scene, rgb_bands=rgb, max_size=max_size, title=title)
+    path = run_quicklook(
+        classes, out, scene=scene, rgb_bands=rgb, max_size=max_size, title=title, scheme=scheme
+    )
     click.echo(f"wrote {path}", err=True)

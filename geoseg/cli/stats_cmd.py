@@ -12,6 +12,13 @@ import click
 @click.option("--zones-layer", default=None, help="Layer of --zones [the first].")
 @click.option("--out", "-o", "out", default=None, help="Write the table as CSV here.")
 @click.option("--markdown", default=None, help="Write the table as Markdown here.")
+@click.option(
+    "--scheme",
+    default=None,
+    metavar="NAME|PATH",
+    help="Class scheme naming the raster's ids: catalog name (nlcd8, esa-worldcover …) "
+    "or YAML file [the raster's own tags].",
+)
 @click.option("--block", type=int, default=1024, show_default=True, help="Block edge in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing table files.")
 def stats(
@@ -21,6 +28,7 @@ def stats(
     zones_layer: str | None,
     out: str | None,
     markdown: str | None,
+    scheme: str | None,
     block: int,
     overwrite: bool,
 ) -> None:
@@ -37,6 +45,7 @@ def stats(
       geoseg stats results/scene_classes.tif --out classes.csv
       geoseg stats results/scene_classes.tif --zones parks.gpkg --zone-field name \\
           --out parks.csv --markdown parks.md
+      geoseg stats esa_worldcover_2021.tif --scheme esa-worldcover --out cover.csv
     """
     from pathlib import Path
 
@@ -51,7 +60,12 @@ def stats(
         if path and Path(path).exists() and not overwrite:
             raise OutputError(f"{path} exists; pass --overwrite to replace it")
     table = class_areas(
-        raster, zones=zones, zone_field=zone_field, zones_layer=zones_layer, block=block
+        raster,
+        zones=zones,
+        zone_field=zone_field,
+        zones_layer=zones_layer,
+        block=block,
+        scheme=scheme,
     )
     click.echo(table.to_markdown(), nl=False)
     for path in (out, markdown):

@@ -17,8 +17,16 @@ import click
 @click.option(
     "--classes",
     default=None,
-    metavar="IDS",
-    help="Only polygonize these class ids, comma-separated, e.g. '1,4' [all classes].",
+    metavar="IDS|NAMES",
+    help="Only polygonize these classes, ids or names, comma-separated, e.g. '1,4' or "
+    "'water,forest' [all classes].",
+)
+@click.option(
+    "--scheme",
+    default=None,
+    metavar="NAME|PATH",
+    help="Class scheme naming the raster's ids: catalog name (nlcd8, esa-worldcover …) "
+    "or YAML file [the raster's own tags].",
 )
 @click.option(
     "--min-area",
@@ -59,6 +67,7 @@ def vectorize(
     raster: str,
     out: str,
     classes: str | None,
+    scheme: str | None,
     min_area: float | None,
     simplify: float | None,
     smooth: bool,
@@ -78,20 +87,19 @@ def vectorize(
       geoseg vectorize results/scene_classes.tif -o water.geojson --classes 1 --simplify 15
       geoseg vectorize results/scene_classes.tif -o scene.gpkg --min-area 5000 --smooth \\
           --confidence results/scene_confidence.tif
+      geoseg vectorize nlcd_2019.tif -o forest.gpkg --scheme nlcd8 --classes forest
     """
-    from geoseg.errors import InputError
+    from geoseg.io.classraster import class_ids
     from geoseg.vector import vectorize as run_vectorize
 
     ids = None
     if classes:
-        try:
-            ids = [int(c) for c in classes.split(",") if c.strip()]
-        except ValueError as err:
-            raise InputError(f"--classes takes class ids like '1,4', got '{classes}'") from err
+        ids = class_ids(raster, [c for c in classes.split(",") if c.strip()], scheme)
     res = run_vectorize(
         raster,
         out,
         layer=layer,
+        classes=scheme,
         connectivity=int(connectivity),
         block=block,
         class_ids=ids,

@@ -17,9 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from geoseg.errors import ChipGridError
+from geoseg.grid.windows import PixelWindow
 
 Window = tuple[int, int, int, int]
-"""A pixel window ``(row_off, col_off, height, width)``."""
+"""A pixel window ``(row, col, height, width)`` as a plain tuple.
+
+:class:`~geoseg.grid.windows.PixelWindow` is the same tuple with named fields (and is
+what :class:`Cell` holds); this alias stays for code that builds bare tuples.
+"""
 
 
 def chip_starts(n: int, chip: int, stride: int) -> tuple[int, ...]:
@@ -124,7 +129,7 @@ class Cell:
     """
 
     key: tuple[int, int]
-    window: Window
+    window: PixelWindow  # (row, col, height, width)
     row_chips: tuple[int, ...]
     col_chips: tuple[int, ...]
     contributors: tuple[tuple[int, int], ...]
@@ -228,7 +233,8 @@ class BlockPlan:
             for j, (c0, c1, cch) in enumerate(cols):
                 cb = sorted({coln[k] for k in cch})
                 contributors = tuple((a, b) for a in rb for b in cb)
-                out.append(Cell((i, j), (r0, c0, r1 - r0, c1 - c0), rch, cch, contributors))
+                window = PixelWindow(r0, c0, r1 - r0, c1 - c0)
+                out.append(Cell((i, j), window, rch, cch, contributors))
         return out
 
     def blocks(self) -> Iterator[Block]:

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geoseg.errors import InputError, RasterReadError
+from geoseg.grid.windows import iter_strips
 
 MaskKind = Literal["landsat-qa-pixel", "sentinel2-scl", "fmask", "binary"]
 KINDS: tuple[MaskKind, ...] = ("landsat-qa-pixel", "sentinel2-scl", "fmask", "binary")
@@ -181,14 +182,8 @@ class MaskSpec:
 
 def count_masked(source: MaskSource, window_pixels: int = 1 << 22) -> int:
     """Pixels of the scene grid that ``source`` masks, counted window by window."""
-    from rasterio.windows import Window
-
-    rows, cols = source.source.height, source.source.width
-    step = max(1, window_pixels // max(cols, 1))
-    return sum(
-        int(source.read(Window(0, r0, cols, min(step, rows - r0))).sum())
-        for r0 in range(0, rows, step)
-    )
+    shape = (source.source.height, source.source.width)
+    return sum(int(source.read(w).sum()) for w in iter_strips(shape, window_pixels))
 
 
 class MaskSource:

@@ -21,10 +21,10 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NodataShadowWarning, RasterioIOError
-from rasterio.windows import Window as RioWindow
 
 from geoseg.errors import RasterReadError, SceneError
 from geoseg.grid.chips import Window
+from geoseg.grid.windows import PixelWindow
 from geoseg.io.masks import MaskSource, MaskSpec
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -104,8 +104,10 @@ class Scene:
         t = self.transform
         return float(abs(t.a * t.e - t.b * t.d))
 
-    def read(self, window: Window, *, raw: bool = False) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-        """Read a window as ``(bands, rows, cols)`` plus a valid-pixel mask.
+    def read(
+        self, window: PixelWindow | Window, *, raw: bool = False
+    ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """Read ``window`` ``(row, col, height, width)`` as ``(bands, rows, cols)`` plus validity.
 
         Values are float32, or the file's own type with ``raw=True`` (a quarter
         of the memory for uint8). The window may reach past the scene (chips
@@ -113,7 +115,7 @@ class Scene:
         GDAL masks (nodata, alpha, mask band) in any selected band and
         non-finite values; invalid pixels read as 0.
         """
-        r0, c0, h, w = window
+        r0, c0, h, w = PixelWindow(*window)
         rows, cols = self.shape
         dtype = np.dtype(self.dtype) if raw else np.dtype(np.float32)
         rr0, cc0 = max(r0, 0), max(c0, 0)
@@ -121,7 +123,7 @@ class Scene:
         inside = (rr0, cc0, rr1, cc1) == (r0, c0, r0 + h, c0 + w)
         if rr1 <= rr0 or cc1 <= cc0:
             return np.zeros((len(self.bands), h, w), dtype=dtype), np.zeros((h, w), dtype=bool)
-        rio_window = RioWindow(cc0, rr0, cc1 - cc0, rr1 - rr0)
+        rio_window = PixelWindow(rr0, cc0, rr1 - rr0, cc1 - cc0).to_rasterio()
         try:
             ds = _dataset(self.path)
             arr = ds.read(list(self.bands), window=rio_window, out_dtype=dtype)

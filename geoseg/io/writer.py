@@ -27,11 +27,11 @@ from numpy.typing import NDArray
 from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.windows import Window as RioWindow
 
 from geoseg.atomic import clean_stale, remove_quietly, temp_name
 from geoseg.errors import OutputError
 from geoseg.grid.chips import Window
+from geoseg.grid.windows import PixelWindow
 from geoseg.io.styles import qml_path, raster_qml
 from geoseg.schemes import NODATA_CLASS, ClassInfo
 
@@ -190,11 +190,10 @@ class RasterSink:
             remove_quietly(self.tmp)
             raise output_error(path, err) from err
 
-    def write(self, window: Window, values: NDArray[np.uint8]) -> None:
-        """Write ``values`` at ``window`` (row_off, col_off, rows, cols)."""
-        r, c, h, w = window
+    def write(self, window: PixelWindow | Window, values: NDArray[np.uint8]) -> None:
+        """Write ``values`` at ``window`` ``(row, col, height, width)``."""
         try:
-            self.ds.write(values, 1, window=RioWindow(c, r, w, h))
+            self.ds.write(values, 1, window=PixelWindow(*window).to_rasterio())
         except WRITE_ERRORS as err:
             self.abort()
             raise output_error(self.path, err) from err

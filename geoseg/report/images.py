@@ -220,7 +220,7 @@ def class_image(
     """A class raster as a paletted PNG (nodata light gray) and the classes it shows.
 
     Colors come from ``scheme``, else the raster's own scheme (the
-    ``GEOSEG_CLASSES`` tag, read by :func:`geoseg.report.quicklook.classes_of`), else
+    ``GEOSEG_CLASSES`` tag, read by :func:`geoseg.io.classraster.read_scheme`), else
     its class names with generated colors. The legend is left to the page (as
     HTML it stays sharp and searchable at any width).
 
@@ -229,21 +229,22 @@ def class_image(
     RasterReadError
         The raster cannot be read.
     """
-    from geoseg.analysis.stats import class_names
-    from geoseg.report.quicklook import classes_of
+    from geoseg.io.classraster import class_names, read_scheme
 
     path = os.fspath(classes)
     try:
         with rasterio.open(path) as ds:
             shape = fit_shape((ds.height, ds.width), max_width)
             ids = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
-            nodata, own, names = ds.nodata, classes_of(ds), class_names(ds)
+            given = scheme or None  # an explicit scheme wins: the raster's tags are not read
+            own, names = read_scheme(ds, given), class_names(ds, given)
+            nodata = ds.nodata
     except RasterioError as err:
         raise RasterReadError(f"cannot read class raster {path}: {err}; check the path") from err
     ids = np.where(ids == nodata, NODATA_CLASS, ids) if nodata is not None else ids
     ids = np.where((ids < 0) | (ids > NODATA_CLASS), NODATA_CLASS, ids).astype(np.uint8)
     present = sorted({int(v) for v in np.unique(ids)} - {NODATA_CLASS})
-    known = {c.id: c for c in (scheme or own)}
+    known = {c.id: c for c in own}
     shown = tuple(
         known.get(i) or ClassInfo(i, names.get(i) or f"class_{i}", auto_color(i)) for i in present
     )

@@ -185,13 +185,9 @@ def _read(vectors: str | os.PathLike[str], layer: str | None) -> Any:
 
 
 def _raster_scheme(path: str | os.PathLike[str]) -> tuple[ClassInfo, ...]:
-    from geoseg.report.quicklook import classes_of
+    from geoseg.io.classraster import read_scheme
 
-    try:
-        with rasterio.open(path) as ds:
-            return classes_of(ds)
-    except RasterioError as err:
-        raise RasterReadError(f"cannot read class raster {path}: {err}; check the path") from err
+    return read_scheme(os.fspath(path))
 
 
 def _legend(gdf: Any, scheme: Sequence[ClassInfo] | None) -> tuple[LegendEntry, ...]:

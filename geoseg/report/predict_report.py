@@ -105,12 +105,9 @@ def _record_of(source: Any) -> dict[str, Any]:
 
 
 def _scheme(classes: str) -> Any:
-    import rasterio
+    from geoseg.io.classraster import read_scheme
 
-    from geoseg.report.quicklook import classes_of
-
-    with rasterio.open(classes) as ds:
-        return classes_of(ds)
+    return read_scheme(classes)
 
 
 def _summary(report: Report, record: dict[str, Any], table: Any) -> None:

@@ -6,7 +6,6 @@ any scene size costs a few megabytes.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from rasterio.enums import Resampling
 
 from geoseg.atomic import atomic_path
 from geoseg.errors import InputError, RasterReadError
+from geoseg.io.classraster import SchemeSource, open_class_raster, read_scheme
 from geoseg.io.scene import read_masks
 from geoseg.outfile import check_output_file, make_parent
-from geoseg.schemes import NODATA_CLASS, ClassInfo, parse_classes
+from geoseg.schemes import NODATA_CLASS, ClassInfo
 
 
 def _decimated_shape(shape: tuple[int, int], max_size: int) -> tuple[int, int]:
@@ -31,15 +31,11 @@ def _decimated_shape(shape: tuple[int, int], max_size: int) -> tuple[int, int]:
 def read_classes(path: str) -> tuple[NDArray[np.uint8], tuple[ClassInfo, ...]]:
     """Class ids (full resolution) and the class scheme stored in the raster."""
     with rasterio.open(path) as ds:
-        return ds.read(1), classes_of(ds)
+        return ds.read(1), read_scheme(ds)
 
 
-def classes_of(ds: Any) -> tuple[ClassInfo, ...]:
-    """Class scheme from a raster's ``GEOSEG_CLASSES`` tag (or ``class_<id>`` names)."""
-    tag = ds.tags().get("GEOSEG_CLASSES")
-    if tag:
-        return parse_classes(json.loads(tag))
-    return ()
+classes_of = read_scheme
+"""Old name of :func:`geoseg.io.classraster.read_scheme` (the scheme of an open class raster)."""
 
 
 def _true_color(scene: str, rgb_bands: tuple[int, ...] | None, shape: tuple[int, int]) -> Any:
@@ -88,13 +84,19 @@ def quicklook(
     rgb_bands: tuple[int, ...] | None = None,
     max_size: int = 900,
     title: str | None = None,
+    scheme: SchemeSource | None = None,
 ) -> Path:
     """Write a PNG of ``classes`` (beside a true-color ``scene`` if given) with a legend.
+
+    Colors and legend names come from ``scheme`` (a catalog name, YAML path or
+    classes), else the raster's own scheme, else ``class_<id>`` with generated colors.
 
     Raises
     ------
     RasterReadError
         A raster cannot be read.
+    InputError
+        Not a uint8 class raster, an unreadable ``GEOSEG_CLASSES`` tag, an unknown scheme.
     """
     import matplotlib
 
@@ -107,11 +109,10 @@ def quicklook(
     path = os.fspath(classes)
     target = _check_target(out, max_size)
     try:
-        with rasterio.open(path) as ds:
-            _check_class_raster(ds, path)
+        with open_class_raster(path, command="quicklook", uint8=True, hint=_SCENE_HINT) as ds:
             shape = _decimated_shape((ds.height, ds.width), max_size)
             ids = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
-            scheme = _scheme(ds, path)
+            scheme = read_scheme(ds, scheme)
     except rasterio.errors.RasterioIOError as err:
         raise RasterReadError(f"cannot read class raster {path}: {err}") from err
     present = {int(v) for v in np.unique(ids)} - {NODATA_CLASS}
@@ -163,23 +164,7 @@ def _check_target(out: str | os.PathLike[str], max_size: int) -> Path:
     return check_output_file(target, overwrite=True)
 
 
-def _check_class_raster(ds: Any, path: str) -> None:
-    """Refuse a scene or other raster given where a class raster belongs."""
-    if ds.count != 1 or ds.dtypes[0] != "uint8":
-        raise InputError(
-            f"{path} is not a class raster ({ds.count} band(s) of {ds.dtypes[0]}); quicklook "
-            "draws the single-band uint8 *_classes.tif that predict writes — pass the scene "
-            "with --scene to show it beside the classes"
-        )
-
-
-def _scheme(ds: Any, path: str) -> tuple[ClassInfo, ...]:
-    try:
-        return classes_of(ds)
-    except (ValueError, TypeError) as err:  # a GEOSEG_CLASSES tag someone edited
-        raise InputError(
-            f"{path} has an unreadable GEOSEG_CLASSES tag ({err}); fix or remove it"
-        ) from err
+_SCENE_HINT = "; pass the scene with --scene to show it beside the classes"
 
 
 def _auto_color(i: int) -> tuple[int, int, int]:

@@ -13,6 +13,9 @@ are; pixels outside every polygon are not scored. Pixels are counted into one
 :class:`~geoseg.analysis.metrics.ConfusionMatrix` over the whole raster,
 which is reduced once at the end.
 
+Results and their tables, JSON and PNG are in :mod:`geoseg.train.scores`;
+reading rasters and truth windows in :mod:`geoseg.train._truth`.
+
 Class ids are mapped to matrix rows by the class scheme: ``--scheme`` (a catalog
 name or YAML), else the classes embedded in a geoseg class raster. With
 ``classes`` a subset is scored: truth pixels of other classes are ignored and
@@ -21,139 +24,42 @@ predictions of other classes go to an extra ``other`` column (they are errors).
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from geoseg.analysis.metrics import SCORES, ConfusionMatrix
-from geoseg.errors import InputError, RasterReadError
-from geoseg.io.scene import read_masks
-from geoseg.records import write_record
-from geoseg.schemes import ClassInfo, load_scheme, parse_classes
-from geoseg.train.labels import NO_LABEL, UNKNOWN_NAME, is_vector, read_label_polygons
+from geoseg.analysis.metrics import ConfusionMatrix
+from geoseg.errors import InputError
+from geoseg.grid.windows import iter_strips
+from geoseg.io.align import RasterGrid, check_overlap, same_grid, warp_onto
+from geoseg.io.classraster import read_scheme, select_classes
+from geoseg.schemes import ClassInfo
+from geoseg.train._truth import (
+    PolygonTruth,
+    RasterTruth,
+    boxes_overlap,
+    check_class_dtype,
+    open_raster,
+    valid_mask,
+)
+from geoseg.train.labels import UNKNOWN_NAME, is_vector, read_label_polygons
+from geoseg.train.scores import OTHER as OTHER  # these moved to scores in 0.2: re-exported
+from geoseg.train.scores import EvalResult as EvalResult
+from geoseg.train.scores import format_comparison as format_comparison
+from geoseg.train.scores import format_result as format_result
+from geoseg.train.scores import write_json as write_json
+from geoseg.train.scores import write_png as write_png
 
 IGNORE = 255
 """Matrix index of pixels that are not scored."""
 
 WINDOW_PIXELS = 1 << 21
 """Pixels per window read (bounds memory)."""
-
-OTHER = "other"
-
-
-@dataclass
-class EvalResult:
-    """Scores of one prediction against one truth raster."""
-
-    prediction: str
-    truth: str
-    classes: tuple[ClassInfo, ...]
-    matrix: ConfusionMatrix
-    reprojected: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def names(self) -> list[str]:
-        """Row/column names of the confusion matrix."""
-        return self.matrix.names
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready result (NaN scores become ``null``)."""
-        return {
-            "prediction": self.prediction,
-            "truth": self.truth,
-            "truth_reprojected": self.reprojected,
-            "classes": [c.to_dict() for c in self.classes],
-            **self.matrix.to_dict(),
-            **self.extra,
-        }
-
-    def table(self) -> str:
-        """Per-class scores, mIoU, OA and the confusion matrix as plain text."""
-        return format_result(self)
-
-
-# -- reading --------------------------------------------------------------------
-
-
-def _open(path: str | os.PathLike[str], what: str) -> Any:
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    text = os.fspath(path)
-    if not os.path.exists(text) and "://" not in text and not text.startswith("/vsi"):
-        raise RasterReadError(f"{what} raster {text} does not exist; check the path")
-    try:
-        return rasterio.open(text)
-    except RasterioIOError as err:
-        raise RasterReadError(
-            f"cannot open {what} raster {text} ({str(err).splitlines()[0]}); is it a GeoTIFF?"
-        ) from err
-
-
-def _embedded_classes(ds: Any) -> tuple[ClassInfo, ...] | None:
-    text = ds.tags().get("GEOSEG_CLASSES")
-    if not text:
-        return None
-    try:
-        return parse_classes(json.loads(text))
-    except (json.JSONDecodeError, InputError, TypeError):
-        return None
-
-
-def _same_grid(a: Any, b: Any) -> bool:
-    return bool(
-        a.crs == b.crs
-        and a.width == b.width
-        and a.height == b.height
-        and all(
-            math.isclose(x, y, abs_tol=1e-9) for x, y in zip(a.transform, b.transform, strict=True)
-        )
-    )
-
-
-def _check_overlap(pred: Any, truth: Any) -> None:
-    from rasterio.warp import transform_bounds
-
-    if pred.crs is None or truth.crs is None:
-        if _same_grid(pred, truth):
-            return
-        raise InputError(
-            f"{truth.name} or {pred.name} has no CRS and their grids differ, so they cannot be "
-            "aligned; assign a CRS (gdal_edit.py -a_srs) to both"
-        )
-    left, bottom, right, top = transform_bounds(truth.crs, pred.crs, *truth.bounds)
-    p = pred.bounds
-    if left >= p.right or right <= p.left or bottom >= p.top or top <= p.bottom:
-        raise InputError(
-            f"truth {truth.name} and prediction {pred.name} do not overlap (truth bounds in the "
-            f"prediction's CRS: {left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}; prediction: "
-            f"{p.left:.1f}, {p.bottom:.1f}, {p.right:.1f}, {p.top:.1f}); "
-            "pass rasters of the same area"
-        )
-
-
-def _windows(shape: tuple[int, int], window_pixels: int) -> Iterator[Any]:
-    from rasterio.windows import Window
-
-    rows, cols = shape
-    step = max(1, window_pixels // max(cols, 1))
-    for r0 in range(0, rows, step):
-        yield Window(0, r0, cols, min(step, rows - r0))
-
-
-def _valid(ds: Any, band: int, data: NDArray[Any], window: Any) -> NDArray[np.bool_]:
-    ok: NDArray[np.bool_] = read_masks(ds, band, window=window) > 0
-    if ds.nodata is not None and not math.isnan(ds.nodata):
-        ok &= data != ds.nodata
-    return ok
 
 
 def _lookup(ids: Sequence[int], other: int | None) -> NDArray[np.int64]:
@@ -164,37 +70,18 @@ def _lookup(ids: Sequence[int], other: int | None) -> NDArray[np.int64]:
     return table
 
 
-def _check_dtype(ds: Any, what: str) -> None:
-    if ds.dtypes[0] not in ("uint8", "int8", "uint16", "int16", "int32", "uint32"):
-        raise InputError(
-            f"{what} raster {ds.name} holds {ds.dtypes[0]} values, not class ids; pass a class "
-            "raster (integers, e.g. a geoseg *_classes.tif)"
-        )
-
-
 def _resolve_classes(
     pred: Any, scheme: str | os.PathLike[str] | None, classes: Sequence[int | str] | None
 ) -> tuple[tuple[ClassInfo, ...], bool]:
-    infos = load_scheme(scheme) if scheme is not None else _embedded_classes(pred)
-    if infos is None:
+    infos = read_scheme(pred, scheme)
+    if not infos:
         raise InputError(
             f"{pred.name} does not embed a class scheme (not a geoseg class raster); "
             "pass --scheme (e.g. water, nlcd8 or a YAML file)"
         )
     if classes is None:
         return infos, False
-    by_name = {c.name.lower(): c for c in infos}
-    by_id = {c.id: c for c in infos}
-    picked = []
-    for item in classes:
-        text = str(item).strip()
-        c = by_id.get(int(text)) if text.isdigit() else by_name.get(text.lower())
-        if c is None:
-            raise InputError(
-                f"class {text!r} is not in the scheme "
-                f"({', '.join(f'{c.id}={c.name}' for c in infos)}); fix --classes"
-            )
-        picked.append(c)
+    picked = select_classes(infos, classes)
     subset = len(picked) < len(infos)
     return tuple(picked), subset
 
@@ -258,24 +145,32 @@ def evaluate(
             field=field,
             window_pixels=window_pixels,
         )
-    pred = _open(prediction, "prediction")
+    pred = open_raster(prediction, "prediction")
     with pred:
-        tru = _open(truth, "truth")
+        tru = open_raster(truth, "truth")
         with tru:
-            _check_dtype(pred, "prediction")
-            _check_dtype(tru, "truth")
+            check_class_dtype(pred, "prediction")
+            check_class_dtype(tru, "truth")
             infos, subset = _resolve_classes(pred, scheme, classes)
-            _check_overlap(pred, tru)
+            ref = RasterGrid.of(pred)
+            check_overlap(
+                RasterGrid.of(tru),
+                ref,
+                name=f"truth {tru.name}",
+                ref_name=f"prediction {pred.name}",
+            )
             names = [c.name for c in infos] + ([OTHER] if subset else [])
             cm = ConfusionMatrix(len(names), ignore_index=IGNORE, names=names)
             ids = [c.id for c in infos]
-            reproject = not _same_grid(pred, tru)
-            source = _warped(tru, pred) if reproject else tru
+            reproject = not same_grid(pred, tru)
+            # the alpha band marks pixels outside the truth footprint (and its nodata):
+            # without it they would read as 0, a valid class id
+            source = warp_onto(tru, ref, alpha=True) if reproject else tru
             try:
                 _accumulate(
                     cm,
                     pred,
-                    _RasterTruth(source, tru.nodata, reproject),
+                    RasterTruth(source, tru.nodata, reproject),
                     ids,
                     subset,
                     window_pixels,
@@ -293,70 +188,6 @@ def evaluate(
     )
 
 
-def _warped(truth: Any, pred: Any) -> Any:
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    # add_alpha marks pixels outside the truth footprint (and its nodata) as
-    # transparent: without it they would read as 0, a valid class id.
-    return WarpedVRT(
-        truth,
-        crs=pred.crs,
-        transform=pred.transform,
-        width=pred.width,
-        height=pred.height,
-        resampling=Resampling.nearest,
-        add_alpha=True,
-    )
-
-
-class _RasterTruth:
-    """Truth class ids and validity of one window, from a raster (maybe a warped view)."""
-
-    def __init__(self, ds: Any, nodata: float | None, warped: bool) -> None:
-        self.ds, self.nodata, self.warped, self.name = ds, nodata, warped, ds.name
-
-    def read(self, window: Any) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-        t = self.ds.read(1, window=window)
-        if not self.warped:
-            return t, _valid(self.ds, 1, t, window)
-        ok = self.ds.read(self.ds.count, window=window) > 0  # the alpha the warper added
-        if self.nodata is not None and not math.isnan(self.nodata):
-            ok &= t != self.nodata
-        return t, ok
-
-
-class _PolygonTruth:
-    """Truth class ids and validity of one window, rasterized from polygons on the fly."""
-
-    def __init__(self, shapes: list[tuple[Any, int]], transform: Any, name: str) -> None:
-        import shapely
-
-        self.geoms = [g for g, _ in shapes]
-        self.ids = [i for _, i in shapes]
-        self.tree = shapely.STRtree(self.geoms)
-        self.transform, self.name = transform, name
-
-    def read(self, window: Any) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-        import shapely
-        from rasterio.features import rasterize
-        from rasterio.windows import bounds, transform
-
-        shape = (int(window.height), int(window.width))
-        # sorted: where polygons overlap, the later feature wins, as in training labels
-        hits = sorted(self.tree.query(shapely.box(*bounds(window, self.transform))))
-        if not hits:
-            return np.full(shape, NO_LABEL, np.int32), np.zeros(shape, bool)
-        t = rasterize(
-            [(self.geoms[i], self.ids[i]) for i in hits],
-            out_shape=shape,
-            transform=transform(window, self.transform),
-            fill=NO_LABEL,
-            dtype="int32",
-        )
-        return t, t != NO_LABEL
-
-
 def _evaluate_polygons(
     prediction: str | os.PathLike[str],
     truth: str | os.PathLike[str],
@@ -368,15 +199,15 @@ def _evaluate_polygons(
 ) -> EvalResult:
     import shapely
 
-    pred = _open(prediction, "prediction")
+    pred = open_raster(prediction, "prediction")
     with pred:
-        _check_dtype(pred, "prediction")
+        check_class_dtype(pred, "prediction")
         infos, subset = _resolve_classes(pred, scheme, classes)
         shapes = read_label_polygons(
             os.fspath(truth),
             pred.crs,
             field,
-            load_scheme(scheme) if scheme is not None else (_embedded_classes(pred) or infos),
+            read_scheme(pred, scheme),
             field_option="--field",
         )
         unknown = [g for g, i in shapes if i == UNKNOWN_NAME]
@@ -387,7 +218,7 @@ def _evaluate_polygons(
                 "attribute or pass --scheme"
             )
         p = pred.bounds
-        if not shapes or not _boxes_overlap(
+        if not shapes or not boxes_overlap(
             shapely.total_bounds([g for g, _ in shapes]), (p.left, p.bottom, p.right, p.top)
         ):
             raise InputError(
@@ -396,7 +227,7 @@ def _evaluate_polygons(
             )
         names = [c.name for c in infos] + ([OTHER] if subset else [])
         cm = ConfusionMatrix(len(names), ignore_index=IGNORE, names=names)
-        source = _PolygonTruth(shapes, pred.transform, os.fspath(truth))
+        source = PolygonTruth(shapes, pred.transform, os.fspath(truth))
         _accumulate(cm, pred, source, [c.id for c in infos], subset, window_pixels)
     _check_counted(cm, prediction, truth)
     return EvalResult(
@@ -407,10 +238,6 @@ def _evaluate_polygons(
         reprojected=False,
         extra={"truth_polygons": len(shapes), "field": field},
     )
-
-
-def _boxes_overlap(a: Sequence[float], b: Sequence[float]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _check_counted(
@@ -426,17 +253,17 @@ def _check_counted(
 def _accumulate(
     cm: ConfusionMatrix,
     pred: Any,
-    truth: _RasterTruth | _PolygonTruth,
+    truth: RasterTruth | PolygonTruth,
     ids: list[int],
     subset: bool,
     window_pixels: int,
 ) -> None:
     pred_lut = _lookup(ids, len(ids) if subset else None)
     truth_lut = _lookup(ids, None)
-    for window in _windows((pred.height, pred.width), window_pixels):
+    for window in iter_strips((pred.height, pred.width), window_pixels):
         p = pred.read(1, window=window)
         t, ok = truth.read(window)
-        ok &= _valid(pred, 1, p, window)
+        ok &= valid_mask(pred, 1, p, window)
         _check_range(p[ok], "prediction", pred.name)
         _check_range(t[ok], "truth", truth.name)
         t_idx = truth_lut[t.astype(np.int64).clip(0, 255)]
@@ -463,100 +290,6 @@ def _check_known(idx: NDArray[np.int64], raw: NDArray[Any], what: str, name: str
             f"{what} {name} holds class ids {bad} that are not in the scheme; pass --classes to "
             "score a subset or --scheme for the right scheme"
         )
-
-
-# -- presentation ---------------------------------------------------------------
-
-
-def _fmt(v: float | None) -> str:
-    return "   -  " if v is None or math.isnan(v) else f"{v:6.3f}"
-
-
-def format_result(res: EvalResult) -> str:
-    """Text table: per-class scores, mIoU, OA, confusion matrix (rows truth)."""
-    cm = res.matrix
-    pc = cm.per_class()
-    width = max(8, *(len(n) for n in cm.names))
-    head = f"{'class':<{width}}  {'support':>10}  " + "  ".join(f"{k:>9}" for k in SCORES)
-    lines = [head, "-" * len(head)]
-    for i, name in enumerate(cm.names):
-        if name == OTHER:
-            continue
-        scores = "  ".join(f"{_fmt(pc[k][i]):>9}" for k in SCORES)
-        lines.append(f"{name:<{width}}  {int(cm.support[i]):>10}  {scores}")
-    lines += [
-        "",
-        f"mIoU {_fmt(cm.miou).strip()}   overall accuracy {_fmt(cm.overall_accuracy).strip()}   "
-        f"pixels {cm.total}" + ("   (truth reprojected, nearest)" if res.reprojected else ""),
-        "",
-        "confusion matrix (rows: truth, columns: prediction)",
-    ]
-    m = cm.matrix
-    cw = max(width, *(len(str(v)) for v in m.ravel()))
-    lines.append(f"{'':<{width}}  " + "  ".join(f"{n:>{cw}}" for n in cm.names))
-    for i, name in enumerate(cm.names):
-        if name == OTHER:
-            continue
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{int(v):>{cw}}" for v in m[i]))
-    return "\n".join(lines)
-
-
-def write_json(results: EvalResult | Sequence[EvalResult], path: str | os.PathLike[str]) -> Path:
-    """Write one result (an object) or several (a list) as JSON, atomically."""
-    if isinstance(results, EvalResult):
-        doc: Any = results.to_dict()
-    else:
-        doc = [r.to_dict() for r in results]
-    return write_record(path, doc)
-
-
-def write_png(
-    results: EvalResult | Sequence[EvalResult],
-    path: str | os.PathLike[str],
-    *,
-    titles: Sequence[str] | None = None,
-) -> Path:
-    """Confusion matrices as a PNG: colors are row-normalized (recall), cells show counts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geoseg.atomic import atomic_path
-
-    items = [results] if isinstance(results, EvalResult) else list(results)
-    n = len(items)
-    k = max(len(r.names) for r in items)
-    fig, axes = plt.subplots(
-        1, n, figsize=(1.2 + 0.9 * k * n + 0.6 * n, 1.6 + 0.8 * k), squeeze=False
-    )
-    for j, (res, ax) in enumerate(zip(items, axes[0], strict=True)):
-        m = res.matrix.matrix.astype(np.float64)
-        rows = m.sum(axis=1, keepdims=True)
-        frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-        ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
-        for (r, c), v in np.ndenumerate(m):
-            ax.text(
-                c,
-                r,
-                f"{int(v)}\n{frac[r, c]:.0%}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if frac[r, c] > 0.6 else "black",
-            )
-        ax.set_xticks(range(len(res.names)), res.names, rotation=45, ha="right")
-        ax.set_yticks(range(len(res.names)), res.names)
-        ax.set_xlabel("prediction")
-        ax.set_ylabel("truth")
-        title = titles[j] if titles else Path(res.prediction).name
-        ax.set_title(f"{title}\nmIoU {_fmt(res.matrix.miou).strip()}", fontsize=9)
-    fig.tight_layout()
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(str(tmp), dpi=110, format="png")
-    plt.close(fig)
-    return out
 
 
 # -- several bundles on one scene ----------------------------------------------
@@ -659,22 +392,3 @@ def _unique_labels(names: Sequence[str]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
     return out
-
-
-def format_comparison(results: Sequence[EvalResult]) -> str:
-    """One row per model: mIoU, OA and per-class IoU / F1."""
-    names = [n for n in results[0].names if n != OTHER]
-    cols = ["mIoU", "OA"] + [f"IoU {n}" for n in names] + [f"F1 {n}" for n in names]
-    labels = [str(r.extra.get("model", Path(r.prediction).name)) for r in results]
-    width = max(5, *(len(m) for m in labels))
-    cw = max(8, *(len(c) for c in cols))
-    lines = [f"{'model':<{width}}  " + "  ".join(f"{c:>{cw}}" for c in cols)]
-    lines.append("-" * len(lines[0]))
-    for label, r in zip(labels, results, strict=True):
-        pc = r.matrix.per_class()
-        idx = [r.names.index(n) for n in names]
-        vals = [r.matrix.miou, r.matrix.overall_accuracy]
-        vals += [pc["iou"][i] for i in idx] + [pc["f1"][i] for i in idx]
-        lines.append(f"{label:<{width}}  " + "  ".join(f"{_fmt(v):>{cw}}" for v in vals))
-    lines.append(f"\npixels scored: {results[0].matrix.total} (truth {results[0].truth})")
-    return "\n".join(lines)

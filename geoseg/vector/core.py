@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -11,16 +10,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from geoseg.errors import InputError, OutputError
+from geoseg.errors import OutputError
+from geoseg.io.classraster import SchemeSource, load_class_scheme, read_scheme
 from geoseg.io.styles import qml_path, style_vector_output
 from geoseg.outfile import check_output_file
-from geoseg.schemes import ClassInfo, parse_classes
+from geoseg.schemes import ClassInfo
 from geoseg.vector import geometry
 from geoseg.vector.geometry import (
     _areas,
@@ -61,19 +60,6 @@ class VectorizeResult:
     seconds: float
 
 
-def _style_scheme(ds: Any, classes: Sequence[ClassInfo] | None) -> tuple[ClassInfo, ...]:
-    """The class scheme to style the output with: ``classes``, else the raster's tag."""
-    if classes is not None:
-        return tuple(classes)
-    tag = ds.tags().get("GEOSEG_CLASSES")
-    if not tag:
-        return ()  # no colors known: the output is left unstyled
-    try:
-        return tuple(parse_classes(json.loads(tag)))
-    except (ValueError, TypeError, InputError):
-        return ()
-
-
 def _style_sidecar(
     out: Path, layer: str, scheme: Sequence[ClassInfo], *, overwrite: bool = False
 ) -> None:
@@ -107,7 +93,7 @@ def vectorize(
     out: str | os.PathLike[str],
     *,
     layer: str | None = None,
-    classes: Sequence[ClassInfo] | None = None,
+    classes: SchemeSource | None = None,
     connectivity: int = 4,
     block: int = 1024,
     class_ids: Sequence[int] | None = None,
@@ -140,8 +126,9 @@ def vectorize(
     layer
         Layer name; defaults to the raster's file stem.
     classes
-        Class scheme for ``class_name``; defaults to the raster's
-        ``GEOSEG_CLASSES`` tag, else names ``class_<id>``.
+        Class scheme for ``class_name`` and the style: the classes, or a catalog
+        name or YAML path (``--scheme``); defaults to the raster's scheme
+        (:func:`geoseg.io.classraster.class_names`), else names ``class_<id>``.
     connectivity
         4 (edge neighbours) or 8 (corners too; regions touching only at a
         corner become one MultiPolygon, so every geometry stays valid).
@@ -245,6 +232,8 @@ def vectorize(
     )
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    if classes is not None:  # a catalog name or YAML path is read once, before any work
+        classes = load_class_scheme(classes)
     final = final_name(out)  # predict hands over a staged name: write it in place
     if final == out:
         _check_folder(out)
@@ -281,7 +270,7 @@ def vectorize(
             tally=tally,
             to_wgs84=_wgs84(grid) if fmt == "GeoJSON" else None,
         )
-        scheme = _style_scheme(ds, classes) if style else ()
+        scheme = read_scheme(ds, classes) if style else ()
         finish = None
         if scheme and driver == "GPKG":
             finish = partial(style_vector_output, layer=layer, classes=scheme)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -18,8 +17,9 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 
-from geoseg.errors import InputError, RasterReadError, VectorizeError
-from geoseg.schemes import NODATA_CLASS, ClassInfo, parse_classes
+from geoseg.errors import RasterReadError, VectorizeError
+from geoseg.io.classraster import SchemeSource, class_names, open_class_raster
+from geoseg.schemes import NODATA_CLASS
 
 log = logging.getLogger(__name__)
 
@@ -115,26 +115,19 @@ def _check_options(
 
 
 def _open_raster(raster: str | os.PathLike[str]) -> Any:
-    try:
-        ds = rasterio.open(raster)
-    except RasterioError as err:
-        raise RasterReadError(f"cannot open class raster {raster}: {err}; check the path") from err
-    if ds.count != 1 or ds.dtypes[0] != "uint8":
-        ds.close()
-        raise VectorizeError(
-            f"{raster} has {ds.count} band(s) of {ds.dtypes[0]}; vectorize needs a single-band "
-            "uint8 class raster such as the *_classes.tif that predict writes"
-        )
-    if ds.crs is None:
-        ds.close()
-        raise VectorizeError(f"{raster} has no CRS; assign one (gdal_edit.py -a_srs EPSG:…) first")
-    return ds
+    return open_class_raster(
+        raster,
+        command="vectorize",
+        crs_reason="so polygons cannot be placed",
+        uint8=True,
+        error=VectorizeError,
+    )
 
 
 def _grid_for(
     ds: Any,
     *,
-    classes: Sequence[ClassInfo] | None,
+    classes: SchemeSource | None,
     class_ids: Sequence[int] | None,
     block: int,
     connectivity: int,
@@ -208,13 +201,6 @@ def _open_confidence(path: str | os.PathLike[str], ds: Any) -> Any:
     return conf
 
 
-def _class_names(ds: Any, classes: Sequence[ClassInfo] | None) -> tuple[str, ...]:
-    if classes is None and "GEOSEG_CLASSES" in ds.tags():
-        try:
-            classes = parse_classes(json.loads(ds.tags()["GEOSEG_CLASSES"]))
-        except (ValueError, TypeError, InputError) as err:
-            raise VectorizeError(
-                f"{ds.name} has an unreadable GEOSEG_CLASSES tag ({err}); pass classes= explicitly"
-            ) from err
-    names = {c.id: c.name for c in classes or ()}
+def _class_names(ds: Any, classes: SchemeSource | None) -> tuple[str, ...]:
+    names = class_names(ds, classes)
     return tuple(names.get(i, f"class_{i}") for i in range(NODATA_CLASS))

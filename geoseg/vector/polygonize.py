@@ -19,6 +19,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from geoseg.errors import RasterReadError
+from geoseg.grid.windows import block_window
 from geoseg.vector.geometry import _as_multi, _close_rings, _open_rings, _previous
 from geoseg.vector.grid import Geoms, _Grid
 
@@ -50,15 +51,15 @@ class _Released(NamedTuple):
 
 
 def _read_block(ds: Any, grid: _Grid, index: tuple[int, int], confidence: Any = None) -> _Block:
-    r0, c0 = index[0] * grid.block, index[1] * grid.block
-    h, w = min(grid.block, grid.shape[0] - r0), min(grid.block, grid.shape[1] - c0)
-    data = _read(ds, Window(c0, r0, w, h))
+    window = block_window(grid.shape, grid.block, index)
+    r0, c0 = window.row, window.col
+    data = _read(ds, window.to_rasterio())
     labels, label_class = _label(data, grid.selected, grid.connectivity)
     pieces = _polygonize(labels, offset=(r0, c0), multipart=grid.connectivity == 8)
     n = len(label_class)
     conf = np.zeros((2, n))
     if confidence is not None:
-        values = _read(confidence, Window(c0, r0, w, h))
+        values = _read(confidence, window.to_rasterio())
         ok = (labels > 0) & (values != (255 if confidence.nodata is None else confidence.nodata))
         conf[0] = np.bincount(labels[ok], weights=values[ok], minlength=n)
         conf[1] = np.bincount(labels[ok], minlength=n)

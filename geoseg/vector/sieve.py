@@ -38,10 +38,10 @@ import numpy as np
 import rasterio
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
-from rasterio.windows import Window
 
 from geoseg.atomic import remove_quietly, temp_name
 from geoseg.errors import RasterReadError, VectorizeError
+from geoseg.grid.windows import PixelWindow, block_window, grow_window
 from geoseg.schemes import NODATA_CLASS
 from geoseg.vector.geometry import pixel_areas
 from geoseg.vector.grid import _Grid
@@ -140,35 +140,26 @@ def _sieve_round(
     with rasterio.open(dst_path, "w", **profile) as dst:
         for r in range(n_rows):
             for c in range(n_cols):
-                core = _core(grid, r, c)
+                core = block_window(grid.shape, grid.block, (r, c))
                 data, inner = _read_halo(src, grid, core, halo)
                 new = sieve_window(data, grid, valid, core=core, inner=inner, min_area=min_area)
                 changed |= bool(np.any(new != data[inner]))
-                row0, col0, h, w = core
-                dst.write(new, 1, window=Window(col0, row0, w, h))
+                dst.write(new, 1, window=core.to_rasterio())
     return changed
-
-
-def _core(grid: _Grid, r: int, c: int) -> tuple[int, int, int, int]:
-    """Rows and columns of block (r, c): (row_off, col_off, rows, cols)."""
-    r0, c0 = r * grid.block, c * grid.block
-    return r0, c0, min(grid.block, grid.shape[0] - r0), min(grid.block, grid.shape[1] - c0)
 
 
 def _read_halo(
     src: Any, grid: _Grid, core: tuple[int, int, int, int], halo: int
 ) -> tuple[NDArray[np.uint8], tuple[slice, slice]]:
     """The block with ``halo`` pixels around it (clipped to the raster); where the block is."""
-    r0, c0, h, w = core
-    top, left = max(0, r0 - halo), max(0, c0 - halo)
-    bottom, right = min(grid.shape[0], r0 + h + halo), min(grid.shape[1], c0 + w + halo)
+    grown, inner = grow_window(PixelWindow(*core), halo, grid.shape)
     try:
-        data = src.read(1, window=Window(left, top, right - left, bottom - top))
+        data = src.read(1, window=grown.to_rasterio())
     except RasterioError as err:
         raise RasterReadError(
-            f"cannot read {src.name} at rows {top}.., cols {left}..: {err}"
+            f"cannot read {src.name} at rows {grown.row}.., cols {grown.col}..: {err}"
         ) from err
-    return data, (slice(r0 - top, r0 - top + h), slice(c0 - left, c0 - left + w))
+    return data, inner
 
 
 def sieve_window(
