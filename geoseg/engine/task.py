@@ -130,21 +130,12 @@ class _Sums:
         self.weights = np.zeros((h, w), dtype=np.int32)
 
 
-def block_window(grid: ChipGrid, block: Block) -> Window:
-    """The union of a block's chips (may reach past the scene for padded chips)."""
-    r0 = grid.row_starts[block.row_chips[0]]
-    c0 = grid.col_starts[block.col_chips[0]]
-    h = grid.row_starts[block.row_chips[-1]] + grid.chip - r0
-    w = grid.col_starts[block.col_chips[-1]] + grid.chip - c0
-    return r0, c0, h, w
-
-
 def run_block(job: PredictJob, block: Block, predictor: Predictor) -> BlockResult:
     """Read a block's pixels from the job's scene and :func:`infer_block` them."""
     if job.scene is None:
         raise RuntimeError("run_block needs a job with a scene; use infer_block with pixels")
     t0 = time.perf_counter()
-    data, valid = job.scene.read(block_window(job.grid, block), raw=True)
+    data, valid = job.scene.read(job.grid.block_window(block), raw=True)
     return infer_block(job, block, data, valid, predictor, read_seconds=time.perf_counter() - t0)
 
 
@@ -159,12 +150,12 @@ def infer_block(
 ) -> BlockResult:
     """Infer a block's chips and turn them into final and partial cells.
 
-    ``data``/``valid`` cover :func:`block_window`. Cells covered by one chip take
+    ``data``/``valid`` cover :meth:`ChipGrid.block_window`. Cells covered by one chip take
     that chip's prediction directly (argmax, no blending arithmetic); cells
     covered by several chips get fixed-point weighted sums.
     """
     g = job.grid
-    r0, c0 = block_window(g, block)[:2]
+    r0, c0 = g.block_window(block)[:2]
     t_read = read_seconds
     if job.normalizer.may_overflow(data.dtype):
         # a value the float32 model input cannot hold (float64 1e300) is nodata,

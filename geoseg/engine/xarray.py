@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geoseg.engine.resources import check_chip
-from geoseg.engine.task import BlockResult, PredictJob, block_window, infer_block
+from geoseg.engine.task import BlockResult, PredictJob, infer_block
 from geoseg.errors import InputError, MissingDependencyError
 from geoseg.grid.blend import fixed_point_scale
 from geoseg.grid.chips import Block, BlockPlan, Cell, ChipGrid
@@ -65,7 +65,7 @@ def _block_task(
 
         if torch.get_num_threads() != 1:  # one task per scheduler thread
             torch.set_num_threads(1)
-    _, _, h, w = block_window(job.grid, block)
+    _, _, h, w = job.grid.block_window(block)
     data = np.zeros((arr.shape[0], h, w), dtype=arr.dtype)
     valid = np.zeros((h, w), dtype=bool)
     dr, dc = offset
@@ -163,7 +163,7 @@ def predict_xarray(
     bundle_d = dask.delayed(bundle, traverse=False)
     results = {}
     for blk in plan.blocks():
-        r0, c0, h, w = block_window(grid, blk)
+        r0, c0, h, w = grid.block_window(blk)
         rr0, cc0 = max(r0, 0), max(c0, 0)
         part = src[:, rr0 : min(r0 + h, rows), cc0 : min(c0 + w, cols)]
         results[blk.index] = dask.delayed(_block_task, pure=True)(

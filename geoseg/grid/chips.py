@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 from geoseg.errors import ChipGridError
 from geoseg.grid.windows import PixelWindow
 
-Window = tuple[int, int, int, int]
-"""A pixel window ``(row, col, height, width)`` as a plain tuple.
-
-:class:`~geoseg.grid.windows.PixelWindow` is the same tuple with named fields (and is
-what :class:`Cell` holds); this alias stays for code that builds bare tuples.
-"""
+Window = PixelWindow
+"""A pixel window ``(row, col, height, width)``: :class:`~geoseg.grid.windows.PixelWindow`,
+a tuple whose field names say the axis order (rasterio's ``Window`` is columns first)."""
 
 
 def chip_starts(n: int, chip: int, stride: int) -> tuple[int, ...]:
@@ -111,6 +108,14 @@ class ChipGrid:
 
     def __len__(self) -> int:
         return len(self.row_starts) * len(self.col_starts)
+
+    def block_window(self, block: Block) -> PixelWindow:
+        """The union of a block's chips (may reach past the scene for padded chips)."""
+        r0 = self.row_starts[block.row_chips[0]]
+        c0 = self.col_starts[block.col_chips[0]]
+        h = self.row_starts[block.row_chips[-1]] + self.chip - r0
+        w = self.col_starts[block.col_chips[-1]] + self.chip - c0
+        return PixelWindow(r0, c0, h, w)
 
     def max_cover(self) -> int:
         """Most chips that can cover one pixel (bounds the blending sums)."""

@@ -23,7 +23,6 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NodataShadowWarning, RasterioIOError
 
 from geoseg.errors import RasterReadError, SceneError
-from geoseg.grid.chips import Window
 from geoseg.grid.windows import PixelWindow
 from geoseg.io.masks import MaskSource, MaskSpec
 
@@ -105,7 +104,7 @@ class Scene:
         return float(abs(t.a * t.e - t.b * t.d))
 
     def read(
-        self, window: PixelWindow | Window, *, raw: bool = False
+        self, window: PixelWindow, *, raw: bool = False
     ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """Read ``window`` ``(row, col, height, width)`` as ``(bands, rows, cols)`` plus validity.
 

@@ -30,7 +30,6 @@ from rasterio.errors import RasterioError
 
 from geoseg.atomic import clean_stale, remove_quietly, temp_name
 from geoseg.errors import OutputError
-from geoseg.grid.chips import Window
 from geoseg.grid.windows import PixelWindow
 from geoseg.io.styles import qml_path, raster_qml
 from geoseg.schemes import NODATA_CLASS, ClassInfo
@@ -190,7 +189,7 @@ class RasterSink:
             remove_quietly(self.tmp)
             raise output_error(path, err) from err
 
-    def write(self, window: PixelWindow | Window, values: NDArray[np.uint8]) -> None:
+    def write(self, window: PixelWindow, values: NDArray[np.uint8]) -> None:
         """Write ``values`` at ``window`` ``(row, col, height, width)``."""
         try:
             self.ds.write(values, 1, window=PixelWindow(*window).to_rasterio())

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geoseg.errors import SceneError
+from geoseg.grid.windows import PixelWindow, iter_strips
 from geoseg.models.bundle import ModelBundle
 from geoseg.models.kinds import finish_meta
 from geoseg.models.schema import FORMAT, FORMAT_VERSION
@@ -147,9 +148,8 @@ def scene_index_histogram(
     counts = np.zeros(bins, dtype=np.int64)
     normalizer = build_normalizer(bundle.meta["normalization"])
     rows, cols = scene.shape
-    step = max(1, strip_pixels // max(cols, 1))
-    for r0 in range(0, rows, step):
-        data, valid = scene.read((r0, 0, min(step, rows - r0), cols))
+    for strip in iter_strips(scene.shape, strip_pixels):
+        data, valid = scene.read(PixelWindow.from_rasterio(strip))
         x = normalizer(data)
         ok = valid & ((x[0] + x[1]) != 0)
         idx = compute_index(spec["name"], x)[ok]
