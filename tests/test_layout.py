@@ -72,22 +72,11 @@ KNOWN: dict[str, str] = {
     # Removed by the pipeline/ step of issue 17.
     "cycle: geoseg.pipeline.predict -> geoseg.pipeline.batch": "predict uses batch helpers",
     "cycle: geoseg.pipeline.outputs -> geoseg.pipeline.batch": "outputs uses the manifest",
-    # workflows/: the runner imports each kind, each kind imports the runner's RunContext.
-    # Removed by the workflows/ step (RunContext into workflows/context.py, a registry).
-    "cycle: geoseg.workflows.runner -> geoseg.workflows.batch": "the runner's dispatch",
-    "cycle: geoseg.workflows.runner -> geoseg.workflows.deforestation": "the runner's dispatch",
-    "cycle: geoseg.workflows.runner -> geoseg.workflows.flood": "the runner's dispatch",
-    "cycle: geoseg.workflows.runner -> geoseg.workflows.landcover": "the runner's dispatch",
-    # the library depends on the CLI because cluster start-up lives in cli/options.py.
-    # Removed by the workflows/ step (dask_client moves to engine/cluster.py).
-    "layer: geoseg.workflows.runner -> geoseg.cli.options": "dask_client",
     # the root package for the version or the public functions.
-    # Removed by the workflows/ step, by versions.py keeping the version string (which
-    # geoseg/__init__.py then re-exports) and by report/builder.py asking versions().
+    # To be removed by versions.py keeping the version string (which geoseg/__init__.py
+    # then re-exports) and by report/builder.py asking versions().
     "root: geoseg.versions -> geoseg": "reads geoseg.__version__",
     "root: geoseg.report.builder -> geoseg": "reads geoseg.__version__",
-    "root: geoseg.workflows.batch -> geoseg": "geoseg.predict",
-    "root: geoseg.workflows.steps -> geoseg": "geoseg.predict, geoseg.vectorize",
 }
 
 
@@ -544,3 +533,16 @@ def test_root_functions_survive_their_old_module_paths(name: str) -> None:
     value = getattr(geoseg, name)
     assert callable(value) and not isinstance(value, type(sys))
     assert value.__name__ == name
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("geoseg.cli.options", "geoseg.engine.cluster", "dask_client"),
+        ("geoseg.workflows.runner", "geoseg.workflows.context", "RunContext"),
+        ("geoseg.workflows.runner", "geoseg.workflows.context", "StepRecord"),
+    ],
+)
+def test_moved_names_stay_importable_from_their_old_module(old: str, new: str, name: str) -> None:
+    old_value = getattr(importlib.import_module(old), name)
+    assert old_value is getattr(importlib.import_module(new), name)
