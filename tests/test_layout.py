@@ -546,3 +546,23 @@ def test_root_functions_survive_their_old_module_paths(name: str) -> None:
 def test_moved_names_stay_importable_from_their_old_module(old: str, new: str, name: str) -> None:
     old_value = getattr(importlib.import_module(old), name)
     assert old_value is getattr(importlib.import_module(new), name)
+
+
+def test_design_md_draws_the_same_map() -> None:
+    """DESIGN.md's table of packages and the arrows it allows is :data:`ALLOWED`."""
+    text = (REPO / "DESIGN.md").read_text(encoding="utf-8")
+    table = text.split("<!-- layout-map")[1].split("<!-- /layout-map -->")[0]
+    drawn: dict[str, frozenset[str]] = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) != 3 or cells[0] in ("package", "---"):
+            continue
+        package, _, may = cells
+        if may == "everything":
+            drawn[package] = frozenset(ALLOWED) - {package}
+        elif may == "everything but cli":
+            drawn[package] = frozenset(ALLOWED) - {package, "cli"}
+        else:
+            drawn[package] = frozenset(m.strip() for m in may.split(",")) - {"—"}
+    assert drawn == ALLOWED
+    assert list(drawn) == list(ALLOWED), "keep the table in the order of ALLOWED"
