@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from geoseg.workflows.context import StepRecord
 from geoseg.workflows.runner import WorkflowResult, run_workflow
+from geoseg.workflows.sections import EngineSpec
 from geoseg.workflows.spec import (
     KINDS,
     BatchSpec,
     DeforestationSpec,
-    EngineSpec,
     FloodSpec,
     LandcoverSpec,
     Workflow,

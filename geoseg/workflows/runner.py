@@ -34,7 +34,8 @@ from geoseg.workflows import batch, deforestation, flood, landcover
 from geoseg.workflows.context import Progress as Progress
 from geoseg.workflows.context import RunContext as RunContext
 from geoseg.workflows.context import StepRecord as StepRecord
-from geoseg.workflows.spec import EngineSpec, Workflow, load_workflow
+from geoseg.workflows.sections import EngineSpec
+from geoseg.workflows.spec import Workflow, load_workflow
 
 RECORD = "workflow_run.json"
 REPORT = "report.html"
