@@ -541,6 +541,10 @@ def test_root_functions_survive_their_old_module_paths(name: str) -> None:
         ("geoseg.cli.options", "geoseg.engine.cluster", "dask_client"),
         ("geoseg.workflows.runner", "geoseg.workflows.context", "RunContext"),
         ("geoseg.workflows.runner", "geoseg.workflows.context", "StepRecord"),
+        ("geoseg.workflows.spec", "geoseg.workflows.sections", "EngineSpec"),
+        ("geoseg.workflows.spec", "geoseg.workflows.sections", "DatedScene"),
+        ("geoseg.yamlspec", "geoseg.yamlsafe", "safe_load"),
+        ("geoseg.yamlspec", "geoseg.yamlsafe", "MAX_ALIAS_NODES"),
     ],
 )
 def test_moved_names_stay_importable_from_their_old_module(old: str, new: str, name: str) -> None:
