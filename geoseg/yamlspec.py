@@ -17,11 +17,10 @@ goes:
   (``wf.yaml line 4: inputs.pre: file ../data/x.tif does not exist …``).
 
 The YAML may come from someone else (a shared workflow, a config in a
-repository), so parsing is bounded: anchors and aliases may repeat at most
-:data:`MAX_ALIAS_NODES` nodes in all (a "billion laughs" document of a few
-hundred bytes would otherwise expand to 10⁹ nodes), an alias may not contain
-itself, documents nest at most :data:`MAX_DEPTH` levels, and integers have at
-most 4300 digits; each is refused with one line naming the file.
+repository), so parsing is bounded (aliases, depth, integer size): see
+:mod:`geoseg.yamlsafe`, which this module builds on. What is left here
+(about 430 lines) is one job, the typed walk from a document to dataclasses:
+most of it is :class:`_Builder`'s one method per kind of type.
 
 Supported types: ``Any``, ``bool``, ``int``, ``float`` (ints accepted), ``str``
 (numbers accepted: ``date: 2020``), ``None``, ``Literal[...]``, unions
@@ -69,14 +68,15 @@ from geoseg.errors import (
     SpecError as SpecError,  # re-exported: defined in errors since 0.2
 )
 
-T = TypeVar("T")
-KeyPath = tuple[str, ...]
+# moved to geoseg.yamlsafe in 0.2 (bounded parsing); importable from here for one release
+from geoseg.yamlsafe import MAX_ALIAS_NODES as MAX_ALIAS_NODES
+from geoseg.yamlsafe import MAX_DEPTH as MAX_DEPTH
+from geoseg.yamlsafe import KeyPath, parse_yaml
+from geoseg.yamlsafe import check_size as check_size
+from geoseg.yamlsafe import key_lines as key_lines
+from geoseg.yamlsafe import safe_load as safe_load
 
-MAX_ALIAS_NODES = 10_000
-"""How many nodes aliases (``*name``) may add to a document in all, beyond the nodes written
-out. Repeating a section a few times costs tens of nodes; exponential nesting is refused."""
-MAX_DEPTH = 64
-"""How deeply mappings and lists may nest (real specs use fewer than 10 levels)."""
+T = TypeVar("T")
 _MAX_INT = 10**18 - 1
 
 
@@ -162,28 +162,6 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
-def key_lines(node: Any, prefix: KeyPath = ()) -> dict[KeyPath, int]:
-    """1-based line of every mapping key and sequence item in a composed YAML node tree.
-
-    An alias is walked once per use, so the tree must have passed :func:`check_size`
-    (as every tree :func:`read_yaml` and :func:`loads` parse has).
-    """
-    import yaml
-
-    out: dict[KeyPath, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            path = (*prefix, str(k.value))
-            out[path] = k.start_mark.line + 1
-            out.update(key_lines(v, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            path = (*prefix, str(i))
-            out[path] = v.start_mark.line + 1
-            out.update(key_lines(v, path))
-    return out
-
-
 def read_yaml(path: str | os.PathLike[str], *, what: str = "spec") -> tuple[Any, Source]:
     """Parse a YAML file safely; return the document and its :class:`Source`.
 
@@ -199,132 +177,8 @@ def read_yaml(path: str | os.PathLike[str], *, what: str = "spec") -> tuple[Any,
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"cannot read {what} file {p} ({err}); check the file") from err
-    doc, lines = _parse(text, str(p))
+    doc, lines = parse_yaml(text, str(p))
     return doc, Source(str(p), lines, p.resolve().parent)
-
-
-def safe_load(text: str, name: str = "YAML") -> Any:
-    r"""``yaml.safe_load`` with this module's bounds (aliases, depth), for any untrusted YAML.
-
-    Raises
-    ------
-    SpecError
-        Not valid YAML, or a document past the bounds (see the module notes); the
-        message starts with ``name``.
-
-    Examples
-    --------
-    >>> safe_load("a: &x [1, 2]\nb: *x\n")
-    {'a': [1, 2], 'b': [1, 2]}
-    >>> safe_load("date: 2021-06-03")  # dates stay the text written
-    {'date': '2021-06-03'}
-    """
-    return _parse(text, name)[0]
-
-
-def _loader(text: str) -> Any:
-    """A SafeLoader that keeps dates and timestamps as the text written (``2021-06-03``).
-
-    Specs type their dates as years or ISO text (geoseg.change.date_axis parses them);
-    YAML would otherwise turn an unquoted date into a ``datetime.date`` no field takes.
-    """
-    import yaml
-
-    class _Loader(yaml.SafeLoader):  # type: ignore[misc]
-        pass
-
-    _Loader.add_constructor(
-        "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-    )
-    return _Loader(text)
-
-
-def _parse(text: str, name: str) -> tuple[Any, dict[KeyPath, int]]:
-    """Compose once, check the node graph's size, then take lines and objects from it."""
-    import yaml
-
-    loader = _loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}
-        check_size(node, name)
-        lines = key_lines(node)  # before construction: merge keys (<<) rewrite the nodes
-        return loader.construct_document(node), lines
-    except SpecError:
-        raise
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{name} line {mark.line + 1}" if mark is not None else name
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpecError(f"{where}: not valid YAML ({problem}); fix the syntax") from err
-    except RecursionError as err:  # the composer recurses once per level
-        raise SpecError(
-            f"{name}: YAML nested more than {MAX_DEPTH} levels deep; flatten the document"
-        ) from err
-    except ValueError as err:  # a bad date, or an integer longer than Python converts
-        problem = str(err).split(";")[0]
-        raise SpecError(f"{name}: a YAML value cannot be read ({problem}); fix the value") from err
-    finally:
-        loader.dispose()
-
-
-def check_size(root: Any, name: str = "spec") -> int:
-    """Check a composed YAML node graph before anything walks it; return its expanded size.
-
-    The composer shares one node for an anchor and all its aliases, so the graph is small
-    while the document it stands for can be exponential (or, with an alias inside its own
-    anchor, infinite). Sizes are computed once per distinct node.
-
-    Raises
-    ------
-    SpecError
-        The aliases add more than :data:`MAX_ALIAS_NODES` nodes, an alias contains
-        itself, or the document nests deeper than :data:`MAX_DEPTH`.
-    """
-    import yaml
-
-    known: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, height)
-    open_nodes: set[int] = set()
-
-    def measure(node: Any, depth: int) -> tuple[int, int]:
-        key = id(node)
-        if key in open_nodes:
-            raise SpecError(
-                f"{name} line {node.start_mark.line + 1}: a YAML alias refers to a node that "
-                "contains it (a recursive document); write the value out"
-            )
-        if key not in known:
-            if depth > MAX_DEPTH:
-                raise SpecError(
-                    f"{name} line {node.start_mark.line + 1}: YAML nested more than "
-                    f"{MAX_DEPTH} levels deep; flatten the document"
-                )
-            if isinstance(node, yaml.MappingNode):
-                children = [n for pair in node.value for n in pair]
-            elif isinstance(node, yaml.SequenceNode):
-                children = list(node.value)
-            else:
-                children = []
-            open_nodes.add(key)
-            sizes = [measure(child, depth + 1) for child in children]
-            open_nodes.discard(key)
-            known[key] = (1 + sum(s for s, _ in sizes), 1 + max((h for _, h in sizes), default=0))
-        size, height = known[key]
-        if depth + height > MAX_DEPTH + 1:
-            raise SpecError(
-                f"{name}: YAML nested more than {MAX_DEPTH} levels deep (through an alias); "
-                "flatten the document"
-            )
-        return size, height
-
-    total, _ = measure(root, 1)
-    if total - len(known) > MAX_ALIAS_NODES:
-        raise SpecError(
-            f"{name}: YAML aliases (*name) expand this document by more than "
-            f"{MAX_ALIAS_NODES:,} nodes; write the repeated parts out or use fewer aliases"
-        )
-    return total
 
 
 def load(path: str | os.PathLike[str], cls: type[T], *, what: str = "spec") -> tuple[T, Source]:
@@ -346,7 +200,7 @@ def load(path: str | os.PathLike[str], cls: type[T], *, what: str = "spec") -> t
 
 def loads(text: str, cls: type[T], *, source: str = "spec", base_dir: str | None = None) -> T:
     """Like :func:`load`, from YAML text (paths relative to ``base_dir``, else the cwd)."""
-    doc, lines = _parse(text, source)
+    doc, lines = parse_yaml(text, source)
     return build(cls, doc, Source(source, lines, Path(base_dir) if base_dir else None))
 
 

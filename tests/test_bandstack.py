@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp  # used as rasterio.warp.reproject; no other import may be relied on for it
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window

@@ -492,3 +492,10 @@ def test_unquoted_yaml_dates_and_dates_within_one_year(tmp_path: Path) -> None:
     )
     wf = load_workflow(spec)
     assert [s.date for s in wf.spec.inputs.series] == ["2021-06-03", "2021-08-15", "2021-10-01"]
+
+
+def test_every_kind_has_a_runner() -> None:
+    from geoseg.workflows.runner import RUNNERS
+    from geoseg.workflows.spec import KINDS
+
+    assert sorted(RUNNERS) == sorted(KINDS)

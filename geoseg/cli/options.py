@@ -1,4 +1,9 @@
-"""Pieces shared by the CLI commands."""
+"""Pieces shared by the CLI commands.
+
+Cluster start-up (:func:`~geoseg.engine.cluster.dask_client`) moved to
+:mod:`geoseg.engine.cluster` in 0.2, so that workflows need not import the CLI;
+it is re-exported here for one release.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+
+from geoseg.engine.cluster import dask_client as dask_client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,55 +65,6 @@ def parse_gpus(value: str | None, opts: dict[str, Any]) -> list[int] | None:
     if opts.get("device") == "auto":
         opts["device"] = "cuda"
     return [int(v) for v in items]
-
-
-@contextlib.contextmanager
-def dask_client(
-    scheduler: str | None, workers: int | None, gpus: list[int] | None = None
-) -> Iterator[Any]:
-    """A Dask client for ``--scheduler``/``--workers``/``--gpus``, or ``None`` (local engine)."""
-    from geoseg.errors import InputError
-
-    if sum(bool(x) for x in (scheduler, workers, gpus)) > 1:
-        raise InputError(
-            "pass one of --scheduler (an existing cluster), --workers (a new CPU cluster) "
-            "or --gpus (a new cluster, one worker per GPU)"
-        )
-    if workers is not None and workers < 1:
-        raise InputError(
-            f"--workers must be at least 1, got {workers}; omit --workers to run in this process"
-        )
-    if not scheduler and not workers and not gpus:
-        yield None
-        return
-    if gpus:
-        from geoseg.engine.dask import gpu_cluster, require_distributed
-
-        distributed = require_distributed()
-        # results come straight from the workers, as with --workers (see local_cluster)
-        with (
-            gpu_cluster(gpus) as cluster,
-            distributed.Client(cluster, direct_to_workers=True) as client,
-        ):
-            yield client
-        return
-    from geoseg.engine.dask import require_distributed
-
-    distributed = require_distributed()
-    if scheduler:
-        try:
-            client = distributed.Client(scheduler, timeout=10)
-        except OSError as err:
-            raise InputError(
-                f"cannot reach the Dask scheduler at {scheduler} ({err}); is it running?"
-            ) from err
-        with client:
-            yield client
-        return
-    from geoseg.engine.dask import local_cluster
-
-    with local_cluster(workers) as client:
-        yield client
 
 
 def out_folder(help: str = "Output folder (created if missing).") -> Callable[[F], F]:

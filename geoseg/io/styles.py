@@ -10,7 +10,9 @@ click.
 
 The QML is QGIS 3 XML reduced to the renderer: everything left out keeps
 QGIS's defaults. Every file is written under a temporary name and renamed;
-the ``layer_styles`` insert is one SQLite transaction.
+the ``layer_styles`` insert is one SQLite transaction. (About 400 lines: the
+three style texts, QML for rasters and vectors and SLD, and the two places QGIS
+reads them from.)
 
 Examples
 --------

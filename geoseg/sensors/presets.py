@@ -19,6 +19,10 @@ Common names follow STAC's ``eo`` extension, with the names geoseg bundles use:
 OLI band 5, Sentinel-2 band 8A) stands in for ``nir`` when a scene has no
 broad NIR band.
 
+Length: about a third of this module's ~465 lines is the table of presets
+(:func:`_presets`), data rather than code; it stays beside the few functions that
+read it, so a preset and the rules that interpret it are read together.
+
 >>> get_preset("landsat8-c2l2").role("SR_B5")
 'nir'
 >>> canonical_band("swir16"), canonical_band("Red"), canonical_band("B4")

@@ -14,6 +14,11 @@ square blocks (or the pixels inside validation polygons); training chips lie
 entirely at least ``gap`` pixels away from every validation pixel, and
 validation windows see validation pixels only (the rest is masked as nodata),
 so no chip straddles both.
+
+Length: the module (~430 lines) is that one job, from a scene to a chip; the split
+and the sampler share :class:`TrainingImage` and its masks, and keeping them
+together keeps the one invariant above (no chip straddles train and validation)
+in one file.
 """
 
 from __future__ import annotations

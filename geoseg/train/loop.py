@@ -6,6 +6,9 @@ and torch's seeded generator (initial weights); with
 count give the same weights bit for bit. After each epoch a checkpoint
 (:mod:`geoseg.train.checkpoint`) holds every state, so a run interrupted after
 epoch *k* and resumed continues exactly as if it had never stopped.
+
+Length: about 410 lines, most of them :func:`train` itself and the state it saves
+and restores (:class:`_State`); the two change together, so they stay together.
 """
 
 from __future__ import annotations

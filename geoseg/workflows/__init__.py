@@ -16,12 +16,13 @@ the line of every mistake) and :func:`run_workflow` runs it, composing
 
 from __future__ import annotations
 
-from geoseg.workflows.runner import StepRecord, WorkflowResult, run_workflow
+from geoseg.workflows.context import StepRecord
+from geoseg.workflows.runner import WorkflowResult, run_workflow
+from geoseg.workflows.sections import EngineSpec
 from geoseg.workflows.spec import (
     KINDS,
     BatchSpec,
     DeforestationSpec,
-    EngineSpec,
     FloodSpec,
     LandcoverSpec,
     Workflow,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.errors import InputError
-from geoseg.workflows.runner import RunContext
+from geoseg.workflows.context import RunContext
 from geoseg.workflows.steps import add_outputs_section, new_report, vectorize_layer, write_csv
 
 MAX_QUICKLOOKS = 6
@@ -27,10 +27,9 @@ MAX_QUICKLOOKS = 6
 
 def run(ctx: RunContext) -> Exception | None:
     """Scenes → predict (manifest) → polygons → summary table → report."""
-    import geoseg
     from geoseg.errors import BatchError
     from geoseg.pipeline.batch import MANIFEST
-    from geoseg.pipeline.predict import expand_scenes
+    from geoseg.pipeline.predict import expand_scenes, predict
 
     inp = ctx.spec.inputs
     skipped: list[tuple[str, str]] = []
@@ -45,7 +44,7 @@ def run(ctx: RunContext) -> Exception | None:
     failure: Exception | None = None
     with ctx.step("predict") as rec:
         try:
-            results = geoseg.predict(
+            results = predict(
                 paths,
                 ctx.bundle,
                 ctx.out,

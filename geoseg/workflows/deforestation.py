@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.safepath import safe_name
-from geoseg.workflows.runner import RunContext
+from geoseg.workflows.context import RunContext
 from geoseg.workflows.steps import (
     add_outputs_section,
     new_report,

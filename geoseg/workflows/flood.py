@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from geoseg.workflows.runner import RunContext
+from geoseg.workflows.context import RunContext
 from geoseg.workflows.steps import (
     add_outputs_section,
     new_report,

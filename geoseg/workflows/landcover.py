@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geoseg.workflows.runner import RunContext
+from geoseg.workflows.context import RunContext
 from geoseg.workflows.steps import (
     add_outputs_section,
     new_report,

@@ -19,45 +19,37 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from geoseg.engine.cluster import dask_client
 from geoseg.errors import OutputError
 from geoseg.records import write_record
 from geoseg.versions import WORKFLOW, versions
-from geoseg.workflows.spec import EngineSpec, Workflow, load_workflow
-
-log = logging.getLogger(__name__)
+from geoseg.workflows import batch, deforestation, flood, landcover
+from geoseg.workflows.context import Progress as Progress
+from geoseg.workflows.context import RunContext as RunContext
+from geoseg.workflows.context import StepRecord as StepRecord
+from geoseg.workflows.sections import EngineSpec
+from geoseg.workflows.spec import Workflow, load_workflow
 
 RECORD = "workflow_run.json"
 REPORT = "report.html"
 
-Progress = Callable[[str, int, int], None]
-"""``progress(step, done, total)``: called as a long step advances."""
+KindRunner = Callable[[RunContext], Exception | None]
+"""Runs a kind's steps; returns a batch's failed scenes as the error to raise last."""
 
-
-@dataclass
-class StepRecord:
-    """One step of a run: its name, timing, outputs and what it found."""
-
-    name: str
-    seconds: float = 0.0
-    outputs: dict[str, str] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping."""
-        return {
-            "name": self.name,
-            "seconds": round(self.seconds, 3),
-            "outputs": self.outputs,
-            "details": self.details,
-        }
+#: the runner of each workflow kind (:data:`~geoseg.workflows.spec.KINDS`)
+RUNNERS: dict[str, KindRunner] = {
+    "landcover": landcover.run,
+    "flood": flood.run,
+    "deforestation": deforestation.run,
+    "batch": batch.run,
+}
 
 
 @dataclass
@@ -78,78 +70,6 @@ class WorkflowResult:
         """The run record (``workflow_run.json``)."""
         loaded: dict[str, Any] = json.loads(self.record_path.read_text(encoding="utf-8"))
         return loaded
-
-
-class RunContext:
-    """What a kind's runner gets: the workflow, the output folder, steps and engine."""
-
-    def __init__(
-        self,
-        workflow: Workflow,
-        out: Path,
-        *,
-        overwrite: bool,
-        progress: Progress | None,
-        client: Any,
-    ) -> None:
-        self.workflow = workflow
-        self.spec: Any = workflow.spec
-        self.out = out
-        self.overwrite = overwrite
-        self.progress = progress
-        self.client = client
-        self.steps: list[StepRecord] = []
-        self.outputs: dict[str, str] = {}
-        self.inputs: list[dict[str, Any]] = []
-        self.summary: list[str] = []
-        self.report: Any = None
-        """A :class:`geoseg.report.Report` the kind's runner filled; written at the end."""
-        self._bundle: Any = None
-
-    @property
-    def bundle(self) -> Any:
-        """The workflow's model bundle (loaded once)."""
-        if self._bundle is None:
-            from geoseg.models.bundle import load_bundle
-
-            self._bundle = load_bundle(self.workflow.model)
-        return self._bundle
-
-    @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[StepRecord]:
-        """Time a step and keep its record; its outputs are added to the run's."""
-        rec = StepRecord(name)
-        log.info("workflow step %s", name)
-        start = time.perf_counter()
-        yield rec
-        rec.seconds = time.perf_counter() - start
-        self.steps.append(rec)
-        self.outputs.update(rec.outputs)
-
-    def progress_for(self, step: str) -> Callable[[int, int], None] | None:
-        """A ``progress(done, total)`` callback for one step, or ``None``."""
-        report = self.progress
-        if report is None:
-            return None
-
-        def update(done: int, total: int) -> None:
-            report(step, done, total)
-
-        return update
-
-    def add_input(self, role: str, path: str) -> None:
-        """Record an input with its hash (size and mtime reuse an earlier hash)."""
-        from geoseg.pipeline.batch import file_fingerprint
-
-        self.inputs.append({"role": role, "path": path, **file_fingerprint(path)})
-
-    def predict_options(self, **extra: Any) -> dict[str, Any]:
-        """The spec's predict options as keyword arguments of :func:`geoseg.predict`."""
-        import dataclasses
-
-        opts = dataclasses.asdict(self.spec.predict)
-        opts.update(vector=False, overwrite=self.overwrite, **extra)
-        return opts
 
 
 def run_workflow(
@@ -200,14 +120,12 @@ def run_workflow(
     if engine is not None:
         wf = replace(wf, spec=replace(wf.spec, engine=engine))
     folder = _prepare_out(wf, overwrite)
-    from geoseg.cli.options import dask_client
-
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     start = time.perf_counter()
     eng = wf.spec.engine
     with dask_client(eng.scheduler, eng.workers) as client:
         ctx = RunContext(wf, folder, overwrite=overwrite, progress=progress, client=client)
-        error = _run_kind(ctx)
+        error = RUNNERS[wf.kind](ctx)
     if wf.spec.report and ctx.report is not None:
         with ctx.step("report") as rec:
             ctx.report.add_record(
@@ -223,22 +141,6 @@ def run_workflow(
     return WorkflowResult(
         wf.kind, folder, dict(ctx.outputs), ctx.steps, record_path, report, ctx.summary
     )
-
-
-def _run_kind(ctx: RunContext) -> Exception | None:
-    """Run the kind's steps; a batch's failed scenes come back as the error to raise last."""
-    from geoseg.workflows.batch import run as run_batch
-    from geoseg.workflows.deforestation import run as run_deforestation
-    from geoseg.workflows.flood import run as run_flood
-    from geoseg.workflows.landcover import run as run_landcover
-
-    runners: dict[str, Callable[[RunContext], Exception | None]] = {
-        "landcover": run_landcover,
-        "flood": run_flood,
-        "deforestation": run_deforestation,
-        "batch": run_batch,
-    }
-    return runners[ctx.workflow.kind](ctx)
 
 
 def _prepare_out(wf: Workflow, overwrite: bool) -> Path:

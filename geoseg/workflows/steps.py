@@ -15,18 +15,18 @@ from typing import Any
 
 from geoseg.atomic import write_text_atomic
 from geoseg.errors import InputError
-from geoseg.workflows.runner import RunContext
+from geoseg.workflows.context import RunContext
 
 VECTOR_SUFFIX = {"gpkg": ".gpkg", "geojson": ".geojson", "fgb": ".fgb", "parquet": ".parquet"}
 
 
 def predict_scene(ctx: RunContext, scene: str, folder: Path, *, role: str) -> Any:
     """Predict one scene into ``folder`` with the workflow's model, options and engine."""
-    import geoseg
+    from geoseg.pipeline.predict import predict
 
     ctx.add_input(role, scene)
     with ctx.step(f"predict {role}") as rec:
-        [res] = geoseg.predict(
+        [res] = predict(
             scene,
             ctx.bundle,
             folder,
@@ -94,9 +94,9 @@ def vectorize_layer(
     """
     import rasterio
 
-    from geoseg import vectorize
     from geoseg.io.styles import style_vector_output
     from geoseg.report.quicklook import classes_of
+    from geoseg.vector import vectorize
 
     v = ctx.spec.vectorize
     path = vector_path(ctx.out, name, v.format)
