@@ -22,7 +22,7 @@ import logging
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from geoseg.versions import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -37,8 +37,8 @@ _EXPORTS: dict[str, str] = {
     "SceneError": "geoseg.errors",
     "ModelBundle": "geoseg.models.bundle",
     "load_bundle": "geoseg.models.bundle",
-    "shipped_bundles": "geoseg.models.bundle",
-    "PredictResult": "geoseg.pipeline.predict",
+    "shipped_bundles": "geoseg.models.shipped",
+    "PredictResult": "geoseg.pipeline.run",
     "predict": "geoseg.pipeline.predict",
     "Scene": "geoseg.io.scene",
     "open_scene": "geoseg.io.scene",
@@ -85,8 +85,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from geoseg.grid.chips import BlockPlan, ChipGrid
     from geoseg.io.scene import Scene, open_scene
-    from geoseg.models.bundle import ModelBundle, load_bundle, shipped_bundles
-    from geoseg.pipeline.predict import PredictResult, predict
+    from geoseg.models.bundle import ModelBundle, load_bundle
+    from geoseg.models.shipped import shipped_bundles
+    from geoseg.pipeline.predict import predict
+    from geoseg.pipeline.run import PredictResult
     from geoseg.pipeline.stac import predict_stac
     from geoseg.vector import VectorizeResult, vectorize
 

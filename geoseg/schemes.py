@@ -106,7 +106,7 @@ def load_scheme(name_or_path: str | os.PathLike[str]) -> tuple[ClassInfo, ...]:
             f"no class scheme '{name_or_path}'; known schemes: {', '.join(known)} "
             "(or pass a YAML file path)"
         )
-    from geoseg.yamlspec import safe_load  # bounded aliases and depth: a scheme file can be hostile
+    from geoseg.yamlsafe import safe_load
 
     doc = safe_load(path.read_text(encoding="utf-8"), f"class scheme {path}")
     if not isinstance(doc, dict) or "classes" not in doc:

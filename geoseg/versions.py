@@ -14,6 +14,9 @@ import platform
 import sys
 from collections.abc import Iterable
 
+__version__ = "0.1.0"
+"""geoseg's version (``geoseg.__version__`` re-exports it)."""
+
 #: what a prediction's run record names
 PREDICT = ("geoseg", "python", "numpy", "torch", "rasterio", "gdal")
 #: what a workflow's run record names
@@ -44,8 +47,6 @@ def versions(names: Iterable[str] = PREDICT) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in names:
         if name == "geoseg":
-            from geoseg import __version__
-
             out[name] = __version__
         elif name == "python":
             out[name] = platform.python_version()

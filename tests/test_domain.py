@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from geoseg.errors import BundleError
+from geoseg.errors import BundleError, DomainError
 from geoseg.sensors.domain import (
-    DomainError,
     InputDomain,
     check_result,
     check_scene,

@@ -55,29 +55,14 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 #: top-level modules that belong to a package's layer rather than to ``base``
-LAYER_OF_TOP: dict[str, str] = {"merge": "pipeline", "__main__": "cli"}
+LAYER_OF_TOP: dict[str, str] = {"__main__": "cli"}
 
-#: Violations that exist today and are being removed (issue 17). Each entry is
+#: Known violations, each with its reason; empty since issue 17 landed, and a new
+#: entry needs a reason and an issue that removes it. Each entry is
 #: ``"kind: source -> target"``; the kinds are ``layer`` (a), ``cycle`` (b: the edge
 #: to drop so that the cycle is gone), ``root`` (c) and ``shim`` (d). An entry
 #: that no longer happens fails ``test_known_violations_still_exist``: delete it.
-KNOWN: dict[str, str] = {
-    # models/: the bundle knows how to make its predictor and index bundles; predictor
-    # and indices import the bundle, so the bundle's side closes two cycles.
-    # Removed by the models/ step of issue 17.
-    "cycle: geoseg.models.bundle -> geoseg.models.predictor": "bundle.predictor() imports it",
-    "cycle: geoseg.models.bundle -> geoseg.models.indices": "bundle loads index bundles",
-    # pipeline/: batch runs predict (the natural direction); predict and outputs reach
-    # back into batch for its fingerprints and manifest lock.
-    # Removed by the pipeline/ step of issue 17.
-    "cycle: geoseg.pipeline.predict -> geoseg.pipeline.batch": "predict uses batch helpers",
-    "cycle: geoseg.pipeline.outputs -> geoseg.pipeline.batch": "outputs uses the manifest",
-    # the root package for the version or the public functions.
-    # To be removed by versions.py keeping the version string (which geoseg/__init__.py
-    # then re-exports) and by report/builder.py asking versions().
-    "root: geoseg.versions -> geoseg": "reads geoseg.__version__",
-    "root: geoseg.report.builder -> geoseg": "reads geoseg.__version__",
-}
+KNOWN: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -570,3 +555,47 @@ def test_design_md_draws_the_same_map() -> None:
             drawn[package] = frozenset(m.strip() for m in may.split(",")) - {"—"}
     assert drawn == ALLOWED
     assert list(drawn) == list(ALLOWED), "keep the table in the order of ALLOWED"
+
+
+def _top_level_names(path: Path) -> tuple[set[str], dict[str, str]]:
+    """Names a module defines, and names it imports from other geoseg modules."""
+    defined: set[str] = set()
+    imported: dict[str, str] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("geoseg"):
+            imported.update({a.asname or a.name: str(node.module) for a in node.names})
+    return defined, imported
+
+
+def test_names_are_imported_from_the_module_that_defines_them() -> None:
+    """One place per concept: code imports a name where it is defined, not through a re-export.
+
+    Old modules re-export what moved out of them (for users, one release); geoseg,
+    its tests, scripts and benchmarks import from the new place. A package's
+    ``__init__`` is its public face and may be imported from.
+    """
+    found = []
+    files = [*SRC.rglob("*.py"), *(REPO / "tests").rglob("*.py")]
+    files += [*(REPO / "scripts").glob("*.py"), *(REPO / "benchmarks").glob("*.py")]
+    for path in sorted(files):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith(
+                "geoseg."
+            ):
+                continue
+            source = REPO / (str(node.module).replace(".", "/") + ".py")
+            if not source.exists():
+                continue  # a package's __init__, or not a module
+            defined, imported = _top_level_names(source)
+            for alias in node.names:
+                if alias.name in imported and alias.name not in defined:
+                    found.append(
+                        f"{path.relative_to(REPO)}:{node.lineno}: {alias.name} from "
+                        f"{node.module}, defined in {imported[alias.name]}"
+                    )
+    assert not found, "import these from where they are defined:\n" + "\n".join(found)

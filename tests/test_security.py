@@ -24,8 +24,9 @@ from click.testing import CliRunner
 
 from geoseg.analysis.stats import class_areas
 from geoseg.cli.main import cli
-from geoseg.errors import GeosegError
-from geoseg.yamlspec import MAX_ALIAS_NODES, SpecError, loads, read_yaml
+from geoseg.errors import GeosegError, SpecError
+from geoseg.yamlsafe import MAX_ALIAS_NODES
+from geoseg.yamlspec import loads, read_yaml
 from tests.bad_cases_untrusted import (
     ESCAPE,
     class_raster,

@@ -23,14 +23,14 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from geoseg.engine.local import LocalEngine
-from geoseg.errors import CheckpointError, ConfigError, GeosegError
+from geoseg.errors import CheckpointError, ConfigError, GeosegError, LabelError, TrainingDataError
 from geoseg.models.bundle import ModelBundle, load_bundle
 from geoseg.pipeline.predict import predict
 from geoseg.schemes import load_scheme
 from geoseg.train import config_from_dict, load_config, prepare_data, run_training, train
 from geoseg.train.augment import cut_chip
-from geoseg.train.data import ChipRef, TrainingDataError, val_input
-from geoseg.train.labels import IGNORE, LabelError, read_labels
+from geoseg.train.data import ChipRef, val_input
+from geoseg.train.labels import IGNORE, read_labels
 from geoseg.train.loop import Prepared
 from geoseg.train.losses import build_loss
 

@@ -354,7 +354,7 @@ FLOOD_HEAD = (
         (FLOOD_HEAD + "change:\n  mmu: 5\n", r"wf.yaml line 7: unknown key 'mmu' in change; known keys: water, receded, mmu_m2"),  # noqa: E501
         (FLOOD_HEAD + "vectorize:\n  simplify: much\n", r"wf.yaml line 7: vectorize.simplify must be float or None, got 'much'"),  # noqa: E501
         (FLOOD_HEAD + "predict:\n  chip: 1.5\n", r"wf.yaml line 7: predict.chip must be int or None, got 1.5"),  # noqa: E501
-        (FLOOD_HEAD + "predict:\n  blend: fancy\n", r"wf.yaml line 6: predict: --blend must be one of"),  # noqa: E501
+        (FLOOD_HEAD + "predict:\n  blend: fancy\n", r"wf.yaml line 7: predict.blend must be 'smooth' or 'crop', got 'fancy'"),  # noqa: E501
         (FLOOD_HEAD + "predict:\n  overwrite: true\n", r"wf.yaml line 7: predict.overwrite is decided by the workflow"),  # noqa: E501
         (FLOOD_HEAD + "engine: {workers: 2, scheduler: tcp://a:1}\n", r"wf.yaml line 6: engine: give either workers or scheduler"),  # noqa: E501
         (FLOOD_HEAD + "engine: cloud\n", r"wf.yaml line 6: engine: engine must be 'local'"),

@@ -8,18 +8,8 @@ from typing import Any, Literal
 
 import pytest
 
-from geoseg.errors import InputError
-from geoseg.yamlspec import (
-    InputGlob,
-    InputPath,
-    OutputPath,
-    SpecError,
-    build,
-    dotted,
-    load,
-    loads,
-    type_name,
-)
+from geoseg.errors import InputError, SpecError
+from geoseg.yamlspec import InputGlob, InputPath, OutputPath, build, dotted, load, loads, type_name
 
 
 @dataclass

@@ -81,7 +81,7 @@ water -> water 4069
 
 from __future__ import annotations
 
-from geoseg.change.grid import AlignedStack, RasterGrid, align, file_sha256
+from geoseg.change.grid import AlignedStack, align, file_sha256
 from geoseg.change.maps import ChangeResult, change_map, flood_extent
 from geoseg.change.mmu import drop_small_patches
 from geoseg.change.records import write_record, write_text
@@ -103,6 +103,7 @@ from geoseg.change.series import (
     parse_dates,
 )
 from geoseg.change.transitions import Transition, TransitionTable, transition_matrix
+from geoseg.io.align import RasterGrid
 
 __all__ = [
     "DATE_EPOCH",

@@ -19,12 +19,13 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geoseg.atomic import atomic_path, remove_quietly, temp_name
-from geoseg.change.grid import Align, RasterGrid, _align
+from geoseg.change.grid import Align, _align
 from geoseg.change.maps import _check_out
 from geoseg.change.mmu import _apply_mmu, _grow, _mmu
 from geoseg.change.rules import ClassSpec, resolve_classes
 from geoseg.errors import ChangeRuleError, InputError
 from geoseg.grid.windows import iter_windows
+from geoseg.io.align import RasterGrid
 from geoseg.io.classraster import SchemeSource
 from geoseg.io.writer import output_error
 

@@ -7,13 +7,8 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import (
-    dask_client,
-    out_folder,
-    parse_gpus,
-    precision_option,
-    progress_bar,
-)
+from geoseg.cli.options import out_folder, parse_gpus, precision_option, progress_bar
+from geoseg.engine.cluster import dask_client
 
 
 def _bands(value: str | None) -> tuple[int | str, ...] | None:

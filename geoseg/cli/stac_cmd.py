@@ -6,13 +6,8 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import (
-    dask_client,
-    out_folder,
-    parse_gpus,
-    precision_option,
-    progress_bar,
-)
+from geoseg.cli.options import out_folder, parse_gpus, precision_option, progress_bar
+from geoseg.engine.cluster import dask_client
 
 
 @click.command("predict-stac")

@@ -70,7 +70,7 @@ def read_metadata(path: str) -> dict[str, Any]:
     """
     import yaml
 
-    from geoseg.yamlspec import safe_load
+    from geoseg.yamlsafe import safe_load
 
     p = Path(path)
     if not p.is_file():

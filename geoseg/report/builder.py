@@ -281,7 +281,7 @@ class Report:
     def to_html(self) -> str:
         """The whole page."""
         js, css = _html.leaflet_assets()
-        from geoseg import __version__
+        from geoseg.versions import __version__
 
         nav = "".join(f'<a href="#{s.anchor}">{_html.esc(s.title)}</a>' for s in self._sections)
         sections = "".join(

@@ -131,7 +131,8 @@ def _band_names(record: dict[str, Any], scene_path: str) -> list[str | None] | N
     """Band names of the scene file, from the bundle the run used (its bands, in order)."""
     import rasterio
 
-    from geoseg.models.bundle import load_bundle, shipped_bundles
+    from geoseg.models.bundle import load_bundle
+    from geoseg.models.shipped import shipped_bundles
 
     info = record.get("bundle") or {}
     used = (record.get("scene") or {}).get("bands") or []

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from geoseg.errors import (
     ConfigError as ConfigError,  # re-exported: defined in errors since 0.2
 )
-from geoseg.models.bundle import MAX_CHIP
+from geoseg.models.schema import MAX_CHIP
 from geoseg.yamlspec import shown
 
 
@@ -314,7 +314,8 @@ def config_from_dict(
     ConfigError
         Unknown key, wrong type, missing required key or out-of-range value.
     """
-    from geoseg.yamlspec import Source, SpecError, build
+    from geoseg.errors import SpecError
+    from geoseg.yamlspec import Source, build
 
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a training config must be a mapping of keys")

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from geoseg.errors import (
     TrainingDataError as TrainingDataError,  # re-exported: defined in errors since 0.2
 )
+from geoseg.grid.windows import PixelWindow
 from geoseg.io.normalize import (
     Normalizer,
     build_normalizer,
@@ -108,7 +109,7 @@ def load_images(cfg: TrainConfig, classes: Sequence[ClassInfo]) -> list[Training
         )
     out = []
     for scene, item in zip(scenes, cfg.data, strict=True):
-        raw, valid = scene.read((0, 0, *scene.shape), raw=True)
+        raw, valid = scene.read(PixelWindow(0, 0, *scene.shape), raw=True)
         labels = read_labels(
             str(cfg.path(item.labels)), scene, classes, field=item.label_field, valid=valid
         )

@@ -28,14 +28,10 @@ from typing import Any
 import numpy as np
 
 from geoseg.analysis.metrics import ConfusionMatrix
+from geoseg.errors import CheckpointError
 from geoseg.schemes import ClassInfo, load_scheme
 from geoseg.train.augment import make_batch
-from geoseg.train.checkpoint import (
-    CHECKPOINT,
-    CheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-)
+from geoseg.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from geoseg.train.config import TrainConfig
 from geoseg.train.data import (
     ChipSampler,
@@ -219,7 +215,7 @@ def train(
         Data from :func:`prepare_data` (to share between runs in tests).
     """
     from geoseg.models.arch import build_model
-    from geoseg.models.predictor import resolve_device
+    from geoseg.models.device import resolve_device
 
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)

@@ -29,7 +29,8 @@ def run(ctx: RunContext) -> Exception | None:
     """Scenes → predict (manifest) → polygons → summary table → report."""
     from geoseg.errors import BatchError
     from geoseg.pipeline.batch import MANIFEST
-    from geoseg.pipeline.predict import expand_scenes, predict
+    from geoseg.pipeline.predict import predict
+    from geoseg.pipeline.scenes import expand_scenes
 
     inp = ctx.spec.inputs
     skipped: list[tuple[str, str]] = []

@@ -137,8 +137,8 @@ def _loss_periods(
     ``dates`` are the values the year raster holds, ``labels`` the dates as written.
     """
     import rasterio
-    from rasterio.windows import Window
 
+    from geoseg.grid.windows import PixelWindow
     from geoseg.io.writer import RasterSink
     from geoseg.schemes import ClassInfo
 
@@ -167,9 +167,8 @@ def _loss_periods(
         )
         try:
             for _, window in ds.block_windows(1):
-                w = Window(window.col_off, window.row_off, window.width, window.height)
-                values = lut[ds.read(1, window=w)]
-                sink.write((int(w.row_off), int(w.col_off), int(w.height), int(w.width)), values)
+                values = lut[ds.read(1, window=window)]
+                sink.write(PixelWindow.from_rasterio(window), values)
             staged = sink.finish()
         except BaseException:
             sink.abort()

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from geoseg.errors import BundleError, InputError
-from geoseg.pipeline.predict import PredictOptions
+from geoseg.errors import BundleError, InputError, SpecError
+from geoseg.pipeline.options import PredictOptions
 from geoseg.safepath import safe_name
 
 # the sections moved to geoseg.workflows.sections in 0.2; importable from here for one release
@@ -46,7 +46,7 @@ from geoseg.workflows.sections import (
 from geoseg.workflows.sections import (
     DatedScene as DatedScene,
 )
-from geoseg.yamlspec import OutputPath, Source, SpecError, build, read_yaml
+from geoseg.yamlspec import OutputPath, Source, build, read_yaml
 
 Kind = Literal["landcover", "flood", "deforestation", "batch"]
 KINDS: tuple[str, ...] = ("landcover", "flood", "deforestation", "batch")
@@ -272,7 +272,8 @@ def _check_names(
 
 
 def _resolve_model(model: str, source: Source) -> str:
-    from geoseg.models.bundle import load_bundle, shipped_bundles
+    from geoseg.models.bundle import load_bundle
+    from geoseg.models.shipped import shipped_bundles
 
     if model in shipped_bundles():
         candidate = model

@@ -56,7 +56,7 @@ def class_ids(
         return None
     import rasterio
 
-    from geoseg.analysis.stats import class_names
+    from geoseg.io.classraster import class_names
 
     with rasterio.open(raster) as ds:
         names = class_names(ds)
