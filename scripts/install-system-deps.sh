@@ -6,7 +6,7 @@
 #                     layer_styles the way GDAL's own tools show them
 #   python3-qgis      PyQGIS (QGIS 3.22 on Debian 12) for tests/test_qgis.py, run by
 #                     the system Python /usr/bin/python3 with QT_QPA_PLATFORM=offscreen
-#   chromium          headless browser for tests/test_report.py (loads report.html,
+#   chromium          headless browser for tests/report/test_report.py (loads report.html,
 #   fonts-liberation  screenshots it); the fonts are the ones Chromium maps its default
 #                     sans/serif/monospace to (a recommendation apt would otherwise skip)
 #

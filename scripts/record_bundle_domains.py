@@ -6,7 +6,7 @@ For each named bundle: load the training config its provenance names
 (workflows/train-<name>.yaml), measure the domain of its training zones exactly
 as ``geoseg train`` now does (geoseg.train.domain.training_domain), and rewrite
 the bundle with that domain added. Weights, config and provenance are untouched
-(the test in tests/test_train_domain.py checks each shipped domain against its
+(the test in tests/train/test_train_domain.py checks each shipped domain against its
 config). Bundles retrained since then record it themselves.
 """
 

@@ -6,7 +6,7 @@ as the engine reads a block) and turned into model input with
 :meth:`Normalizer.prepare` of the normalizer built from the very spec stored in
 the bundle (per-scene percentiles measured with the same function). ``prepare``
 is element-wise, so normalizing the whole image once equals normalizing each
-chip; ``tests/test_train.py`` checks a training chip against what the
+chip; ``tests/train/test_train.py`` checks a training chip against what the
 predictor receives for the same window.
 
 The split is spatial, never random pixels: validation is a seeded draw of

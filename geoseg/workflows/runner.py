@@ -111,7 +111,7 @@ def run_workflow(
 
     Notes
     -----
-    ``tests/test_workflows.py`` runs every shipped workflow this way, e.g.
+    ``tests/workflows/test_workflows.py`` runs every shipped workflow this way, e.g.
     ``run_workflow("workflows/flood.yaml", out="results/flood")``.
     """
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow)

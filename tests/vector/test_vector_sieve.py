@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from geoseg.errors import VectorizeError
 from geoseg.vector import vectorize
-from tests.test_vectorize import UTM, assert_same_polygons, whole_raster, write_raster
+from tests.vector.test_vectorize import UTM, assert_same_polygons, whole_raster, write_raster
 
 # --- an independent whole-raster reference ----------------------------------------------
 

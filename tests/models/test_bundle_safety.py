@@ -156,7 +156,7 @@ def test_create_help_points_to_the_docs_and_their_example_is_valid(tmp_path: Pat
 
     res = _invoke("bundle", "create", "--help")
     assert "docs/bundles.md" in res.output and "geoseg bundle template" in res.output
-    text = Path(__file__).parent.parent.joinpath("docs", "bundles.md").read_text()
+    text = Path(__file__).parents[2].joinpath("docs", "bundles.md").read_text()
     example = text.split("```yaml\n")[1].split("```")[0]
     args = bundle_arguments(yaml.safe_load(example), out=tmp_path / "x.bundle", onnx=True)
     assert args["name"] == "my-water-model" and args["normalization"]["scale"] == 0.0001

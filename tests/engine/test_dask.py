@@ -289,7 +289,7 @@ def _http_server(folder: Path, log: Path | None = None) -> Iterator[str]:
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(Path(__file__).with_name("range_server.py")),
+            str(Path(__file__).parents[1] / "range_server.py"),
             str(folder),
             *([str(log)] if log else []),
         ],

@@ -487,7 +487,7 @@ def test_map_reads_every_vector_format_like_the_gpkg(
 
 def test_warnings_of_the_run_come_before_the_findings(tmp_path: Path) -> None:
     """landcover-nlcd8 forced onto the 8-bit NAIP photo: the report says the map is degenerate."""
-    scene = Path(__file__).resolve().parent.parent / "data" / "water" / "naip_lakes_2020-08-31.tif"
+    scene = Path(__file__).resolve().parents[2] / "data" / "water" / "naip_lakes_2020-08-31.tif"
     [res] = geoseg.predict(
         scene,
         "landcover-nlcd8",

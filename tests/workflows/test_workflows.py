@@ -441,7 +441,7 @@ def test_cli_runs_a_workflow_and_lists_its_outputs(tmp_path: Path) -> None:
 def test_cli_draws_a_bar_per_step_on_a_terminal(tmp_path: Path) -> None:
     import sys
 
-    from tests.test_cli import _run_in_pty
+    from tests.cli.test_cli import _run_in_pty
 
     path = tmp_path / "wf.yaml"
     path.write_text(FLOOD_HEAD + "predict: {bands: [4, 1]}\nreport: false\n", encoding="utf-8")

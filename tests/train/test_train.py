@@ -34,7 +34,7 @@ from geoseg.train.labels import IGNORE, read_labels
 from geoseg.train.loop import Prepared
 from geoseg.train.losses import build_loss
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ZION = ROOT / "data" / "zion" / "landsat8_2015-08-18_b2345.tif"
 NLCD = ROOT / "data" / "zion" / "nlcd2011_8class.tif"
 CROP = Window(300, 500, 160, 160)  # cols 300.., rows 500..: forest, shrub, barren, developed

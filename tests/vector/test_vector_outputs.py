@@ -21,9 +21,9 @@ from geoseg.errors import VectorizeError
 from geoseg.vector import vectorize
 from geoseg.vector.grid import _grid_for
 from geoseg.vector.writers import _geojson_digits
-from tests.test_vectorize import UTM, class_map, whole_raster, write_raster
+from tests.vector.test_vectorize import UTM, class_map, whole_raster, write_raster
 
-ZION = Path(__file__).parents[1] / "data" / "zion" / "nlcd2011_8class.tif"
+ZION = Path(__file__).parents[2] / "data" / "zion" / "nlcd2011_8class.tif"
 GEO = Affine(0.001, 0.0, -111.2, 0.0, -0.001, 46.3)
 
 
