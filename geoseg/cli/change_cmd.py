@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import out_folder
+from geoseg.cli.options import out_folder, scheme_option
 
 
 @click.command()
@@ -44,13 +44,7 @@ from geoseg.cli.options import out_folder
     show_default=True,
     help="first: reproject rasters on other grids onto the first's (nearest); none: refuse them.",
 )
-@click.option(
-    "--scheme",
-    default=None,
-    metavar="NAME|PATH",
-    help="Class scheme naming the rasters' ids: catalog name (nlcd8, esa-worldcover …) "
-    "or YAML file [each raster's own tags].",
-)
+@scheme_option("each raster's own tags")
 @click.option("--no-change", default="no change", show_default=True, help="Name of class 0.")
 @click.option("--block", type=int, default=1024, show_default=True, help="Block edge in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")

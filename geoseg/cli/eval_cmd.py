@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from geoseg.cli.options import scheme_option
+
 
 @click.command("eval")
 @click.argument("rasters", nargs=-1, type=click.Path(dir_okay=False))
@@ -25,7 +27,7 @@ import click
     show_default=True,
     help="Compare mode: folder for each model's class map.",
 )
-@click.option("--scheme", default=None, help="Class scheme (catalog name or YAML) [embedded].")
+@scheme_option("the prediction's own tags")
 @click.option(
     "--field",
     default=None,

@@ -18,6 +18,19 @@ from geoseg.engine.cluster import dask_client as dask_client
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def scheme_option(default: str = "the raster's own tags") -> Callable[[F], F]:
+    """``--scheme NAME|PATH``: the class scheme naming a class raster's ids (one wording)."""
+    import click
+
+    return click.option(
+        "--scheme",
+        default=None,
+        metavar="NAME|PATH",
+        help="Class scheme naming the raster's ids: catalog name (nlcd8, esa-worldcover …) "
+        f"or YAML file [{default}].",
+    )
+
+
 @contextlib.contextmanager
 def progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
     """A ``progress(done, total)`` callback drawing a tqdm bar on a TTY, silent otherwise.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from geoseg.cli.options import scheme_option
+
 
 @click.command()
 @click.argument("classes", type=click.Path(dir_okay=False))
@@ -14,13 +16,7 @@ import click
     "--max-size", type=int, default=900, show_default=True, help="Longest edge of each panel."
 )
 @click.option("--title", default=None, help="Figure title [file name].")
-@click.option(
-    "--scheme",
-    default=None,
-    metavar="NAME|PATH",
-    help="Class scheme naming the raster's ids: catalog name (nlcd8, esa-worldcover …) "
-    "or YAML file [the raster's own tags].",
-)
+@scheme_option()
 def quicklook(
     classes: str,
     out: str,

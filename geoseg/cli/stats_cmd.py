@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from geoseg.cli.options import scheme_option
+
 
 @click.command()
 @click.argument("raster", type=click.Path(dir_okay=False))
@@ -12,13 +14,7 @@ import click
 @click.option("--zones-layer", default=None, help="Layer of --zones [the first].")
 @click.option("--out", "-o", "out", default=None, help="Write the table as CSV here.")
 @click.option("--markdown", default=None, help="Write the table as Markdown here.")
-@click.option(
-    "--scheme",
-    default=None,
-    metavar="NAME|PATH",
-    help="Class scheme naming the raster's ids: catalog name (nlcd8, esa-worldcover …) "
-    "or YAML file [the raster's own tags].",
-)
+@scheme_option()
 @click.option("--block", type=int, default=1024, show_default=True, help="Block edge in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing table files.")
 def stats(

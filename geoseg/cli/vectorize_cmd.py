@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from geoseg.cli.options import scheme_option
+
 
 @click.command()
 @click.argument("raster", type=click.Path(dir_okay=False))
@@ -21,13 +23,7 @@ import click
     help="Only polygonize these classes, ids or names, comma-separated, e.g. '1,4' or "
     "'water,forest' [all classes].",
 )
-@click.option(
-    "--scheme",
-    default=None,
-    metavar="NAME|PATH",
-    help="Class scheme naming the raster's ids: catalog name (nlcd8, esa-worldcover …) "
-    "or YAML file [the raster's own tags].",
-)
+@scheme_option()
 @click.option(
     "--min-area",
     type=float,
