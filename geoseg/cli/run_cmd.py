@@ -11,7 +11,9 @@ import click
 
 @contextlib.contextmanager
 def _step_bars() -> Iterator[Callable[[str, int, int], None]]:
-    """``progress(step, done, total)``: on a TTY, the step's name and a bar; silent otherwise.
+    """``progress(step, done, total)``: a bar per step on a TTY, else progress lines.
+
+    Off a terminal the lines name the step (:class:`~geoseg.cli.options.ProgressLines`).
 
     A step's bar is closed when the next step starts, so bars never stack.
     """
@@ -23,15 +25,15 @@ def _step_bars() -> Iterator[Callable[[str, int, int], None]]:
     state: dict[str, Any] = {"step": None, "stack": None, "bar": None}
 
     def update(step: str, done: int, total: int) -> None:
-        if not tty:
-            return
         if step != state["step"]:
             if state["stack"] is not None:
                 state["stack"].close()
-            click.echo(step, err=True)
+            if tty:
+                click.echo(step, err=True)
             stack = contextlib.ExitStack()
             unit = "chips" if step.startswith("predict") else "blocks"
-            state.update(step=step, stack=stack, bar=stack.enter_context(progress_bar(unit)))
+            bar = stack.enter_context(progress_bar(unit, label=None if tty else step))
+            state.update(step=step, stack=stack, bar=bar)
         state["bar"](done, total)
 
     try:

@@ -202,3 +202,62 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
         text=True,
     )
     assert "chips/s" not in quiet.stderr  # no bar in logs
+
+
+def _predict_args(tmp_path: Path) -> list[str]:
+    scene = scene_file(tmp_path / "s.tif", (300, 260))
+    bundle = tmp_path / "m.bundle"
+    make_bundle().save(bundle)
+    return ["predict", str(scene), "-m", str(bundle), "-o", str(tmp_path / "out"), "--no-vector"]
+
+
+def test_off_a_terminal_a_long_run_prints_progress_lines(tmp_path: Path) -> None:
+    """Logs and CI (stderr not a TTY) get periodic lines; GEOSEG_PROGRESS_SECONDS=0: each update."""
+    args = _predict_args(tmp_path)
+    env = {**os.environ, "GEOSEG_PROGRESS_SECONDS": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "geoseg", *args, "--block", "64"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if " chips (" in ln]
+    assert len(lines) >= 3, done.stderr
+    assert "elapsed, about" in lines[0] and lines[-1].endswith(tuple("0123456789s"))
+    assert "(100 %) in " in lines[-1]
+    # the default (a line every 30 s) keeps a short run quiet
+    env.pop("GEOSEG_PROGRESS_SECONDS")
+    quiet = subprocess.run(
+        [sys.executable, "-m", "geoseg", *args, "--overwrite"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert quiet.returncode == 0 and " chips (" not in quiet.stderr, quiet.stderr
+
+
+def test_on_a_terminal_the_progress_bar_shows(tmp_path: Path) -> None:
+    """Under a pseudo-terminal (as in tmux or an ssh session) predict draws its tqdm bar."""
+    import pty
+
+    args = _predict_args(tmp_path)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin/stdout/stderr are the pty
+        os.execv(sys.executable, [sys.executable, "-m", "geoseg", *args])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the pty
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "chips" in text and "100%" in text and "\r" in text, text  # a redrawn bar
+    assert "elapsed, about" not in text  # not the off-terminal lines
