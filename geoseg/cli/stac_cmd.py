@@ -54,7 +54,10 @@ def predict_stac(
 
     failure = None
     gpu_ids = parse_gpus(gpus, opts)
-    with dask_client(scheduler, workers, gpu_ids) as client, progress_bar("chips") as bar:
+    with (
+        dask_client(scheduler, workers, gpu_ids) as client,
+        progress_bar("chips", label="predict") as bar,
+    ):
         try:
             results = run(
                 catalog,
