@@ -8,11 +8,88 @@ its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
+
+_CLI_WORDING: ContextVar[bool] = ContextVar("geoseg_cli_wording", default=False)
+
+#: CLI flags whose API argument is a boolean, as the API spells it
+FLAG_ARGUMENTS = {
+    "--overwrite": "overwrite=True",
+    "--allow-domain-shift": "allow_domain_shift=True",
+    "--allow-no-crs": "allow_no_crs=True",
+    "--allow-mixed-crs": "allow_mixed_crs=True",
+    "--confidence": "confidence=True",
+    "--no-vector": "vector=False",
+    "--no-pad": "pad=False",
+}
+_OPTION = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?: ([^\s()'\"]+))?")
+_COMMAND = re.compile(r"\bgeoseg [a-z][a-z-]*[^;)]*")
+_WORD_VALUES = frozenset("auto none first all crop smooth cpu cuda nearest mode".split())
+
+
+def _is_value(token: str) -> bool:
+    """Whether the word after a flag is its value (``1,2,3,4``, ``NAME|PATH``, ``auto``)."""
+    token = token.rstrip(".,;:")
+    return bool(token) and (
+        token in _WORD_VALUES or token.isupper() or any(not c.isalpha() for c in token)
+    )
+
+
+@contextlib.contextmanager
+def cli_wording() -> Iterator[None]:
+    """While the CLI runs a command, errors name its flags (``--overwrite``) as they are."""
+    token = _CLI_WORDING.set(True)
+    try:
+        yield
+    finally:
+        _CLI_WORDING.reset(token)
+
+
+def api_wording(text: str) -> str:
+    """A message's CLI flags as the Python API's keyword arguments.
+
+    Messages are written once, with the flags a CLI user types; a caller of the
+    library reads the arguments it passes instead.
+
+    >>> api_wording("out.gpkg exists; pass --overwrite to replace it")
+    'out.gpkg exists; pass overwrite=True to replace it'
+    >>> api_wording("pass --bands in the bundle's order (e.g. --bands 1,2,3,4) or --sensor")
+    "pass bands=... in the bundle's order (e.g. bands=1,2,3,4) or sensor=..."
+    >>> api_wording("use a smaller --chip or a smaller --batch-size")
+    'use a smaller chip=... or a smaller batch_size=...'
+    >>> api_wording("wrap it with geoseg bundle create --onnx m.onnx; or pass --model")
+    'wrap it with geoseg bundle create --onnx m.onnx; or pass model=...'
+    """
+    commands = [m.span() for m in _COMMAND.finditer(text)]  # a command line stays as typed
+
+    def one(m: re.Match[str]) -> str:
+        if any(a <= m.start() < b for a, b in commands):
+            return m.group(0)
+        flag, value = f"--{m.group(1)}", m.group(2)
+        name = m.group(1).replace("-", "_")
+        if flag in FLAG_ARGUMENTS:
+            return FLAG_ARGUMENTS[flag] + (f" {value}" if value else "")
+        if value and _is_value(value):
+            return f"{name}={value}"
+        return f"{name}=..." + (f" {value}" if value else "")
+
+    return _OPTION.sub(one, text)
 
 
 class GeosegError(Exception):
-    """Base of every error geoseg raises on purpose."""
+    """Base of every error geoseg raises on purpose.
+
+    Messages name CLI flags (``pass --overwrite``); outside the CLI, ``str(err)``
+    names the API's arguments instead (``pass overwrite=True``, :func:`api_wording`).
+    """
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if _CLI_WORDING.get() else api_wording(text)
 
 
 class InputError(GeosegError, ValueError):

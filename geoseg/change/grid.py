@@ -57,7 +57,7 @@ class AlignedStack:
             if how == "none":
                 raise AlignmentError(
                     f"{path} ({grid.describe()}) is not on the grid of {self.paths[0]} "
-                    f"({ref.describe()}); pass align='first' (--align first) to reproject it "
+                    f"({ref.describe()}); pass --align first to reproject it "
                     "onto the first raster's grid, or warp it yourself (gdalwarp -tap)"
                 )
             check_overlap(grid, ref, name=path, ref_name=self.paths[0])

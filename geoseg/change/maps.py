@@ -80,7 +80,7 @@ def _check_out(out: Path, overwrite: bool) -> Path:
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise InputError(f"{out}: change rasters are GeoTIFFs; name it *.tif")
     if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputError(f"{out} exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise OutputError(f"folder {out.parent} does not exist; create it first")
     return out

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from geoseg.errors import GeosegError
+from geoseg.errors import GeosegError, cli_wording
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -160,7 +160,7 @@ class GeosegGroup(click.Group):
     """A click group that turns GeosegError and usage errors into one line and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with collected_warnings() as seen:
+        with cli_wording(), collected_warnings() as seen:
             try:
                 result = super().invoke(ctx)
             except GeosegError as err:

@@ -48,7 +48,7 @@ def dask_client(
     >>> with dask_client(None, 0):  # doctest: +ELLIPSIS
     ...     pass
     Traceback (most recent call last):
-    geoseg.errors.InputError: --workers must be at least 1, got 0; omit --workers ...
+    geoseg.errors.InputError: workers=... must be at least 1, got 0; omit workers=... ...
     """
     if sum(bool(x) for x in (scheduler, workers, gpus)) > 1:
         raise InputError(

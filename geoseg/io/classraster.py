@@ -275,7 +275,7 @@ def select_classes(
     >>> select_classes(water, ["lava"])
     Traceback (most recent call last):
     ...
-    geoseg.errors.InputError: class 'lava' is not in the scheme (0=land, 1=water); fix --classes
+    geoseg.errors.InputError: class 'lava' is not in the scheme (0=land, 1=water); fix classes=...
     """
     by_name = {c.name.lower(): c for c in scheme}
     by_id = {c.id: c for c in scheme}

@@ -64,7 +64,7 @@ def check_unique_stems(stems: list[str]) -> None:
     >>> check_unique_stems(["a", "b", "a"])
     Traceback (most recent call last):
     ...
-    geoseg.errors.InputError: several scenes share the name 'a', so their outputs would collide; run them into different --out folders
+    geoseg.errors.InputError: several scenes share the name 'a', so their outputs would collide; run them into different out=... folders
     """  # noqa: E501
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:

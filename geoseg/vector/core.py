@@ -231,7 +231,7 @@ def vectorize(
         layer=layer,
     )
     if out.exists() and not overwrite:
-        raise OutputError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputError(f"{out} already exists; pass --overwrite to replace it")
     if classes is not None:  # a catalog name or YAML path is read once, before any work
         classes = load_class_scheme(classes)
     final = final_name(out)  # predict hands over a staged name: write it in place

@@ -334,7 +334,7 @@ def test_align_none_refuses_other_grids_and_names_both(tmp_path: Path) -> None:
         change_map(a, b, out=tmp_path / "c.tif", rules=["x=1:0"], align="none")
     text = str(err.value)
     assert "t1.tif (EPSG:32612" in text and "t0.tif (EPSG:32612" in text
-    assert "--align first" in text
+    assert "pass align=first to reproject" in text  # the API names its argument
     assert not (tmp_path / "c.tif").exists()
     same = classes(tmp_path / "same.tif", t0, FOREST)
     assert transition_matrix(a, same, align="none").rows  # the same grid is fine

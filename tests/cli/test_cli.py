@@ -261,3 +261,19 @@ def test_on_a_terminal_the_progress_bar_shows(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "chips" in text and "100%" in text and "\r" in text, text  # a redrawn bar
     assert "elapsed, about" not in text  # not the off-terminal lines
+
+
+def test_the_cli_names_flags_and_the_api_names_arguments(tmp_path: Path) -> None:
+    """One error, two wordings: ``--overwrite`` on the CLI, ``overwrite=True`` in the API."""
+    import geoseg
+    from geoseg.errors import OutputError
+
+    args = _predict_args(tmp_path)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output, again.output
+    assert "overwrite=True" not in again.output
+    scene, bundle, out = args[1], args[3], args[5]
+    with pytest.raises(OutputError) as err:
+        geoseg.predict(scene, bundle, out, vector=False)
+    assert "overwrite=True" in str(err.value) and "--overwrite" not in str(err.value)

@@ -81,7 +81,7 @@ def test_fp16_on_cpu_and_precision_on_onnx_are_clear_errors() -> None:
     bundle = make_bundle("Pointwise", chip=32, overlap=0)
     with pytest.raises(InputError, match="fp16 needs a CUDA GPU"):
         TorchPredictor(bundle, "cpu", "fp16")
-    with pytest.raises(InputError, match="--precision must be one of"):
+    with pytest.raises(InputError, match=r"precision=\.\.\. must be one of"):
         get_predictor(bundle, "cpu", "int8")
 
 

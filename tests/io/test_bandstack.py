@@ -141,7 +141,7 @@ def test_errors(tmp_path: Path, zion: tuple) -> None:
     data, profile = zion
     plain = tmp_path / "plain"
     _write(plain / "a.tif", data[0], profile)
-    with pytest.raises(InputError, match="cannot tell which sensor .* pass --sensor"):
+    with pytest.raises(InputError, match="cannot tell which sensor .* pass sensor="):
         find_band_files(plain, ROLES)
     folder = _landsat_folder(tmp_path / "l8", zion)
     with pytest.raises(InputError, match=r"no band file for swir1 in .*found: blue=.*B2\.TIF"):

@@ -100,7 +100,7 @@ def test_an_unreadable_tag_is_one_line_that_says_what_to_do(tmp_path: Path, tag:
             read(path)
         msg = str(info.value)
         assert "\n" not in msg and str(path) in msg
-        assert "unreadable GEOSEG_CLASSES tag" in msg and "--scheme" in msg
+        assert "unreadable GEOSEG_CLASSES tag" in msg and "pass scheme=NAME|PATH" in msg
         assert "fix or remove the tag" in msg
     assert class_names(path, "water") == {0: "land", 1: "water"}  # --scheme gets past it
 

@@ -90,7 +90,7 @@ def test_changed_options_or_inputs_are_not_skipped(tmp_path: Path, bundle) -> No
     geoseg.predict(scenes, bundle, out, vector=False)
     with pytest.raises(BatchError) as info:  # other options: outputs exist, not ours
         geoseg.predict(scenes, bundle, out, vector=False, blend="crop")
-    assert all("--overwrite" in (r.error or "") for r in info.value.results)
+    assert all("overwrite=True" in (r.error or "") for r in info.value.results)
     results = geoseg.predict(scenes, bundle, out, vector=False, blend="crop", overwrite=True)
     assert [r.state for r in results] == ["done", "done"]
     # a block size never changes the bytes, so it does not invalidate a finished scene

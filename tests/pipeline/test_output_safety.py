@@ -405,7 +405,7 @@ def test_predict_xarray_takes_the_same_chip_and_batch_rules() -> None:
 
     da = xr.DataArray(np.ones((4, 90, 80), dtype="float32"), dims=("band", "y", "x"))
     bundle = make_bundle()
-    with pytest.raises(InputError, match="omit --chip"):
+    with pytest.raises(InputError, match="omit chip="):
         predict_xarray(da, bundle, chip=0)
     with pytest.raises(InputError, match="batch_size must be a positive integer"):
         predict_xarray(da, bundle, batch_size=0)

@@ -326,7 +326,7 @@ def test_local_engine_is_an_engine_and_options_match_their_checks() -> None:
         assert len(values) >= 2, name
         for value in values:
             PredictOptions(**{name: value})
-        with pytest.raises(InputError, match=f"--{name} must be one of"):
+        with pytest.raises(InputError, match=rf"{name}=\.\.\. must be one of"):
             PredictOptions(**{name: "int8"})
 
 

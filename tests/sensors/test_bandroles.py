@@ -112,7 +112,7 @@ REFUSED = [
         None,
         [],
         "does not say which band is which: bundle 'x' takes blue, green, "
-        "red, nir, the file has 4 bands (1=unnamed, 2=unnamed, 3=unnamed, 4=unnamed); pass --bands",
+        "red, nir, the file has 4 bands (1=unnamed, 2=unnamed, 3=unnamed, 4=unnamed); pass bands=",
     ),
     (
         "zion",
@@ -135,7 +135,7 @@ REFUSED = [
     ("s2", ["blue", "rededge1"], None, [], "has no rededge1 band"),
     ("zion", RGBN, "sentinel2-l2a", [], None),  # passes the dtype check, fails on roles
     ("naip-named", RGBN, "landsat8-c2l2", [], "its name says it is aerial-rgbn-8bit"),
-    ("zion", RGBN, "naip", [], "--sensor aerial-rgbn-8bit ships uint8 values but"),
+    ("zion", RGBN, "naip", [], "sensor=aerial-rgbn-8bit ships uint8 values but"),
 ]
 
 
@@ -152,7 +152,7 @@ def test_refused(
     with pytest.raises(SceneError) as err:
         choose_bands(file, want, sensor=sensor, bundle_sensors=trained, bundle_name="x")
     text = str(err.value)
-    assert "\n" not in text and ("--bands" in text or "--sensor" in text)
+    assert "\n" not in text and ("bands=" in text or "sensor=" in text)
     if words:
         assert words in text, text
 

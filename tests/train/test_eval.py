@@ -144,7 +144,7 @@ def test_non_overlapping_rasters_are_refused(tmp_path: Path) -> None:
     ("kind", "match"),
     [
         ("float", "not class ids"),
-        ("no-scheme", "--scheme"),
+        ("no-scheme", "scheme="),
         ("unknown-id", r"class ids \[7\]"),
         ("all-nodata", "no pixel has data"),
     ],
@@ -360,7 +360,7 @@ def test_pixels_outside_truth_polygons_are_not_scored(
 @pytest.mark.parametrize(
     ("field", "values", "match"),
     [
-        (None, ["land"], "no --field given .*available: class"),
+        (None, ["land"], "no field=... given .*available: class"),
         ("klass", ["land"], "no attribute 'klass'.*available: class"),
         ("class", ["lava"], "name a class that is not in the scheme"),
     ],

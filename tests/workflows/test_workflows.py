@@ -396,7 +396,7 @@ def test_outputs_in_the_way(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "flood_extent.tif").write_bytes(b"old")
-    with pytest.raises(OutputError, match="already holds outputs .*pass --overwrite"):
+    with pytest.raises(OutputError, match="already holds outputs .*pass overwrite=True"):
         run_workflow(_workflow(tmp_path, FLOOD_HEAD), out=out)
     assert (out / "flood_extent.tif").read_bytes() == b"old"
 
