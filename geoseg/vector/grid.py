@@ -77,7 +77,20 @@ class _Grid:
 # --- options and raster ----------------------------------------------------------------
 
 
+SHAPEFILE_REFUSED = (
+    "geoseg does not write ESRI Shapefiles: field names stop at 10 characters "
+    "(perimeter_m, mean_confidence would be cut), each file stops at 2 GB, and a "
+    "Shapefile is five files that cannot be replaced as one; write {gpkg} (QGIS, ArcGIS "
+    "Pro and GDAL read it) and convert it if you must: ogr2ogr -f 'ESRI Shapefile' "
+    "{shp} {gpkg}"
+)
+"""Why ``.shp`` is refused, with the way to get one (issue 16: refuse with the reason)."""
+
+
 def _driver_for(out: Path) -> str:
+    if out.suffix.lower() == ".shp":
+        gpkg = out.with_suffix(".gpkg")
+        raise VectorizeError(SHAPEFILE_REFUSED.format(gpkg=gpkg, shp=out))
     driver = DRIVERS.get(out.suffix.lower())
     if driver is None:
         raise VectorizeError(

@@ -432,3 +432,16 @@ def test_cli_exposes_the_options(utm, tmp_path):
     assert set(gdf["source"]) == {"s.tif"} and shapely.coverage_is_valid(gdf.geometry.values)
     res = CliRunner().invoke(cli, ["vectorize", str(path), "-o", str(out), "--classes", "x"])
     assert res.exit_code == 2 and "--classes" in res.output
+
+
+def test_shapefile_is_refused_with_the_reason_and_the_way_to_get_one(tmp_path: Path) -> None:
+    """``.shp``: one line says why (10-character fields, 2 GB, five files) and how to convert."""
+    from geoseg.cli.main import cli
+
+    out = tmp_path / "classes.shp"
+    res = CliRunner().invoke(cli, ["vectorize", str(ZION), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    [line] = res.output.strip().splitlines()
+    assert "does not write ESRI Shapefiles" in line and "10 characters" in line
+    assert f"ogr2ogr -f 'ESRI Shapefile' {out} {out.with_suffix('.gpkg')}" in line
+    assert list(tmp_path.iterdir()) == []
