@@ -117,11 +117,18 @@ def _grid(path: str) -> _Grid:
         raise RasterReadError(f"cannot open band file {path} ({err})") from err
 
 
-def stack_vrt(path: str | os.PathLike[str], sources: Sequence[BandFile]) -> Path:
+def stack_vrt(
+    path: str | os.PathLike[str],
+    sources: Sequence[BandFile],
+    *,
+    tags: dict[str, str] | None = None,
+) -> Path:
     """Write a VRT at ``path`` stacking ``sources`` on the finest source grid.
 
     Bands are named by their role (the VRT band description), so
     :func:`geoseg.io.scene.open_scene` and the bundle's band names find them.
+    ``tags`` become the VRT's dataset metadata (e.g. ``GEOSEG_SENSOR``, which
+    :func:`geoseg.sensors.presets.detect_preset` reads).
     """
     import rasterio
 
@@ -170,6 +177,10 @@ def stack_vrt(path: str | os.PathLike[str], sources: Sequence[BandFile]) -> Path
             f"{src_nd}</ComplexSource></VRTRasterBand>"
         )
     srs = f"<SRS>{escape(ref.crs.to_wkt())}</SRS>" if ref.crs else ""  # type: ignore[attr-defined]
+    meta = "".join(
+        f'<MDI key="{escape(k)}">{escape(v)}</MDI>' for k, v in sorted((tags or {}).items())
+    )
+    srs += f"<Metadata>{meta}</Metadata>" if meta else ""
     gt = f"{ref.left!r}, {ref.xres!r}, 0.0, {ref.top!r}, 0.0, {-ref.yres!r}"
     text = (
         f'<VRTDataset rasterXSize="{ref.width}" rasterYSize="{ref.height}">{srs}'
@@ -197,3 +208,22 @@ def _vrt_type(dtype: str) -> str:
         "float32": "Float32",
         "float64": "Float64",
     }[dtype]
+
+
+def vrt_sources(path: str) -> set[str]:
+    """The files a VRT reads (relative names resolved against the VRT's folder)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return set()  # GDAL reports a broken VRT when the scene is opened
+    out = set()
+    for el in root.iter("SourceFilename"):
+        name = (el.text or "").strip()
+        if not name:
+            continue
+        if el.get("relativeToVRT") == "1" and not (name.startswith("/vsi") or "://" in name):
+            name = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+        out.add(name)
+    return out

@@ -116,8 +116,17 @@ def find_auto_mask(scene: str | os.PathLike[str]) -> tuple[Path, MaskKind] | Non
 
     Looked for: ``<product>_QA_PIXEL.TIF`` (Landsat Collection 2), ``*_SCL_20m.jp2`` or
     ``*_SCL_*.tif`` (Sentinel-2 L2A, also in ``../R20m``), ``<product>_fmask.tif``.
+    A VRT is looked beside the band files it stacks.
     """
     path = Path(scene)
+    if path.suffix.lower() == ".vrt":
+        from geoseg.io.bandstack import vrt_sources
+
+        local = sorted(
+            s for s in vrt_sources(str(path)) if "://" not in s and not s.startswith("/vsi")
+        )
+        if local:
+            path = Path(local[0])
     folder = path if path.is_dir() else path.parent
     product = re.match(r"^(L[CTEO]0\d_L\w{3}_\d{6}_\d{8}_\d{8}_\d{2}_\w{2})", path.name)
     candidates: list[Path] = []

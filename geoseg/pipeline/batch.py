@@ -36,6 +36,7 @@ from geoseg.errors import (
     GeosegError,
     OutputError,
 )
+from geoseg.io.bandstack import vrt_sources as vrt_sources  # re-exported: old path
 from geoseg.io.scene import Scene, gdal_env
 from geoseg.models.bundle import ModelBundle
 from geoseg.pipeline.check import open_for_predict
@@ -44,9 +45,6 @@ from geoseg.pipeline.outputs import check_out_dir, existing_outputs, locked_subj
 from geoseg.pipeline.plan import check_one_crs, check_resources, check_unique_stems
 from geoseg.pipeline.run import PredictResult, predict_scene
 from geoseg.pipeline.scenes import scene_stem
-from geoseg.pipeline.scenes import (
-    vrt_sources as vrt_sources,
-)  # re-exported: defined in scenes since 0.2
 from geoseg.records import write_record
 
 MANIFEST = "manifest.json"

@@ -272,10 +272,11 @@ def _normalization(
             f"bundle was trained on reflectance ({domain.quantity}) with fixed statistics, so "
             f"the units of {scene.path} must be known: pass --sensor (geoseg sensors lists them)"
         )
-    return {**spec, "scale": preset.scale, "offset": _offset(preset, scene)}
+    return {**spec, "scale": preset.scale, "offset": scene_offset(preset, scene)}
 
 
-def _offset(preset: SensorPreset, scene: Scene) -> float:
+def scene_offset(preset: SensorPreset, scene: Scene) -> float:
+    """The offset (as reflectance) of ``scene``'s values: its metadata's, else the preset's."""
     if not preset.name.startswith("sentinel2"):
         return preset.offset
     import rasterio
@@ -293,7 +294,7 @@ def _to_domain_units(
     scene: Scene,
 ) -> NDArray[np.float64]:
     if domain.quantity in REFLECTANCE and preset is not None:
-        return sample * preset.scale + _offset(preset, scene)
+        return sample * preset.scale + scene_offset(preset, scene)
     return sample
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 
 from geoseg.atomic import temp_name
 from geoseg.errors import InputError, OutputError
-from geoseg.pipeline.scenes import vrt_sources
+from geoseg.io.bandstack import vrt_sources
 
 VectorFormat = Literal["gpkg", "geojson", "json", "fgb", "parquet"]
 VECTOR_FORMATS: tuple[VectorFormat, ...] = get_args(VectorFormat)

@@ -30,6 +30,7 @@ from geoseg.models.bundle import ModelBundle, load_bundle
 from geoseg.models.device import check_precision
 from geoseg.pipeline.batch import run_batch
 from geoseg.pipeline.check import open_for_predict as open_for_predict
+from geoseg.pipeline.folders import band_folder_scene
 from geoseg.pipeline.options import OVERVIEWS as OVERVIEWS
 from geoseg.pipeline.options import PredictOptions as PredictOptions
 from geoseg.pipeline.outputs import check_existing, check_not_inputs
@@ -65,7 +66,9 @@ def predict(
     Parameters
     ----------
     scenes
-        Paths or globs of GDAL-readable rasters.
+        Paths or globs of GDAL-readable rasters, or folders of band files (a
+        Sentinel-2 ``IMG_DATA`` or ``.SAFE``, Landsat ``*_B4.TIF`` files), which are
+        stacked for the bundle's bands (:mod:`geoseg.pipeline.folders`).
     bundle
         A :class:`ModelBundle`, a bundle path or a shipped bundle name.
     out_dir
@@ -118,8 +121,12 @@ def predict(
     opts = PredictOptions(**options)
     if not isinstance(bundle, ModelBundle):
         bundle = load_bundle(bundle)
-    paths = expand_scenes(scenes)
     out = Path(out_dir)
+    # a folder of band files is stacked into <out>/_inputs/<product>.vrt
+    paths = [
+        band_folder_scene(p, bundle, out, sensor=opts.sensor) if os.path.isdir(p) else p
+        for p in expand_scenes(scenes)
+    ]
     check_not_inputs(paths, out, [scene_stem(p) for p in paths])
     batch = len(paths) > 1 if manifest is None else manifest
     if not batch:

@@ -20,7 +20,7 @@ from geoseg.io.masks import count_masked
 from geoseg.io.normalize import Normalizer
 from geoseg.io.scene import Scene
 from geoseg.models.bundle import ModelBundle
-from geoseg.pipeline.check import bundle_domain
+from geoseg.pipeline.check import bundle_domain, scene_offset
 from geoseg.pipeline.merge import Merger
 from geoseg.pipeline.options import PredictOptions
 from geoseg.sensors.domain import check_result
@@ -50,7 +50,7 @@ def input_record(scene: Scene, bundle: ModelBundle) -> dict[str, Any]:
     """What the input check decided and found, for the run record."""
     preset = get_preset(scene.sensor) if scene.sensor else None
     out: dict[str, Any] = {
-        "sensor": preset.describe() if preset else None,
+        "sensor": {**preset.describe(), "offset": scene_offset(preset, scene)} if preset else None,
         "domain": "recorded" if "domain" in bundle.meta else "not recorded by this bundle",
         "notes": list(scene.notes),
         "mask": scene.mask.record() if scene.mask else None,

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 
 from geoseg.errors import InputError
+from geoseg.io.bandstack import vrt_sources as vrt_sources  # moved to io in 0.2
 
 
 def expand_scenes(scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -54,22 +55,3 @@ def scene_stem(path: str) -> str:
     's2_tile'
     """
     return os.path.splitext(os.path.basename(path))[0]
-
-
-def vrt_sources(path: str) -> set[str]:
-    """The files a VRT reads (relative names resolved against the VRT's folder)."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
-        return set()  # GDAL reports a broken VRT when the scene is opened
-    out = set()
-    for el in root.iter("SourceFilename"):
-        name = (el.text or "").strip()
-        if not name:
-            continue
-        if el.get("relativeToVRT") == "1" and not (name.startswith("/vsi") or "://" in name):
-            name = os.path.join(os.path.dirname(os.path.abspath(path)), name)
-        out.add(name)
-    return out

@@ -28,10 +28,10 @@ from typing import Any
 
 from geoseg.errors import InputError, MissingDependencyError
 from geoseg.models.bundle import ModelBundle, load_bundle
+from geoseg.pipeline.folders import INPUTS as INPUTS  # the folder of VRTs geoseg writes
 from geoseg.safepath import inside, safe_name
 
 CLASSIFICATION = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
-INPUTS = "_inputs"
 
 
 def _pystac() -> Any:

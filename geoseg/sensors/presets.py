@@ -383,6 +383,8 @@ def detect_preset(file_name: str, tags: Mapping[str, str] | None = None) -> Sens
     """
     base = re.split(r"[\\/]", file_name.rstrip("/\\"))[-1]
     tags = tags or {}
+    if tags.get("GEOSEG_SENSOR") in PRESETS:  # a stack geoseg wrote (geoseg.io.bandstack)
+        return PRESETS[str(tags["GEOSEG_SENSOR"])]
     level = str(tags.get("PROCESSING_LEVEL", tags.get("PRODUCT_TYPE", ""))).upper()
     if str(tags.get("SPACECRAFT_NAME", "")).upper().startswith("SENTINEL-2") and level:
         return PRESETS["sentinel2-l2a" if "2A" in level else "sentinel2-l1c"]
@@ -403,7 +405,12 @@ def sentinel2_offset(tags: Mapping[str, str], quantity: Quantity) -> float | Non
     0.0
     >>> sentinel2_offset({"BOA_ADD_OFFSET_B2": "-1000", "PROCESSING_BASELINE": "05.09"}, "sr")
     -0.1
+
+    A stack geoseg wrote without the product's metadata states the offset it assumed
+    (``GEOSEG_S2_OFFSET``, as reflectance; see :mod:`geoseg.pipeline.folders`).
     """
+    if "GEOSEG_S2_OFFSET" in tags:
+        return float(tags["GEOSEG_S2_OFFSET"])
     key = "BOA_ADD_OFFSET" if quantity == "sr" else "RADIO_ADD_OFFSET"
     values = [float(v) for k, v in tags.items() if k.upper().startswith(key)]
     if values:
