@@ -11,7 +11,7 @@ nothing is recomputed or re-blended when it is sliced, and the bytes equal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,7 @@ def predict_xarray(
     confidence: bool = False,
     nodata: float | None = None,
     bands: Sequence[int | str] | None = None,
+    sensor: str | None = None,
 ) -> Any:
     """Lazy class map of a ``(band, y, x)`` DataArray, as a dask-backed DataArray.
 
@@ -124,6 +125,11 @@ def predict_xarray(
         Value marking invalid pixels [``da.rio.nodata`` or the ``_FillValue`` attribute].
     bands
         Positions (0-based) or ``band`` coordinate values to feed the model, in order.
+    sensor
+        The sensor preset of the values (``geoseg sensors`` lists them). Needed for a
+        bundle trained on reflectance with fixed statistics: its scale and offset (a
+        Sentinel-2 offset from ``da.attrs`` when they state one) turn the values into
+        the reflectance the bundle reads, as ``predict --sensor`` does.
     confidence
         Return a Dataset with ``classes`` and ``confidence`` instead.
 
@@ -157,7 +163,8 @@ def predict_xarray(
     )
     plan = BlockPlan(grid, block, keep="core" if blend == "crop" else "chip")
     # padding short batches only up to the chips there are (one shape for the whole run)
-    job = _job(da, bundle, grid, blend, min(batch_size, len(grid)), confidence, nodata)
+    spec = _normalization(bundle, sensor, da.attrs)
+    job = _job(da, bundle, spec, grid, blend, min(batch_size, len(grid)), confidence, nodata)
     src = da.data if hasattr(da.data, "dask") else dask.array.from_array(da.data)
     job_d = dask.delayed(job, traverse=False)
     bundle_d = dask.delayed(bundle, traverse=False)
@@ -200,16 +207,42 @@ def _nodata_of(da: Any, nodata: float | None) -> float | None:
     return None if fill is None else float(fill)
 
 
+def _normalization(
+    bundle: ModelBundle, sensor: str | None, attrs: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """The bundle's normalization, with the sensor preset's conversion where it needs one."""
+    from geoseg.sensors.domain import InputDomain
+    from geoseg.sensors.presets import get_preset, sentinel2_offset
+
+    spec = bundle.meta["normalization"]
+    data = bundle.meta.get("domain")
+    domain = InputDomain.from_dict(data) if isinstance(data, Mapping) else None
+    if domain is None or not domain.needs_units(spec):
+        return spec
+    if sensor is None:
+        raise InputError(
+            f"bundle '{bundle.name}' was trained on reflectance ({domain.quantity}) with fixed "
+            "statistics, so the DataArray's units must be known: pass sensor=... "
+            "(geoseg sensors lists them)"
+        )
+    preset = get_preset(sensor)
+    offset = preset.offset
+    if preset.name.startswith("sentinel2"):
+        found = sentinel2_offset({str(k): str(v) for k, v in attrs.items()}, preset.quantity)
+        offset = preset.offset if found is None else found
+    return {**spec, "scale": preset.scale, "offset": offset}
+
+
 def _job(
     da: Any,
     bundle: ModelBundle,
+    spec: Mapping[str, Any],
     grid: ChipGrid,
     blend: str,
     batch_size: int,
     confidence: bool,
     nodata: float | None,
 ) -> PredictJob:
-    spec = bundle.meta["normalization"]
     stats = None
     if spec["type"] == "percentile":
         step = max(1, int((grid.shape[0] * grid.shape[1] / (1 << 20)) ** 0.5))

@@ -32,13 +32,12 @@ from geoseg.models.bundle import ModelBundle
 from geoseg.models.onnx_model import check_chip as check_fixed_input
 from geoseg.pipeline.options import PredictOptions, chip_overlap
 from geoseg.sensors.bands import BandChoice, FileBands, choose_bands, resolve_preset
-from geoseg.sensors.domain import InputDomain, check_scene, pixel_size_m
+from geoseg.sensors.domain import REFLECTANCE, InputDomain, check_scene, pixel_size_m
 from geoseg.sensors.presets import SensorPreset, get_preset, sentinel2_offset
 
 SAMPLE_PIXELS = 1 << 18
 """Pixels of the decimated read the domain check compares (about 512 x 512)."""
 
-REFLECTANCE = ("sr", "toa", "scaled")
 
 SHIFT_HINT = (
     "pass --sensor if the scene is another product than its name says, use a bundle "
@@ -265,7 +264,7 @@ def _normalization(
     scene: Scene,
 ) -> Mapping[str, Any]:
     """The bundle's spec; for a reflectance bundle with fixed stats, the preset's conversion."""
-    if domain is None or domain.quantity not in REFLECTANCE or spec["type"] != "fixed":
+    if domain is None or not domain.needs_units(spec):
         return spec
     if preset is None:
         raise SceneError(

@@ -58,6 +58,9 @@ DEGENERATE_SHARE = 0.97
 MIN_TRAINING_SHARE = 0.03
 """... when at least two classes had this share of the training labels."""
 
+REFLECTANCE = ("sr", "toa", "scaled")
+"""Domain quantities that are reflectance (after a sensor preset's conversion)."""
+
 CONFIDENCE_RATIO = 0.6
 """Mean confidence under this ratio of the bundle's validation mean is flagged."""
 
@@ -77,6 +80,14 @@ class InputDomain:
     class_fractions: tuple[float, ...] | None = None
     val_mean_confidence: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def needs_units(self, normalization: Mapping[str, Any]) -> bool:
+        """Whether a scene's units must be known: reflectance training with fixed statistics.
+
+        A bundle trained on reflectance with fixed mean/std reads reflectance, so each
+        scene's values go through its sensor preset's scale and offset first.
+        """
+        return self.quantity in REFLECTANCE and normalization.get("type") == "fixed"
 
     def __post_init__(self) -> None:
         n = len(self.bands)
