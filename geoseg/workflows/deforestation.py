@@ -25,7 +25,9 @@ import numpy as np
 from geoseg.safepath import safe_name
 from geoseg.workflows.context import RunContext
 from geoseg.workflows.steps import (
+    MASKED_COLUMNS,
     add_outputs_section,
+    masked_rows,
     new_report,
     predict_scene,
     scene_band_names,
@@ -47,7 +49,7 @@ def run(ctx: RunContext) -> Exception | None:
     dates, labels = axis.values, axis.labels
     folders = [ctx.out / safe_name(str(s.date), "inputs.series date") for s in series]
     preds = [
-        predict_scene(ctx, s.scene, folder, role=str(s.date))
+        predict_scene(ctx, s.scene, folder, role=str(s.date), mask=s.mask)
         for s, folder in zip(series, folders, strict=True)
     ]
     rasters = [p.outputs["classes"] for p in preds]
@@ -73,7 +75,7 @@ def run(ctx: RunContext) -> Exception | None:
             out=ctx.out / "loss_year.tif",
             from_classes=loss_rule.from_classes,
             to_classes=loss_rule.to_classes,
-            dates=dates,
+            dates=[s.date for s in series],  # as written: first_change_year reads them itself
             mmu_m2=ch.mmu_m2,
             connectivity=ch.connectivity,
             align=ch.align,
@@ -217,6 +219,14 @@ def _report(
             classes=period,
             layer=polygons["loss"].layer,
             overlay=False,  # it would draw "no loss" (no polygons) in black
+        )
+    masked = masked_rows([(str(s.date), res) for s, res in zip(series, preds, strict=True)])
+    if masked:
+        report.add_table(
+            "Masked (cloud, shadow … per --mask)",
+            list(MASKED_COLUMNS),
+            masked,
+            note="Masked pixels are no data: a pixel masked at either date is never change.",
         )
     report.add_table("Change areas (first → last date)", change.areas)
     report.add_table(

@@ -16,7 +16,9 @@ from typing import Any
 
 from geoseg.workflows.context import RunContext
 from geoseg.workflows.steps import (
+    MASKED_COLUMNS,
     add_outputs_section,
+    masked_rows,
     new_report,
     predict_scene,
     scene_band_names,
@@ -46,8 +48,8 @@ def run(ctx: RunContext) -> Exception | None:
 
     spec = ctx.spec
     inp, ch = spec.inputs, spec.change
-    pre = predict_scene(ctx, inp.pre, ctx.out / "pre", role="pre")
-    post = predict_scene(ctx, inp.post, ctx.out / "post", role="post")
+    pre = predict_scene(ctx, inp.pre, ctx.out / "pre", role="pre", mask=inp.pre_mask)
+    post = predict_scene(ctx, inp.post, ctx.out / "post", role="post", mask=inp.post_mask)
     with ctx.step("flood extent") as rec:
         flood = flood_extent(
             pre.outputs["classes"],
@@ -183,6 +185,14 @@ def _report(
         + ("ellipsoidal per pixel row" if flood.areas.geographic else "planar, in the CRS")
         + "); total water = permanent water + flood, pixel for pixel",
     )
+    masked = masked_rows([(pre_label, pre), (post_label, post)])
+    if masked:
+        report.add_table(
+            "Masked (cloud, shadow … per --mask)",
+            list(MASKED_COLUMNS),
+            masked,
+            note="Masked pixels are no data in the class maps: never water, never flood.",
+        )
     report.add_table(
         "Transitions (pre → post)",
         list(TRANSITION_COLUMNS),

@@ -156,6 +156,10 @@ class FloodInputs:
     post: InputPath
     pre_date: str | None = None
     post_date: str | None = None
+    pre_mask: InputPath | None = None
+    """A QA or cloud mask of the pre-event scene (``predict.mask: auto`` finds each one's own)."""
+    post_mask: InputPath | None = None
+    """A QA or cloud mask of the post-event scene."""
 
 
 @dataclass(kw_only=True)
@@ -164,6 +168,8 @@ class DatedScene:
 
     date: int | str
     scene: InputPath
+    mask: InputPath | None = None
+    """A QA or cloud mask of this scene (``predict.mask: auto`` finds each one's own)."""
 
 
 @dataclass(kw_only=True)

@@ -20,11 +20,20 @@ from geoseg.workflows.context import RunContext
 VECTOR_SUFFIX = {"gpkg": ".gpkg", "geojson": ".geojson", "fgb": ".fgb", "parquet": ".parquet"}
 
 
-def predict_scene(ctx: RunContext, scene: str, folder: Path, *, role: str) -> Any:
-    """Predict one scene into ``folder`` with the workflow's model, options and engine."""
+def predict_scene(
+    ctx: RunContext, scene: str, folder: Path, *, role: str, mask: str | None = None
+) -> Any:
+    """Predict one scene into ``folder`` with the workflow's model, options and engine.
+
+    ``mask`` (this date's QA or cloud mask) replaces ``predict.mask`` for this scene.
+    """
     from geoseg.pipeline.predict import predict
 
     ctx.add_input(role, scene)
+    options = ctx.predict_options()
+    if mask is not None:
+        ctx.add_input(f"{role} mask", mask)
+        options["mask"] = mask
     with ctx.step(f"predict {role}") as rec:
         [res] = predict(
             scene,
@@ -32,7 +41,7 @@ def predict_scene(ctx: RunContext, scene: str, folder: Path, *, role: str) -> An
             folder,
             client=ctx.client,
             progress=ctx.progress_for(f"predict {role}"),
-            **ctx.predict_options(),
+            **options,
         )
         rec.outputs.update({f"{role}_{k}": v for k, v in res.outputs.items()})
         rec.details = {
@@ -41,6 +50,32 @@ def predict_scene(ctx: RunContext, scene: str, folder: Path, *, role: str) -> An
             "device": (res.record.get("parameters") or {}).get("device"),
         }
     return res
+
+
+MASKED_COLUMNS = ("date", "masked pixels", "share of the scene", "area (km²)")
+
+
+def masked_rows(results: Sequence[tuple[str, Any]]) -> list[tuple[Any, ...]]:
+    """Masked pixels per date (cloud, shadow … from ``--mask``), with their area.
+
+    Empty when no date had a mask. The area is planar in the scene's CRS units
+    (m² for projected CRSs; "n/a" for geographic ones).
+    """
+    rows = []
+    for label, res in results:
+        inp = res.record.get("input") or {}
+        if inp.get("mask") is None:
+            continue
+        scene = res.record.get("scene") or {}
+        masked = int(inp.get("pixels_masked") or 0)
+        rows_, cols = scene.get("shape") or (0, 0)
+        share = masked / (rows_ * cols) if rows_ and cols else 0.0
+        a, _, _, _, e, _ = (scene.get("transform") or [0.0] * 6)[:6]
+        crs = str(scene.get("crs") or "")
+        geographic = crs in ("EPSG:4326", "EPSG:4269") or "GEOGCS" in crs and "PROJCS" not in crs
+        area: Any = "n/a" if geographic else round(masked * abs(a * e) / 1e6, 3)
+        rows.append((label, masked, f"{100 * share:.1f} %", area))
+    return rows
 
 
 def vector_path(folder: Path, stem: str, fmt: str) -> Path:

