@@ -44,6 +44,7 @@ from geoseg.train.data import (
     val_input,
     val_windows,
 )
+from geoseg.train.labels import IGNORE
 from geoseg.train.losses import build_loss, resolve_class_weights
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,30 @@ def evaluate(model: Any, prep: Prepared, device: str, amp: bool) -> ConfusionMat
                 logits = model(xt)
             cm.update(logits[0].argmax(0).cpu().numpy(), y)
     return cm
+
+
+def validation_confidence(model: Any, prep: Prepared, device: str, amp: bool) -> float | None:
+    """Mean confidence (the winning class's softmax probability) over labelled validation pixels.
+
+    Recorded in the bundle's domain (``val_mean_confidence``): ``predict --confidence``
+    flags a scene whose mean confidence falls far below it (results look degenerate).
+    ``None`` without validation pixels.
+    """
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    with torch.inference_mode():
+        for k, window in prep.windows:
+            x, y = val_input(prep.images[k], window)
+            xt = torch.from_numpy(x)[None].to(device)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                logits = model(xt)
+            conf = torch.softmax(logits[0].float(), 0).max(0).values.cpu().numpy()
+            labelled = y != IGNORE
+            total += float(conf[labelled].sum(dtype=np.float64))
+            count += int(labelled.sum())
+    return total / count if count else None
 
 
 def steps_per_epoch(cfg: TrainConfig, sampler: ChipSampler) -> int:
@@ -325,6 +350,7 @@ def train(
                 on_epoch(epoch, entry)
         model.load_state_dict({k: v.to(device) for k, v in state.best_state.items()})
         model.eval()
+        val_confidence = validation_confidence(model, prep, device, amp)
     best = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
     return TrainResult(
         cfg=cfg,
@@ -338,7 +364,10 @@ def train(
         stopped_early=state.stopped_early,
         resumed_from=resumed_from,
         seconds=time.perf_counter() - t0,
-        extra={"finished": state.epoch >= cfg.epochs or state.stopped_early},
+        extra={
+            "finished": state.epoch >= cfg.epochs or state.stopped_early,
+            "val_mean_confidence": val_confidence,
+        },
     )
 
 

@@ -27,6 +27,15 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
+def _domain(res: TrainResult, cfg: Any) -> Any:
+    """The training domain, with the validation mean confidence the run measured."""
+    import dataclasses
+
+    domain = training_domain(res.prepared.images, res.prepared.counts, cfg)
+    conf = res.extra.get("val_mean_confidence")
+    return dataclasses.replace(domain, val_mean_confidence=round(conf, 4)) if conf else domain
+
+
 def weights_sha256(state: dict[str, Any]) -> str:
     """SHA-256 over a state dict's names and bytes (what "same weights" means)."""
     import hashlib
@@ -202,7 +211,7 @@ def write_outputs(res: TrainResult) -> dict[str, Path]:
         description=cfg.description,
         card=card,
         provenance=provenance,
-    ).with_meta(domain=training_domain(prep.images, prep.counts, cfg).to_dict())
+    ).with_meta(domain=_domain(res, cfg).to_dict())
     out = cfg.path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {"bundle": bundle.save(out)}

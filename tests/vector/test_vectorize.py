@@ -482,7 +482,7 @@ def test_bad_options(rasters, tmp_path, kwargs, match):
 def test_bad_inputs(tmp_path):
     cls = class_map(1, (10, 10))
     with pytest.raises(VectorizeError, match=r"\.gpkg, \.geojson"):
-        vectorize(tmp_path / "x.tif", tmp_path / "out.shp")
+        vectorize(tmp_path / "x.tif", tmp_path / "out.kml")
     with pytest.raises(RasterReadError, match="missing.tif"):
         vectorize(tmp_path / "missing.tif", tmp_path / "out.gpkg")
     two = write_raster(tmp_path / "two.tif", cls, count=2)
