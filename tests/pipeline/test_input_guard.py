@@ -19,7 +19,7 @@ from geoseg.pipeline.check import open_for_predict
 from geoseg.pipeline.options import PredictOptions
 from tests.common import DATA
 
-BUNDLES = ["landcover-nlcd8", "water", "forest", "ndwi", "mndwi", "ndvi"]
+BUNDLES = ["landcover-nlcd8", "water", "forest", "ndwi", "mndwi", "ndvi", "water-swir"]
 
 
 def _scenes(tmp: Path) -> dict[str, str]:
@@ -37,6 +37,10 @@ def _scenes(tmp: Path) -> dict[str, str]:
         "olinda": str(DATA / "water" / "olinda_landsat7_etm_6band.tif"),
         "s2-l1c": str(stack_vrt(tmp / "s2.vrt", s2)),
         "tm-sr": str(stack_vrt(tmp / "tm.vrt", tm)),
+        "aberystwyth": str(
+            DATA / "aberystwyth" / "sentinel2_l2a_2021-05-27_b02-03-04-08-11-12.tif"
+        ),
+        "leipzig": str(DATA / "leipzig" / "leipzig_raster.tif"),
     }
 
 
@@ -59,25 +63,11 @@ def _outcome(scene: str, bundle: str) -> str:
 # rows: scenes; columns: BUNDLES
 EXPECTED = {
     # the landcover bundle's own scene; B2..B5 read as Landsat 8 (its training sensor)
-    "zion": [
-        "in",
-        "refused: roles unknown",
-        "refused: roles unknown",
-        "refused: roles unknown",
-        "refused: roles unknown",
-        "refused: roles unknown",
-    ],
+    "zion": ["in"] + ["refused: roles unknown"] * 6,
     # 8-bit composites with no band names
-    "pucallpa": ["refused: roles unknown"] * 6,
-    "naip": ["refused: roles unknown"] * 6,
-    "itaipu": [
-        "refused: missing nir",
-        "refused: roles unknown",
-        "refused: roles unknown",
-        "refused: roles unknown",
-        "refused: roles unknown",
-        "refused: roles unknown",
-    ],
+    "pucallpa": ["refused: roles unknown"] * 7,
+    "naip": ["refused: roles unknown"] * 7,
+    "itaipu": ["refused: missing nir"] + ["refused: roles unknown"] * 6,
     # Landsat-7 RGB with color interpretation: red, green, blue known, no NIR or SWIR
     "bahamas": [
         "refused: missing nir",
@@ -86,11 +76,12 @@ EXPECTED = {
         "refused: missing nir",
         "refused: missing swir1",
         "refused: missing nir",
+        "refused: missing nir, swir1, swir2",
     ],
-    "olinda": ["refused: roles unknown"] * 6,
+    "olinda": ["refused: roles unknown"] * 7,
     # Sentinel-2 L1C: TOA x 10000 into a Landsat-8 DN bundle is refused on values; the
     # percentile bundles take 10 m (water trained on 5-30 m; forest on 30 m: warned)
-    "s2-l1c": ["refused: values", "in", "warned", "in", "in", "in"],
+    "s2-l1c": ["refused: values", "in", "warned", "in", "in", "in", "in"],
     # Landsat-5 TM SR chips (red, nir, swir1): no blue or green
     "tm-sr": [
         "refused: missing blue, green",
@@ -99,7 +90,12 @@ EXPECTED = {
         "refused: missing green",
         "refused: missing green",
         "in",
+        "refused: missing blue, green, swir2",
     ],
+    # band descriptions B02 ... B12 need the sensor: Sentinel-2's B08 is NIR, Landsat-8's
+    # (the landcover bundle's only sensor) panchromatic, so without --sensor they are refused
+    "aberystwyth": ["refused: missing nir"] + ["refused: roles unknown"] * 6,
+    "leipzig": ["refused: missing nir"] + ["refused: roles unknown"] * 6,
 }
 
 

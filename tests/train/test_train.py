@@ -477,7 +477,12 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path, crop: dict[str, Pa
 
 def test_workflow_configs_load() -> None:
     names = sorted(p.name for p in (ROOT / "workflows").glob("train-*.yaml"))
-    assert names == ["train-forest.yaml", "train-landcover.yaml", "train-water.yaml"]
+    assert names == [
+        "train-forest.yaml",
+        "train-landcover.yaml",
+        "train-water-swir.yaml",
+        "train-water.yaml",
+    ]
     for name in names:
         cfg = load_config(ROOT / "workflows" / name)
         for item in cfg.data:
@@ -548,6 +553,7 @@ def _recorded(config: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any
         ("landcover-nlcd8", "train-landcover"),
         ("forest", "train-forest"),
         ("water", "train-water"),
+        ("water-swir", "train-water-swir"),
     ],
 )
 def test_each_shipped_bundle_was_trained_by_its_workflow_config(name: str, config: str) -> None:
