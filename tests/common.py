@@ -181,3 +181,19 @@ def crop_raster(src: Path, dst: Path, window: Any, **profile: Any) -> Path:
             out.write(ds.read(window=window))
             out.descriptions = ds.descriptions
     return dst
+
+
+def reflectance_bundle(tmp: Path) -> tuple[Any, Path]:
+    """The landcover bundle re-described as trained on surface reflectance with fixed
+    statistics, and the Zion scene copied under a Landsat-8 C2 L2 product name."""
+    import shutil
+
+    from geoseg.models.bundle import load_bundle
+    from geoseg.sensors.domain import InputDomain
+
+    sr = InputDomain(("blue", "green", "red", "nir"), quantity="sr", resolution_m=(10, 60))
+    spec = {"type": "fixed", "mean": [0.05, 0.08, 0.1, 0.3], "std": [0.03, 0.03, 0.05, 0.1]}
+    bundle = load_bundle("landcover-nlcd8").with_meta(domain=sr.to_dict(), normalization=spec)
+    product = tmp / "LC08_L2SP_038034_20150818_20200908_02_T1_SR_stack.tif"
+    shutil.copyfile(ZION, product)
+    return bundle, product

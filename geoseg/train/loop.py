@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from geoseg.analysis.metrics import ConfusionMatrix
 from geoseg.errors import CheckpointError
@@ -150,11 +151,12 @@ def build_optimizer(cfg: TrainConfig, model: Any, total_steps: int) -> tuple[Any
     return opt, sched
 
 
-def evaluate(model: Any, prep: Prepared, device: str, amp: bool) -> ConfusionMatrix:
-    """Confusion matrix of the model over every validation window."""
+def _validation_logits(
+    model: Any, prep: Prepared, device: str, amp: bool
+) -> Iterator[tuple[Any, NDArray[np.uint8]]]:
+    """``(logits, truth)`` of every validation window, the model in eval mode."""
     import torch
 
-    cm = ConfusionMatrix(len(prep.classes), names=[c.name for c in prep.classes])
     model.eval()
     with torch.inference_mode():
         for k, window in prep.windows:
@@ -162,7 +164,14 @@ def evaluate(model: Any, prep: Prepared, device: str, amp: bool) -> ConfusionMat
             xt = torch.from_numpy(x)[None].to(device)
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 logits = model(xt)
-            cm.update(logits[0].argmax(0).cpu().numpy(), y)
+            yield logits[0], y
+
+
+def evaluate(model: Any, prep: Prepared, device: str, amp: bool) -> ConfusionMatrix:
+    """Confusion matrix of the model over every validation window."""
+    cm = ConfusionMatrix(len(prep.classes), names=[c.name for c in prep.classes])
+    for logits, y in _validation_logits(model, prep, device, amp):
+        cm.update(logits.argmax(0).cpu().numpy(), y)
     return cm
 
 
@@ -176,17 +185,11 @@ def validation_confidence(model: Any, prep: Prepared, device: str, amp: bool) ->
     import torch
 
     total, count = 0.0, 0
-    model.eval()
-    with torch.inference_mode():
-        for k, window in prep.windows:
-            x, y = val_input(prep.images[k], window)
-            xt = torch.from_numpy(x)[None].to(device)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                logits = model(xt)
-            conf = torch.softmax(logits[0].float(), 0).max(0).values.cpu().numpy()
-            labelled = y != IGNORE
-            total += float(conf[labelled].sum(dtype=np.float64))
-            count += int(labelled.sum())
+    for logits, y in _validation_logits(model, prep, device, amp):
+        conf = torch.softmax(logits.float(), 0).max(0).values.cpu().numpy()
+        labelled = y != IGNORE
+        total += float(conf[labelled].sum(dtype=np.float64))
+        count += int(labelled.sum())
     return total / count if count else None
 
 

@@ -77,18 +77,10 @@ def test_plain_dataarray_is_lazy_and_a_slice_runs_only_its_blocks(
 
 def test_a_reflectance_bundle_reads_the_sensor_like_predict(tmp_path: Path) -> None:
     """``sensor=`` gives a reflectance bundle the preset's scale and offset, as ``--sensor``."""
-    import shutil
-
     from geoseg.errors import InputError
-    from geoseg.models.bundle import load_bundle
-    from geoseg.sensors.domain import InputDomain
-    from tests.common import ZION
+    from tests.common import reflectance_bundle
 
-    sr = InputDomain(("blue", "green", "red", "nir"), quantity="sr", resolution_m=(10, 60))
-    spec = {"type": "fixed", "mean": [0.05, 0.08, 0.1, 0.3], "std": [0.03, 0.03, 0.05, 0.1]}
-    bundle = load_bundle("landcover-nlcd8").with_meta(domain=sr.to_dict(), normalization=spec)
-    product = tmp_path / "LC08_L2SP_038034_20150818_20200908_02_T1_SR_stack.tif"
-    shutil.copyfile(ZION, product)
+    bundle, product = reflectance_bundle(tmp_path)
     [ref] = geoseg.predict(
         str(product), bundle, tmp_path / "out", bands=(1, 2, 3, 4), sensor="landsat8-c2l2",
         vector=False, allow_domain_shift=True,

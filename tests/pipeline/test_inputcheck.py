@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from geoseg.pipeline.check import plan_input
 from geoseg.train.config import load_config
 from geoseg.train.domain import training_domain
 from geoseg.train.loop import prepare_data
-from tests.common import DATA, REPO, ZION
+from tests.common import DATA, REPO, ZION, reflectance_bundle
 
 NAIP = DATA / "water" / "naip_lakes_2020-08-31.tif"
 OLINDA = DATA / "water" / "olinda_landsat7_etm_6band.tif"
@@ -69,13 +68,7 @@ def test_unknown_band_order_is_refused_before_the_domain(landcover: Any) -> None
 
 
 def test_reflectance_bundle_gets_the_presets_conversion(tmp_path: Path) -> None:
-    from geoseg.sensors.domain import InputDomain
-
-    sr = InputDomain(("blue", "green", "red", "nir"), quantity="sr", resolution_m=(10, 60))
-    spec = {"type": "fixed", "mean": [0.05, 0.08, 0.1, 0.3], "std": [0.03, 0.03, 0.05, 0.1]}
-    bundle = load_bundle("landcover-nlcd8").with_meta(domain=sr.to_dict(), normalization=spec)
-    product = tmp_path / "LC08_L2SP_038034_20150818_20200908_02_T1_SR_stack.tif"
-    shutil.copyfile(ZION, product)
+    bundle, product = reflectance_bundle(tmp_path)
     plan = plan_input(product, bundle, bands=[1, 2, 3, 4], sensor="landsat8-c2l2")
     assert (plan.normalization["scale"], plan.normalization["offset"]) == (2.75e-05, -0.2)
     with pytest.raises(SceneError, match="trained on reflectance .* pass sensor="):
