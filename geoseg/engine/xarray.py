@@ -212,25 +212,19 @@ def _normalization(
 ) -> Mapping[str, Any]:
     """The bundle's normalization, with the sensor preset's conversion where it needs one."""
     from geoseg.sensors.domain import InputDomain
-    from geoseg.sensors.presets import get_preset, sentinel2_offset
+    from geoseg.sensors.presets import get_preset, preset_offset
 
     spec = bundle.meta["normalization"]
     data = bundle.meta.get("domain")
-    domain = InputDomain.from_dict(data) if isinstance(data, Mapping) else None
-    if domain is None or not domain.needs_units(spec):
+    if not isinstance(data, Mapping):
         return spec
-    if sensor is None:
-        raise InputError(
-            f"bundle '{bundle.name}' was trained on reflectance ({domain.quantity}) with fixed "
-            "statistics, so the DataArray's units must be known: pass sensor=... "
-            "(geoseg sensors lists them)"
-        )
-    preset = get_preset(sensor)
-    offset = preset.offset
-    if preset.name.startswith("sentinel2"):
-        found = sentinel2_offset({str(k): str(v) for k, v in attrs.items()}, preset.quantity)
-        offset = preset.offset if found is None else found
-    return {**spec, "scale": preset.scale, "offset": offset}
+    tags = {str(k): str(v) for k, v in attrs.items()}
+    return InputDomain.from_dict(data).units_normalization(
+        spec,
+        get_preset(sensor) if sensor else None,
+        lambda preset: preset_offset(preset, tags),
+        "the DataArray",
+    )
 
 
 def _job(

@@ -33,7 +33,7 @@ from geoseg.models.onnx_model import check_chip as check_fixed_input
 from geoseg.pipeline.options import PredictOptions, chip_overlap
 from geoseg.sensors.bands import BandChoice, FileBands, choose_bands, resolve_preset
 from geoseg.sensors.domain import REFLECTANCE, InputDomain, check_scene, pixel_size_m
-from geoseg.sensors.presets import SensorPreset, get_preset, sentinel2_offset
+from geoseg.sensors.presets import SensorPreset, get_preset, preset_offset
 
 SAMPLE_PIXELS = 1 << 18
 """Pixels of the decimated read the domain check compares (about 512 x 512)."""
@@ -264,26 +264,19 @@ def _normalization(
     scene: Scene,
 ) -> Mapping[str, Any]:
     """The bundle's spec; for a reflectance bundle with fixed stats, the preset's conversion."""
-    if domain is None or not domain.needs_units(spec):
+    if domain is None:
         return spec
-    if preset is None:
-        raise SceneError(
-            f"bundle was trained on reflectance ({domain.quantity}) with fixed statistics, so "
-            f"the units of {scene.path} must be known: pass --sensor (geoseg sensors lists them)"
-        )
-    return {**spec, "scale": preset.scale, "offset": scene_offset(preset, scene)}
+    return domain.units_normalization(spec, preset, lambda p: scene_offset(p, scene), scene.path)
 
 
 def scene_offset(preset: SensorPreset, scene: Scene) -> float:
     """The offset (as reflectance) of ``scene``'s values: its metadata's, else the preset's."""
     if not preset.name.startswith("sentinel2"):
-        return preset.offset
+        return preset.offset  # no file to read: only Sentinel-2 states it per product
     import rasterio
 
     with rasterio.open(scene.path) as ds:
-        tags = {**ds.tags(), **ds.tags(1)}
-    found = sentinel2_offset(tags, preset.quantity)
-    return preset.offset if found is None else found
+        return preset_offset(preset, {**ds.tags(), **ds.tags(1)})
 
 
 def _to_domain_units(

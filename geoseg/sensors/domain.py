@@ -26,16 +26,20 @@ several, or a mean confidence far below the bundle's validation mean.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+if TYPE_CHECKING:
+    from geoseg.sensors.presets import SensorPreset
+
 from geoseg.errors import (
     BundleError,
     GeosegError,
+    SceneError,
 )
 from geoseg.errors import (
     DomainError as DomainError,  # re-exported: defined in errors since 0.2
@@ -80,6 +84,32 @@ class InputDomain:
     class_fractions: tuple[float, ...] | None = None
     val_mean_confidence: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def units_normalization(
+        self,
+        normalization: Mapping[str, Any],
+        preset: SensorPreset | None,
+        offset: Callable[[SensorPreset], float],
+        source: str,
+    ) -> Mapping[str, Any]:
+        """``normalization`` for one scene, with its units folded in where needed.
+
+        The preset's scale and ``offset(preset)`` go in where the bundle reads
+        reflectance with fixed statistics (:meth:`needs_units`).
+
+        Raises
+        ------
+        SceneError
+            The bundle needs the units and ``source``'s sensor is not known.
+        """
+        if not self.needs_units(normalization):
+            return normalization
+        if preset is None:
+            raise SceneError(
+                f"bundle was trained on reflectance ({self.quantity}) with fixed statistics, so "
+                f"the units of {source} must be known: pass --sensor (geoseg sensors lists them)"
+            )
+        return {**normalization, "scale": preset.scale, "offset": offset(preset)}
 
     def needs_units(self, normalization: Mapping[str, Any]) -> bool:
         """Whether a scene's units must be known: reflectance training with fixed statistics.

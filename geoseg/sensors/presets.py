@@ -394,6 +394,18 @@ def detect_preset(file_name: str, tags: Mapping[str, str] | None = None) -> Sens
     return None
 
 
+def preset_offset(preset: SensorPreset, tags: Mapping[str, str]) -> float:
+    """The additive offset (as reflectance) of a product: its metadata's, else the preset's.
+
+    Only Sentinel-2 states it per product (:func:`sentinel2_offset`); every other preset
+    has one offset.
+    """
+    if not preset.name.startswith("sentinel2"):
+        return preset.offset
+    found = sentinel2_offset(tags, preset.quantity)
+    return preset.offset if found is None else found
+
+
 def sentinel2_offset(tags: Mapping[str, str], quantity: Quantity) -> float | None:
     """The additive offset (as reflectance) a Sentinel-2 product's metadata states, if any.
 

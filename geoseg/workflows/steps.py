@@ -58,9 +58,11 @@ MASKED_COLUMNS = ("date", "masked pixels", "share of the scene", "area (km²)")
 def masked_rows(results: Sequence[tuple[str, Any]]) -> list[tuple[Any, ...]]:
     """Masked pixels per date (cloud, shadow … from ``--mask``), with their area.
 
-    Empty when no date had a mask. The area is planar in the scene's CRS units
-    (m² for projected CRSs; "n/a" for geographic ones).
+    Empty when no date had a mask. The area is planar in the scene's projected CRS
+    ("n/a" for a geographic CRS or none).
     """
+    from rasterio.crs import CRS
+
     rows = []
     for label, res in results:
         inp = res.record.get("input") or {}
@@ -71,9 +73,11 @@ def masked_rows(results: Sequence[tuple[str, Any]]) -> list[tuple[Any, ...]]:
         rows_, cols = scene.get("shape") or (0, 0)
         share = masked / (rows_ * cols) if rows_ and cols else 0.0
         a, _, _, _, e, _ = (scene.get("transform") or [0.0] * 6)[:6]
-        crs = str(scene.get("crs") or "")
-        geographic = crs in ("EPSG:4326", "EPSG:4269") or "GEOGCS" in crs and "PROJCS" not in crs
-        area: Any = "n/a" if geographic else round(masked * abs(a * e) / 1e6, 3)
+        crs = CRS.from_user_input(scene["crs"]) if scene.get("crs") else None
+        area: Any = "n/a"
+        if crs is not None and not crs.is_geographic:
+            metres = float(crs.linear_units_factor[1])
+            area = round(masked * abs(a * e) * metres**2 / 1e6, 3)
         rows.append((label, masked, f"{100 * share:.1f} %", area))
     return rows
 
