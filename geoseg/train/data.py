@@ -63,6 +63,8 @@ class TrainingImage:
     x: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
     normalizer: Normalizer | None = None
     stats: list[tuple[float, float]] | None = None
+    sensor: str | None = None
+    """The preset whose scale and offset made :attr:`raw` reflectance (``units: reflectance``)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -113,7 +115,14 @@ def load_images(cfg: TrainConfig, classes: Sequence[ClassInfo]) -> list[Training
         labels = read_labels(
             str(cfg.path(item.labels)), scene, classes, field=item.label_field, valid=valid
         )
-        out.append(TrainingImage(scene=scene, item=item, raw=raw, valid=valid, labels=labels))
+        sensor = None
+        if cfg.units == "reflectance":
+            raw, sensor = to_reflectance(raw, scene, item, cfg)
+        out.append(
+            TrainingImage(
+                scene=scene, item=item, raw=raw, valid=valid, labels=labels, sensor=sensor
+            )
+        )
     if not any((img.labels != IGNORE).any() for img in out):
         raise TrainingDataError(
             "no labelled pixel is left after filtering ("
@@ -123,6 +132,37 @@ def load_images(cfg: TrainConfig, classes: Sequence[ClassInfo]) -> list[Training
             "check the scheme and the label values"
         )
     return out
+
+
+def to_reflectance(
+    raw: NDArray[Any], scene: Scene, item: DataItem, cfg: TrainConfig
+) -> tuple[NDArray[np.float32], str]:
+    """``raw`` as reflectance through the image's sensor preset, and the preset's name.
+
+    The preset is the data entry's ``sensor``, else the config's, else the one the
+    file's name or tags name; the offset is the product's own where it states one
+    (Sentinel-2 baseline 04.00+), as ``geoseg predict`` reads it.
+
+    Raises
+    ------
+    TrainingDataError
+        No preset is known for the image.
+    """
+    import rasterio
+
+    from geoseg.sensors.presets import detect_preset, get_preset, preset_offset
+
+    with rasterio.open(scene.path) as ds:
+        tags = {**ds.tags(), **ds.tags(1)}
+    name = item.sensor or cfg.sensor
+    preset = get_preset(name) if name else detect_preset(scene.path, tags)
+    if preset is None:
+        raise TrainingDataError(
+            f"units: reflectance needs the sensor of {scene.path}; add 'sensor: NAME' to its "
+            "data entry (geoseg sensors lists the names)"
+        )
+    offset = preset_offset(preset, tags)
+    return (raw.astype(np.float32) * np.float32(preset.scale) + np.float32(offset)), preset.name
 
 
 # -- split -------------------------------------------------------------------

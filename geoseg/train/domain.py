@@ -9,6 +9,7 @@ each scene with it (:mod:`geoseg.sensors.domain`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,10 +32,26 @@ def training_domain(
     ``sensor`` (when it has one), else from the images' file names.
     """
     sensors = _sensors(images, cfg)
+    if getattr(cfg, "units", "raw") == "reflectance":  # raw already went through presets
+        from geoseg.sensors.presets import get_preset
+
+        kinds = {get_preset(str(img.sensor)).quantity for img in images}
+        domain = measure_domain(
+            images,
+            bands=cfg.bands,
+            counts=counts,
+            sensors=sensors,
+            quantity=kinds.pop() if len(kinds) == 1 else "scaled",
+            seed=cfg.seed,
+        )
+        return dataclasses.replace(domain, dtype=None)  # the files' types do not matter
     return measure_domain(images, bands=cfg.bands, counts=counts, sensors=sensors, seed=cfg.seed)
 
 
 def _sensors(images: Sequence[TrainingImage], cfg: TrainConfig) -> tuple[str, ...]:
+    converted = sorted({img.sensor for img in images if img.sensor})
+    if converted:
+        return tuple(converted)
     named = getattr(cfg, "sensor", None)
     if named:
         return (str(named),)

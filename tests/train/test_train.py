@@ -478,6 +478,7 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path, crop: dict[str, Pa
 def test_workflow_configs_load() -> None:
     names = sorted(p.name for p in (ROOT / "workflows").glob("train-*.yaml"))
     assert names == [
+        "train-cloud.yaml",
         "train-forest.yaml",
         "train-landcover.yaml",
         "train-water-swir.yaml",
@@ -539,11 +540,16 @@ def test_shipped_forest_bundle_records_its_training() -> None:
 
 def _recorded(config: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
     """The config as a bundle recorded it: no base_dir; fields added since then are None."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in config.items():
         if key == "base_dir" or (key not in recorded and value is None):
             continue
-        out[key] = _recorded(value, recorded.get(key, {})) if isinstance(value, dict) else value
+        if isinstance(value, dict):
+            value = _recorded(value, recorded.get(key, {}))
+        elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            had = recorded.get(key, [])
+            value = [_recorded(v, had[i] if i < len(had) else {}) for i, v in enumerate(value)]
+        out[key] = value
     return out
 
 
@@ -554,6 +560,7 @@ def _recorded(config: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any
         ("forest", "train-forest"),
         ("water", "train-water"),
         ("water-swir", "train-water-swir"),
+        ("cloud", "train-cloud"),
     ],
 )
 def test_each_shipped_bundle_was_trained_by_its_workflow_config(name: str, config: str) -> None:
