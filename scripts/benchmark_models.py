@@ -357,7 +357,12 @@ def main() -> None:
                 f"[{i}] {n}" + ("  " if i < len(notes) else "") for i, n in enumerate(notes, 1)
             ]
             lines += [""] if notes else []
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = Path(args.out)
+    old = out.read_text(encoding="utf-8") if out.exists() else ""
+    start, end = "<!-- cloud:start -->", "<!-- cloud:end -->"
+    if start in old and end in old:  # scripts/benchmark_cloud.py's section stays
+        lines += ["", old[old.index(start) : old.index(end) + len(end)]]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 
 

@@ -8,7 +8,10 @@ Three QA encodings are understood, plus plain masks:
   1 saturated or defective, 2 dark area / cast shadow, 3 cloud shadow, 8 and 9
   cloud of medium and high probability, 10 thin cirrus, 11 snow or ice);
 - ``fmask``: Fmask codes (0 clear land, 1 water, 2 shadow, 3 snow, 4 cloud, 255 fill);
-- ``binary``: any raster where non-zero means "masked".
+- ``binary``: any raster where non-zero means "masked";
+- ``model``: a *mask bundle* (such as the shipped ``cloud``) whose classes are Fmask
+  codes: ``predict`` runs it on the scene first, into ``<out>/_masks/``, and masks with
+  its class raster as an ``fmask`` raster (:mod:`geoseg.pipeline.maskmodel`).
 
 Which classes mask is a choice (:data:`DEFAULT_CLASSES`: cloud, shadow and
 cirrus; fill always). A masked pixel is nodata end to end: weight 0 when
@@ -32,8 +35,8 @@ from numpy.typing import NDArray
 from geoseg.errors import InputError, RasterReadError
 from geoseg.grid.windows import iter_strips
 
-MaskKind = Literal["landsat-qa-pixel", "sentinel2-scl", "fmask", "binary"]
-KINDS: tuple[MaskKind, ...] = ("landsat-qa-pixel", "sentinel2-scl", "fmask", "binary")
+MaskKind = Literal["landsat-qa-pixel", "sentinel2-scl", "fmask", "binary", "model"]
+KINDS: tuple[MaskKind, ...] = ("landsat-qa-pixel", "sentinel2-scl", "fmask", "binary", "model")
 
 CLASSES = ("cloud", "shadow", "cirrus", "snow", "fill")
 """What a QA layer can mask (``fill`` is always masked)."""
@@ -99,6 +102,8 @@ def masked(values: NDArray[Any], kind: MaskKind, classes: Collection[str]) -> ND
     """
     if kind == "binary":
         return np.asarray(values != 0)
+    if kind == "model":
+        raise InputError("a mask bundle must be run before its mask is read (geoseg bug)")
     out = np.zeros(values.shape, dtype=bool)
     if kind == "landsat-qa-pixel":
         v = values.astype(np.int64)
@@ -143,11 +148,17 @@ def find_auto_mask(scene: str | os.PathLike[str]) -> tuple[Path, MaskKind] | Non
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """A mask for a scene: the file, its encoding and the classes that mask (picklable)."""
+    """A mask for a scene: the file, its encoding and the classes that mask (picklable).
+
+    A ``model`` spec's ``path`` is the mask bundle (a name or path), until
+    :mod:`geoseg.pipeline.maskmodel` has run it and made an ``fmask`` spec whose
+    ``bundle`` says where the raster came from.
+    """
 
     path: str
     kind: MaskKind
     classes: tuple[str, ...]
+    bundle: str | None = None
 
     @classmethod
     def resolve(
@@ -186,7 +197,10 @@ class MaskSpec:
 
     def record(self) -> dict[str, Any]:
         """JSON-ready, for the run record."""
-        return {"path": self.path, "kind": self.kind, "classes": list(self.classes)}
+        out = {"path": self.path, "kind": self.kind, "classes": list(self.classes)}
+        if self.bundle is not None:
+            out["bundle"] = self.bundle
+        return out
 
 
 def count_masked(source: MaskSource, window_pixels: int = 1 << 22) -> int:

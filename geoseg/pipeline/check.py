@@ -25,11 +25,11 @@ from numpy.typing import NDArray
 
 from geoseg.errors import DomainError, SceneError
 from geoseg.grid.chips import ChipGrid
-from geoseg.io.masks import MaskSpec
 from geoseg.io.normalize import scene_sample
 from geoseg.io.scene import Scene, open_scene
 from geoseg.models.bundle import ModelBundle
 from geoseg.models.onnx_model import check_chip as check_fixed_input
+from geoseg.pipeline.maskmodel import load_mask_bundle, mask_options, resolve_mask
 from geoseg.pipeline.options import PredictOptions, chip_overlap
 from geoseg.sensors.bands import BandChoice, FileBands, choose_bands, resolve_preset
 from geoseg.sensors.domain import REFLECTANCE, InputDomain, check_scene, pixel_size_m
@@ -213,12 +213,15 @@ def open_for_predict(path: str, bundle: ModelBundle, opts: PredictOptions) -> Sc
         f"outside the bundle's domain, run anyway (--allow-domain-shift): {r}"
         for r in plan.refused_but_allowed
     )
-    mask = MaskSpec.resolve(opts.mask, path, opts.mask_classes) if opts.mask else None
+    mask = resolve_mask(opts.mask, path, opts.mask_classes) if opts.mask else None
     scene = dataclasses.replace(
         scene, sensor=plan.preset.name if plan.preset else None, notes=notes, mask=mask
     )
-    if mask is not None:
-        _check_mask(scene)
+    if mask is not None and mask.kind == "model":  # the mask bundle must read it too
+        mask_bundle = load_mask_bundle(mask.path)
+        open_for_predict(path, mask_bundle, mask_options(opts, bundle, mask_bundle))
+    elif mask is not None:
+        check_mask(scene)
     chip, overlap = chip_overlap(opts, bundle)
     check_fixed_input(bundle, chip)  # a fixed-size ONNX model: refuse a larger --chip now
     ChipGrid(scene.shape, chip, overlap, pad=opts.pad)
@@ -240,7 +243,7 @@ def _check_band_count(scene: Scene, bundle: ModelBundle) -> Scene:
     return scene
 
 
-def _check_mask(scene: Scene) -> None:
+def check_mask(scene: Scene) -> None:
     """A mask that removes every pixel leaves nothing to predict: say so before inferring."""
     assert scene.mask is not None
     share = scene.mask_source().masked_share()

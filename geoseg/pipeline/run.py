@@ -11,6 +11,7 @@ or none of the new ones.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -26,12 +27,14 @@ from geoseg.engine.task import PredictJob
 from geoseg.errors import BundleError, GeosegError, InputError, SceneError
 from geoseg.grid.blend import fixed_point_scale
 from geoseg.grid.chips import BlockPlan
+from geoseg.io.masks import MaskSpec
 from geoseg.io.normalize import Normalizer, build_normalizer, scene_percentiles
 from geoseg.io.scene import Scene
 from geoseg.io.writer import RasterSink, output_error
 from geoseg.models.bundle import ModelBundle
 from geoseg.models.predictor import returns_logits
-from geoseg.pipeline.check import normalization_for
+from geoseg.pipeline.check import check_mask, normalization_for, open_for_predict
+from geoseg.pipeline.maskmodel import MASKS_FOLDER, load_mask_bundle, mask_options
 from geoseg.pipeline.merge import Merger
 from geoseg.pipeline.options import PredictOptions
 from geoseg.pipeline.outputs import output_paths, stale_outputs
@@ -63,7 +66,8 @@ def predict_scene(
 ) -> PredictResult:
     """Predict one opened scene (see :func:`predict`)."""
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
+    scene = run_mask_bundle(scene, bundle, out_dir, opts=opts, device=device, engine=engine)
+    timings: dict[str, float] = {"mask_bundle": time.perf_counter() - t_start}
     paths = output_paths(out_dir, scene.stem, opts)
     for p in paths.values():
         clean_stale(p)
@@ -175,6 +179,40 @@ def predict_scene(
     return PredictResult(
         scene=scene.path, outputs={k: str(v) for k, v in paths.items()}, record=record
     )
+
+
+def run_mask_bundle(
+    scene: Scene,
+    bundle: ModelBundle,
+    out_dir: Path,
+    *,
+    opts: PredictOptions,
+    device: str,
+    engine: Engine,
+) -> Scene:
+    """``scene`` masked by its mask bundle's prediction (``--mask cloud``), else as it is.
+
+    The mask bundle runs on the scene first (:mod:`geoseg.pipeline.maskmodel`), into
+    ``<out>/_masks/``; its class raster, Fmask codes, becomes the scene's mask.
+
+    Raises
+    ------
+    SceneError
+        The mask removes every pixel of the scene.
+    """
+    spec = scene.mask
+    if spec is None or spec.kind != "model":
+        return scene
+    mask_bundle = load_mask_bundle(spec.path)
+    mopts = mask_options(opts, bundle, mask_bundle)
+    folder = out_dir / MASKS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    mscene = open_for_predict(scene.path, mask_bundle, mopts)
+    res = predict_scene(mscene, mask_bundle, folder, opts=mopts, device=device, engine=engine)
+    made = MaskSpec(res.outputs["classes"], "fmask", spec.classes, bundle=mask_bundle.name)
+    scene = dataclasses.replace(scene, mask=made)
+    check_mask(scene)
+    return scene
 
 
 def out_of_memory(err: BaseException) -> bool:

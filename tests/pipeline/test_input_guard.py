@@ -19,7 +19,7 @@ from geoseg.pipeline.check import open_for_predict
 from geoseg.pipeline.options import PredictOptions
 from tests.common import DATA
 
-BUNDLES = ["landcover-nlcd8", "water", "forest", "ndwi", "mndwi", "ndvi", "water-swir"]
+BUNDLES = ["landcover-nlcd8", "water", "forest", "ndwi", "mndwi", "ndvi", "water-swir", "cloud"]
 
 
 def _scenes(tmp: Path) -> dict[str, str]:
@@ -54,6 +54,8 @@ def _outcome(scene: str, bundle: str) -> str:
         text = str(err)
         if "does not say which band is which" in text:
             return "refused: roles unknown"
+        if "units of" in text and "must be known" in text:
+            return "refused: units unknown"
         if "has no " in text:
             return "refused: missing " + text.split("has no ", 1)[1].split(" band")[0]
         return f"refused: {text}"
@@ -63,11 +65,11 @@ def _outcome(scene: str, bundle: str) -> str:
 # rows: scenes; columns: BUNDLES
 EXPECTED = {
     # the landcover bundle's own scene; B2..B5 read as Landsat 8 (its training sensor)
-    "zion": ["in"] + ["refused: roles unknown"] * 6,
+    "zion": ["in"] + ["refused: roles unknown"] * 7,
     # 8-bit composites with no band names
-    "pucallpa": ["refused: roles unknown"] * 7,
-    "naip": ["refused: roles unknown"] * 7,
-    "itaipu": ["refused: missing nir"] + ["refused: roles unknown"] * 6,
+    "pucallpa": ["refused: roles unknown"] * 8,
+    "naip": ["refused: roles unknown"] * 8,
+    "itaipu": ["refused: missing nir"] + ["refused: roles unknown"] * 7,
     # Landsat-7 RGB with color interpretation: red, green, blue known, no NIR or SWIR
     "bahamas": [
         "refused: missing nir",
@@ -77,11 +79,13 @@ EXPECTED = {
         "refused: missing swir1",
         "refused: missing nir",
         "refused: missing nir, swir1, swir2",
+        "refused: missing nir",
     ],
-    "olinda": ["refused: roles unknown"] * 7,
+    "olinda": ["refused: roles unknown"] * 8,
     # Sentinel-2 L1C: TOA x 10000 into a Landsat-8 DN bundle is refused on values; the
-    # percentile bundles take 10 m (water trained on 5-30 m; forest on 30 m: warned)
-    "s2-l1c": ["refused: values", "in", "warned", "in", "in", "in", "in"],
+    # percentile bundles take 10 m (water trained on 5-30 m; forest on 30 m: warned); the
+    # cloud bundle reads reflectance, and a stack with no sensor tag has no known units
+    "s2-l1c": ["refused: values", "in", "warned", "in", "in", "in", "in", "refused: units unknown"],
     # Landsat-5 TM SR chips (red, nir, swir1): no blue or green
     "tm-sr": [
         "refused: missing blue, green",
@@ -91,11 +95,12 @@ EXPECTED = {
         "refused: missing green",
         "in",
         "refused: missing blue, green, swir2",
+        "refused: units unknown",
     ],
     # band descriptions B02 ... B12 need the sensor: Sentinel-2's B08 is NIR, Landsat-8's
     # (the landcover bundle's only sensor) panchromatic, so without --sensor they are refused
-    "aberystwyth": ["refused: missing nir"] + ["refused: roles unknown"] * 6,
-    "leipzig": ["refused: missing nir"] + ["refused: roles unknown"] * 6,
+    "aberystwyth": ["refused: missing nir"] + ["refused: roles unknown"] * 7,
+    "leipzig": ["refused: missing nir"] + ["refused: roles unknown"] * 7,
 }
 
 
