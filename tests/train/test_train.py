@@ -577,3 +577,35 @@ def test_each_shipped_bundle_was_trained_by_its_workflow_config(name: str, confi
     assert 0 < prov["validation"]["miou"] <= 1
     card = (ROOT / "docs" / "models" / f"{name}.md").read_text()
     assert card == bundle.meta["card"] and "## Known failure modes" in card
+
+
+# -- units: reflectance ------------------------------------------------------
+
+
+def test_reflectance_training_reads_each_image_through_its_preset(
+    crop: dict[str, Path], tmp_path: Path
+) -> None:
+    from geoseg.train.domain import training_domain
+
+    cfg = _cfg(crop, tmp_path, units="reflectance")
+    prep = prepare_data(cfg)
+    [img] = prep.images
+    with rasterio.open(crop["image"]) as ds:
+        dn = ds.read(1).astype(np.float64)
+    valid = img.valid
+    # Landsat-8 Collection 1/2 Level-1: DN * 2e-5 - 0.1, as predict will convert a scene
+    assert np.allclose(img.raw[0][valid], dn[valid] * 2e-5 - 0.1, atol=1e-6)
+    assert img.sensor == "landsat8-c2l1"
+    assert all(0 < m < 0.5 for m in prep.normalization["mean"])  # reflectance, not DN
+    domain = training_domain(prep.images, prep.counts, cfg)
+    assert domain.quantity == "toa" and domain.dtype is None
+    assert domain.sensors == ("landsat8-c2l1",)
+    assert domain.p50 is not None and all(0 < v < 1 for v in domain.p50)
+
+
+def test_reflectance_training_needs_a_known_sensor(crop: dict[str, Path], tmp_path: Path) -> None:
+    cfg = _cfg(crop, tmp_path, units="reflectance", sensor=None)
+    with pytest.raises(TrainingDataError, match="units: reflectance needs the sensor of"):
+        prepare_data(cfg)
+    with pytest.raises(ConfigError, match="units must be 'raw' or 'reflectance'"):
+        _cfg(crop, tmp_path, units="dn")
