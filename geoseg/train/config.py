@@ -99,6 +99,16 @@ class AugmentConfig:
     """Per band, multiply valid pixels by ``U(1 - c, 1 + c)``."""
     scale_jitter: float = 0.0
     """Read ``chip * U(1 - s, 1 + s)`` pixels and resize to ``chip``."""
+    quantize: float = 0.0
+    """Chance that a chip is quantized to 256 levels per band (8-bit data)."""
+    haze: float = 0.0
+    """Strength of a random veil ``t ~ U(0, haze)``: each band is pulled towards a bright
+    value by ``t * (0.49 / wavelength_um) ** 2``, so blue most, SWIR least (by band name)."""
+    resolution: float = 0.0
+    """Largest coarsening: with chance 1/2 a chip is averaged down by ``U(1, resolution)``
+    and resized back (a sensor with coarser pixels, e.g. 3 for 10 m to 30 m); 0 or 1: off."""
+    band_dropout: float = 0.0
+    """Chance that one random band of a chip is set to 0 (its normalized mean)."""
 
 
 @dataclass
@@ -286,6 +296,13 @@ def _check_values(cfg: TrainConfig) -> None:
             "split.method polygon needs split.polygon (a vector file of validation areas)",
         ),
         (0 <= cfg.augment.scale_jitter < 1, "augment.scale_jitter must be in [0, 1)"),
+        (0 <= cfg.augment.quantize <= 1, "augment.quantize must be in [0, 1]"),
+        (0 <= cfg.augment.haze <= 1, "augment.haze must be in [0, 1]"),
+        (
+            cfg.augment.resolution == 0 or 1 <= cfg.augment.resolution <= 8,
+            "augment.resolution must be 0 (off) or in [1, 8]",
+        ),
+        (0 <= cfg.augment.band_dropout <= 1, "augment.band_dropout must be in [0, 1]"),
         (cfg.optimizer.lr > 0, f"optimizer.lr {cfg.optimizer.lr} must be positive"),
         (bool(cfg.loss.terms), "loss.terms needs at least one loss"),
     ]

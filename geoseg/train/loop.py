@@ -297,7 +297,14 @@ def train(
             bar = _progress_bar(steps, f"epoch {epoch}/{cfg.epochs}", progress)
             for s in range(steps):
                 refs = chips[s * cfg.batch : (s + 1) * cfg.batch] or chips[: cfg.batch]
-                x, y = make_batch(prep.images, refs, chip=cfg.model.chip, aug=cfg.augment, rng=rng)
+                x, y = make_batch(
+                    prep.images,
+                    refs,
+                    chip=cfg.model.chip,
+                    aug=cfg.augment,
+                    rng=rng,
+                    bands=cfg.bands,
+                )
                 x, y = x.to(device), y.to(device)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                     loss = loss_fn(model(x), y)

@@ -539,10 +539,14 @@ def test_shipped_forest_bundle_records_its_training() -> None:
 
 
 def _recorded(config: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
-    """The config as a bundle recorded it: no base_dir; fields added since then are None."""
+    """The config as a bundle recorded it: no base_dir, and fields added since then left out.
+
+    A field added later is off by default (None or 0), so the bundle trained without it.
+    """
     out: dict[str, Any] = {}
     for key, value in config.items():
-        if key == "base_dir" or (key not in recorded and value is None):
+        added_later = key not in recorded and (value is None or value == 0)
+        if key == "base_dir" or added_later:
             continue
         if isinstance(value, dict):
             value = _recorded(value, recorded.get(key, {}))
