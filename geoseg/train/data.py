@@ -73,15 +73,40 @@ class TrainingImage:
 
 
 def open_training_scene(item: DataItem, cfg: TrainConfig) -> Scene:
-    """Open an image with the bands the model takes, as ``geoseg predict`` would pick them."""
+    """Open an image with the bands the model takes, as ``geoseg predict`` would pick them.
+
+    The data entry's ``bands``, else the file's band roles (band names, color
+    interpretation, or the band ids of the entry's or config's sensor), as predict
+    finds them (:func:`geoseg.sensors.bands.choose_bands`); never a silent file order.
+
+    Raises
+    ------
+    TrainingDataError
+        The file does not say which band is which.
+    """
+    from geoseg.errors import SceneError
+    from geoseg.sensors.bands import FileBands, choose_bands
+
     path = str(cfg.path(item.image))
     if item.bands is not None:
         return open_scene(path, bands=item.bands)
-    scene = open_scene(path)
-    names = [n.lower() for n in scene.band_names]
-    if all(b.lower() in names for b in cfg.bands):
-        return open_scene(path, bands=list(cfg.bands))
-    return scene
+    try:
+        choice = choose_bands(
+            FileBands.read(path),
+            cfg.bands,
+            sensor=item.sensor or cfg.sensor,
+            bundle_name="the training config",
+        )
+    except SceneError as err:
+        what = str(err).split("; pass ", 1)[0]
+        what = what.replace("bundle 'the training config' takes", "the model takes")
+        raise TrainingDataError(
+            f"{what}; give its data entry 'bands: [...]' (1-based, in the model's band "
+            "order; --image-bands on the command line) or 'sensor: NAME' (geoseg sensors)"
+        ) from err
+    if choice.bands is None:  # the model's inputs are not band roles: the file's bands
+        return open_scene(path)
+    return open_scene(path, bands=list(choice.bands))
 
 
 def load_images(cfg: TrainConfig, classes: Sequence[ClassInfo]) -> list[TrainingImage]:

@@ -426,7 +426,7 @@ def test_images_with_different_band_counts(crop: dict[str, Path], tmp_path: Path
         {"image": str(crop["image"]), "labels": str(crop["labels"])},
         {"image": str(crop["image3"]), "labels": str(crop["labels"])},
     ]
-    with pytest.raises(TrainingDataError, match="image3.tif has 3 bands but .*image.tif has 4"):
+    with pytest.raises(TrainingDataError, match="image3.tif has no nir band .*give its data entry"):
         prepare_data(_cfg(crop, tmp_path, data=data))
 
 
@@ -504,6 +504,8 @@ def test_cli_flags_and_bad_input(crop: dict[str, Path], tmp_path: Path) -> None:
         "nlcd8",
         "--bands",
         "blue,green,red,nir",
+        "--image-bands",
+        "1,2,3,4",
         "--out",
         str(tmp_path / "cli.bundle"),
         "--epochs",
@@ -608,8 +610,12 @@ def test_reflectance_training_reads_each_image_through_its_preset(
 
 
 def test_reflectance_training_needs_a_known_sensor(crop: dict[str, Path], tmp_path: Path) -> None:
-    cfg = _cfg(crop, tmp_path, units="reflectance", sensor=None)
+    data = [{"image": str(crop["image"]), "labels": str(crop["labels"]), "bands": [1, 2, 3, 4]}]
+    cfg = _cfg(crop, tmp_path, units="reflectance", sensor=None, data=data)
     with pytest.raises(TrainingDataError, match="units: reflectance needs the sensor of"):
+        prepare_data(cfg)
+    cfg = _cfg(crop, tmp_path, sensor=None)  # B2..B5 without a sensor: which is which?
+    with pytest.raises(TrainingDataError, match="does not say which band is which: the model"):
         prepare_data(cfg)
     with pytest.raises(ConfigError, match="units must be 'raw' or 'reflectance'"):
         _cfg(crop, tmp_path, units="dn")
