@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 import shapely
 from numpy.typing import NDArray
 
@@ -21,6 +20,9 @@ from geoseg.atomic import atomic_path, remove_quietly
 from geoseg.errors import OutputError, VectorizeError
 from geoseg.io.writer import output_error
 from geoseg.vector.grid import METRES_PER_DEGREE, Geoms, _Grid
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used: the GeoJSON path never needs it
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,8 @@ def columns(grid: _Grid) -> list[str]:
 
 
 def _schema(grid: _Grid, *, ogr: bool) -> pa.Schema:
+    import pyarrow as pa
+
     wkb = {"ARROW:extension:name": "geoarrow.wkb"} if ogr else None  # how GDAL finds geometry
     types = {
         "class_id": pa.int32(),
@@ -174,6 +178,8 @@ def _schema(grid: _Grid, *, ogr: bool) -> pa.Schema:
 def _record_batch(
     batch: _Batch, *, schema: pa.Schema, names: pa.Array, grid: _Grid
 ) -> pa.RecordBatch:
+    import pyarrow as pa
+
     n = len(batch.classes)
     arrays = [
         pa.array(batch.classes.astype(np.int32)),
@@ -195,6 +201,7 @@ def _geometry_type(grid: _Grid) -> str:
 
 
 def _write_ogr(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
+    import pyarrow as pa
     import pyogrio
 
     options = {
@@ -293,6 +300,7 @@ def _geo_metadata(grid: _Grid) -> dict[str, Any]:
 
 def _write_parquet(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
     """GeoParquet through pyarrow (GDAL's Parquet driver is not in pyogrio's wheels)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _schema(grid, ogr=False)
