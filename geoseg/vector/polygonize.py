@@ -22,6 +22,7 @@ from geoseg.errors import RasterReadError
 from geoseg.grid.windows import block_window
 from geoseg.vector.geometry import _as_multi, _close_rings, _open_rings, _previous
 from geoseg.vector.grid import Geoms, _Grid
+from geoseg.vector.join import join_pieces
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +321,12 @@ class _Stitcher:
             for j in ids:
                 del self.parent[j], self.cls[j]
                 conf[:, i] += self.conf.pop(j)
-            geoms[i] = parts[0] if len(parts) == 1 else _join(parts, self.block)
+            geoms[i] = parts[0] if len(parts) == 1 else self._join(parts)
         return geoms, classes, conf
+
+    def _join(self, parts: list[Any]) -> Any:
+        joined = None if self.diagonal else join_pieces(parts, self.block)
+        return _join(parts, self.block) if joined is None else joined
 
 
 def _join(parts: list[Any], block: int) -> Any:
