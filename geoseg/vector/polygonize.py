@@ -6,7 +6,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -122,23 +122,27 @@ def _from_shapes(found: Iterable[tuple[dict[str, Any], float]]) -> tuple[Geoms, 
 
 
 def _ragged_polygons(polygons: list[list[list[tuple[float, float]]]]) -> Geoms:
-    """Rings as nested lists to polygons via one ragged array (~8x faster than shape())."""
-    coords: list[tuple[float, float]] = []
+    """Rings as nested lists to polygons via one ragged array (~8x faster than shape()).
+
+    The coordinates go through ``np.fromiter`` over the flattened tuples,
+    about twice as fast as ``np.asarray`` on a list of tuples.
+    """
+    flat: list[list[tuple[float, float]]] = []
     ring_sizes: list[int] = []
     ring_counts: list[int] = []
     for rings in polygons:
         ring_counts.append(len(rings))
         for ring in rings:
             ring_sizes.append(len(ring))
-            coords.extend(ring)
+            flat.append(ring)
+    size = sum(ring_sizes)
+    coords = np.fromiter(chain.from_iterable(chain.from_iterable(flat)), np.float64, 2 * size)
     offsets = (
         np.concatenate([[0], np.cumsum(ring_sizes)]),
         np.concatenate([[0], np.cumsum(ring_counts)]),
     )
     return np.asarray(
-        shapely.from_ragged_array(
-            shapely.GeometryType.POLYGON, np.asarray(coords, dtype=np.float64), offsets
-        ),
+        shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords.reshape(size, 2), offsets),
         dtype=object,
     )
 
