@@ -105,7 +105,7 @@ def _rings_after_cancelling(
     starts = np.cumsum(ring_sizes) - ring_sizes
     ring = np.repeat(np.arange(len(ring_sizes)), ring_sizes)
     pos = np.arange(n) - starts[ring]
-    nxt = starts[ring] + (pos + 1) % ring_sizes[ring]
+    nxt = np.asarray(starts[ring] + (pos + 1) % ring_sizes[ring], dtype=np.int64)
     vid = _vertex_ids(points)
     alive = _uncancelled(vid, nxt, np.flatnonzero(on_seam))
     pinch = _shared_starts(vid[alive])
@@ -155,7 +155,7 @@ def _vertex_ids(xy: Ints) -> Ints:
     """One number per pixel corner, row by row over the bounding box of ``xy``."""
     lo = xy.min(axis=0)
     span = int(xy[:, 1].max() - lo[1]) + 1
-    return (xy[:, 0] - lo[0]) * span + (xy[:, 1] - lo[1])
+    return np.asarray((xy[:, 0] - lo[0]) * span + (xy[:, 1] - lo[1]), dtype=np.int64)
 
 
 def _uncancelled(vid: Ints, nxt: Ints, idx: Ints) -> NDArray[np.bool_]:
