@@ -2,8 +2,9 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/vectors.py               # 8192² class raster
-    /work/venv/bin/python benchmarks/vectors.py --size 2048   # quick
+    python benchmarks/vectors.py               # 8192² class raster, one round
+    python benchmarks/vectors.py --repeat 3    # three interleaved rounds, medians
+    python benchmarks/vectors.py --size 2048   # quick
 
 One seeded uint8 class raster with land-cover-like structure (smoothed noise at
 five scales from 2 to 512 pixels, cut into 8 classes at quantiles: patches from
@@ -22,7 +23,11 @@ process, one after the other:
 Time is wall-clock seconds of the case's process. Peak memory is the process's
 ``VmHWM`` from ``/proc/self/status`` read at its end (geoseg), or, for the GDAL
 tools, ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of the wrapper that ran them,
-which is the largest ``VmHWM`` among the tools. Results go to stdout and
+which is the largest ``VmHWM`` among the tools. With ``--repeat N`` the four
+cases run in turn N times (round 1: all four, round 2: all four in reverse
+order, ...), so a change in the machine's load hits both sides alike; the tables use each case's
+median. The 1-minute load average is recorded before and after every case (the
+development machine is shared). Results go to stdout and
 ``benchmarks/vectors.json``.
 """
 
@@ -33,6 +38,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -148,12 +154,26 @@ def features(path: str) -> int:
     return int(pyogrio.read_info(path)["features"])
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A case's figures: median seconds and peak over its rounds, and every round."""
+    return {
+        **runs[0],
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+        "runs": [
+            {k: r[k] for k in ("round", "seconds", "peak_rss_mb", "steps_s", "load_1min")}
+            for r in runs
+        ],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=8192, help="raster side in pixels")
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--raster", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=HERE / "vectors.json")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds (medians)")
     args = parser.parse_args()
     if args.case:  # child: one case, figures as JSON on the last line of stdout
         print(json.dumps(run_case(args.case, args.raster, WORK / "out")))
@@ -165,22 +185,29 @@ def main() -> None:
         t = time.perf_counter()
         class_raster(raster, args.size)
         print(f"built {raster.name} in {time.perf_counter() - t:.1f} s", flush=True)
-    results = {}
-    for case in CASES:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--case", case, "--raster", str(raster)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        res["features"] = features(res["output"])
-        results[case] = res
-        print(
-            f"{case:15s} {res['seconds']:8.1f} s  {res['peak_rss_mb']:8.0f} MB  "
-            f"{res['features']:9d} features  {res['output_mb']:8.1f} MB file",
-            flush=True,
-        )
+    runs: dict[str, list[dict[str, Any]]] = {case: [] for case in CASES}
+    for round_ in range(1, args.repeat + 1):
+        for case in CASES if round_ % 2 else CASES[::-1]:  # even rounds in reverse order
+            load_before = os.getloadavg()[0]
+            proc = subprocess.run(
+                [sys.executable, __file__, "--case", case, "--raster", str(raster)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
+            res["features"] = features(res["output"])
+            res["round"] = round_
+            res["load_1min"] = [load_before, os.getloadavg()[0]]
+            runs[case].append(res)
+            print(
+                f"round {round_} {case:15s} {res['seconds']:8.1f} s  "
+                f"{res['peak_rss_mb']:8.0f} MB  {res['features']:9d} features  "
+                f"{res['output_mb']:8.1f} MB file  "
+                f"load {load_before:.1f}->{res['load_1min'][1]:.1f}",
+                flush=True,
+            )
+    results = {case: _median_run(r) for case, r in runs.items()}
     ratios = {
         fmt: {
             "time_gdal_over_geoseg": results[f"gdal-{fmt}"]["seconds"]
@@ -207,7 +234,8 @@ def main() -> None:
             ).stdout.strip(),
         },
         "raster": {"path": str(raster.relative_to(HERE.parent)), "size": args.size},
-        "cases": results,
+        "repeat": args.repeat,
+        "cases": results,  # per case: median seconds and peak, every round under "runs"
         "ratios": ratios,
     }
     args.json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from numpy.typing import NDArray
 
 from geoseg.errors import OutputError
 from geoseg.io.classraster import SchemeSource, load_class_scheme, read_scheme
@@ -41,7 +40,7 @@ from geoseg.vector.grid import (
 from geoseg.vector.polygonize import _release_blocks, _Released
 from geoseg.vector.sieve import sieve_scratch, sieved
 from geoseg.vector.staging import clean_orphans, final_name
-from geoseg.vector.writers import _Batch, _output_format, _wgs84, _write_atomic
+from geoseg.vector.writers import _Batch, _output_format, _write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +267,7 @@ def vectorize(
             simplify=simplify,
             smooth=smooth,
             tally=tally,
-            to_wgs84=_wgs84(grid) if fmt == "GeoJSON" else None,
+            pixel_space=fmt == "GeoJSON",  # the GeoJSON writer maps its own coordinates
         )
         scheme = read_scheme(ds, classes) if style else ()
         finish = None
@@ -328,13 +327,14 @@ def _finish_batches(
     simplify: float | None,
     smooth: bool,
     tally: _Tally,
-    to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None,
+    pixel_space: bool = False,
 ) -> Iterator[_Batch]:
     """Group released polygons (a block row when smoothing or simplifying), finish in chunks.
 
     A batch is smoothed and simplified as one coverage with its outline fixed;
     it ends at the end of a block row, or at the end of a block once it holds
     ``_SIMPLIFY_BATCH`` polygons, which bounds memory on very noisy rows.
+    ``pixel_space``: leave geometries in pixel space for the writer to map.
     """
     tolerance = _tolerance_px(grid, simplify)
     held: list[_Released] = []
@@ -355,7 +355,7 @@ def _finish_batches(
         for i in range(0, len(geoms), _CHUNK):  # bounds the copies made for output
             chunk = slice(i, i + _CHUNK)
             batch = _Batch(
-                _output_geoms(geoms[chunk], grid, to_wgs84),
+                geoms[chunk] if pixel_space else _output_geoms(geoms[chunk], grid),
                 classes[chunk],
                 areas[chunk],
                 perimeters[chunk],
@@ -365,11 +365,9 @@ def _finish_batches(
             yield batch
 
 
-def _output_geoms(
-    geoms: Geoms, grid: _Grid, to_wgs84: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None
-) -> Geoms:
+def _output_geoms(geoms: Geoms, grid: _Grid) -> Geoms:
     """Pixel space to output coordinates, shells counter-clockwise, one geometry type."""
-    mapped = _to_map(geoms, grid.transform, then=to_wgs84)
+    mapped = _to_map(geoms, grid.transform)
     # counter-clockwise shells: RFC 7946's right-hand rule and GeoParquet's declared orientation
     mapped = np.asarray(shapely.orient_polygons(mapped), dtype=object)
     return _as_multi(mapped) if grid.connectivity == 8 else mapped

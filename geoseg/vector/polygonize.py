@@ -1,4 +1,8 @@
-"""One block: labels and polygon pieces; the stitcher that joins them across block edges."""
+"""One block: labels and polygon pieces; the stitcher that joins them across block edges.
+
+A little over 400 lines: the block reader and the stitcher share the layout of
+the pieces, and the GEOS fall-back join stays beside the stitcher that uses it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,6 +26,7 @@ from geoseg.errors import RasterReadError
 from geoseg.grid.windows import block_window
 from geoseg.vector.geometry import _as_multi, _close_rings, _open_rings, _previous
 from geoseg.vector.grid import Geoms, _Grid
+from geoseg.vector.join import join_pieces
 
 log = logging.getLogger(__name__)
 
@@ -121,23 +126,27 @@ def _from_shapes(found: Iterable[tuple[dict[str, Any], float]]) -> tuple[Geoms, 
 
 
 def _ragged_polygons(polygons: list[list[list[tuple[float, float]]]]) -> Geoms:
-    """Rings as nested lists to polygons via one ragged array (~8x faster than shape())."""
-    coords: list[tuple[float, float]] = []
+    """Rings as nested lists to polygons via one ragged array (~8x faster than shape()).
+
+    The coordinates go through ``np.fromiter`` over the flattened tuples,
+    about twice as fast as ``np.asarray`` on a list of tuples.
+    """
+    flat: list[list[tuple[float, float]]] = []
     ring_sizes: list[int] = []
     ring_counts: list[int] = []
     for rings in polygons:
         ring_counts.append(len(rings))
         for ring in rings:
             ring_sizes.append(len(ring))
-            coords.extend(ring)
+            flat.append(ring)
+    size = sum(ring_sizes)
+    coords = np.fromiter(chain.from_iterable(chain.from_iterable(flat)), np.float64, 2 * size)
     offsets = (
         np.concatenate([[0], np.cumsum(ring_sizes)]),
         np.concatenate([[0], np.cumsum(ring_counts)]),
     )
     return np.asarray(
-        shapely.from_ragged_array(
-            shapely.GeometryType.POLYGON, np.asarray(coords, dtype=np.float64), offsets
-        ),
+        shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords.reshape(size, 2), offsets),
         dtype=object,
     )
 
@@ -320,8 +329,12 @@ class _Stitcher:
             for j in ids:
                 del self.parent[j], self.cls[j]
                 conf[:, i] += self.conf.pop(j)
-            geoms[i] = parts[0] if len(parts) == 1 else _join(parts, self.block)
+            geoms[i] = parts[0] if len(parts) == 1 else self._join(parts)
         return geoms, classes, conf
+
+    def _join(self, parts: list[Any]) -> Any:
+        joined = None if self.diagonal else join_pieces(parts, self.block)
+        return _join(parts, self.block) if joined is None else joined
 
 
 def _join(parts: list[Any], block: int) -> Any:

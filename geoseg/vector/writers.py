@@ -6,15 +6,13 @@ import contextlib
 import json
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 import shapely
 from numpy.typing import NDArray
 
@@ -22,6 +20,9 @@ from geoseg.atomic import atomic_path, remove_quietly
 from geoseg.errors import OutputError, VectorizeError
 from geoseg.io.writer import output_error
 from geoseg.vector.grid import METRES_PER_DEGREE, Geoms, _Grid
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used: the GeoJSON path never needs it
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ def columns(grid: _Grid) -> list[str]:
 
 
 def _schema(grid: _Grid, *, ogr: bool) -> pa.Schema:
+    import pyarrow as pa
+
     wkb = {"ARROW:extension:name": "geoarrow.wkb"} if ogr else None  # how GDAL finds geometry
     types = {
         "class_id": pa.int32(),
@@ -175,6 +178,8 @@ def _schema(grid: _Grid, *, ogr: bool) -> pa.Schema:
 def _record_batch(
     batch: _Batch, *, schema: pa.Schema, names: pa.Array, grid: _Grid
 ) -> pa.RecordBatch:
+    import pyarrow as pa
+
     n = len(batch.classes)
     arrays = [
         pa.array(batch.classes.astype(np.int32)),
@@ -196,6 +201,7 @@ def _geometry_type(grid: _Grid) -> str:
 
 
 def _write_ogr(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
+    import pyarrow as pa
     import pyogrio
 
     options = {
@@ -224,52 +230,42 @@ def _write_ogr(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid)
 
 
 def _write_geojson(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
-    """RFC 7946 FeatureCollection, streamed (GDAL's writer is ~5x slower here)."""
-    names = [json.dumps(n) for n in grid.names]
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(f'{{"type": "FeatureCollection", "name": {json.dumps(layer)}, "features": [\n')
-        sep = ""
-        for text in source.each(partial(_geojson_features, names=names, grid=grid)):
-            f.write(sep + text)
-            sep = ",\n"
-        f.write("\n]}\n")
+    """RFC 7946 FeatureCollection, streamed (GDAL's writer is ~5x slower here).
 
-
-def _geojson_geometries(geoms: Geoms, digits: int) -> list[str]:
-    """GeoJSON geometries with at most ``digits`` decimals, through WKT.
-
-    GEOS writes GeoJSON with 16 significant digits, so a coordinate rounded to
-    9 decimals can come out as ``46.68554198000001``; its WKT writer rounds
-    and trims. Polygon WKT maps onto GeoJSON arrays by a few replacements.
+    Batches come in pixel space; :func:`geoseg.vector.geojson.write_geometries`
+    maps, reprojects, orients and prints their coordinates.
     """
-    if len(geoms) == 0:
-        return []
-    text = "\n".join(shapely.to_wkt(geoms, rounding_precision=digits, trim=True).tolist())
-    text = text.replace("MULTIPOLYGON ", "M").replace("POLYGON ", "P")
-    text = _RING_START.sub("[[", text)  # a ring's points each get brackets
-    text = _RING_END.sub("]]", text)
-    for old, new in (
-        ("], [", "],["),
-        ("), (", "],["),
-        (", ", "],["),
-        (" ", ","),
-        ("(", "["),
-        (")", "]"),
-    ):
-        text = text.replace(old, new)
-    return [
-        ('{"type": "MultiPolygon", "coordinates": ' if g[0] == "M" else _POLYGON) + g[1:] + "}"
-        for g in text.split("\n")
-    ]
+    from geoseg.vector.geojson import write_geometries
+
+    names = [json.dumps(n) for n in grid.names]
+    write = partial(
+        write_geometries,
+        transform=grid.transform,
+        to_wgs84=_wgs84(grid),
+        digits=_geojson_digits(grid),
+        multi=grid.connectivity == 8,
+    )
+    with open(tmp, "wb") as f:
+        f.write(
+            f'{{"type": "FeatureCollection", "name": {json.dumps(layer)}, "features": [\n'.encode()
+        )
+        first = True
+
+        def write_batch(batch: _Batch) -> None:  # inside source.each: its errors stay its own
+            nonlocal first
+            heads = _geojson_heads(batch, names=names, grid=grid)
+            if heads:
+                f.write(b"" if first else b",\n")
+                write(f, batch.geoms, heads)
+                first = False
+
+        for _ in source.each(write_batch):
+            pass
+        f.write(b"\n]}\n")
 
 
-_RING_START = re.compile(r"\((?=[-\d])")
-_RING_END = re.compile(r"(?<=\d)\)")
-_POLYGON = '{"type": "Polygon", "coordinates": '
-
-
-def _geojson_features(batch: _Batch, *, names: list[str], grid: _Grid) -> str:
-    geometries = _geojson_geometries(batch.geoms, _geojson_digits(grid))
+def _geojson_heads(batch: _Batch, *, names: list[str], grid: _Grid) -> list[bytes]:
+    """Each feature's text up to its geometry: type and properties."""
     tail = "".join(
         f", {json.dumps(k)}: {json.dumps(v)}"
         for k, v in (("source", grid.source), ("date", grid.date))
@@ -281,11 +277,11 @@ def _geojson_features(batch: _Batch, *, names: list[str], grid: _Grid) -> str:
         tails = [f', "mean_confidence": {c}{tail}' for c in conf]
     else:
         tails = [tail] * len(batch.classes)
-    return ",\n".join(
+    return [
         f'{{"type": "Feature", "properties": {{"class_id": {c}, "class_name": {names[c]}, '
-        f'"area_m2": {a!r}, "perimeter_m": {p!r}{t}}}, "geometry": {g}}}'
-        for (c, a, p), t, g in zip(rows, tails, geometries, strict=True)
-    )
+        f'"area_m2": {a!r}, "perimeter_m": {p!r}{t}}}, "geometry": '.encode()
+        for (c, a, p), t in zip(rows, tails, strict=True)
+    ]
 
 
 def _geo_metadata(grid: _Grid) -> dict[str, Any]:
@@ -304,6 +300,7 @@ def _geo_metadata(grid: _Grid) -> dict[str, Any]:
 
 def _write_parquet(source: _Source, tmp: Path, *, fmt: str, layer: str, grid: _Grid) -> None:
     """GeoParquet through pyarrow (GDAL's Parquet driver is not in pyogrio's wheels)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _schema(grid, ogr=False)
