@@ -22,6 +22,7 @@ from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.errors import GeosegError, InputError, MissingDependencyError, WorkerLostError
 from geoseg.grid.chips import Block
 from geoseg.models.bundle import ModelBundle
+from geoseg.models.ort_backend import BackendChoice, check_backend, choose_backend
 
 
 def require_distributed() -> Any:
@@ -58,7 +59,12 @@ def _worker_setup() -> Callable[[], None]:
 
 
 def run_block_on_worker(
-    job: PredictJob, block: Block, bundle: ModelBundle, device: str, precision: str = "fp32"
+    job: PredictJob,
+    block: Block,
+    bundle: ModelBundle,
+    device: str,
+    precision: str = "fp32",
+    backend: str = "torch",
 ) -> BlockResult:
     """The Dask task: one torch thread per worker thread, the cached model, the block."""
     from geoseg.io.scene import gdal_env
@@ -74,7 +80,8 @@ def run_block_on_worker(
     failure = None
     try:
         with gdal_env():
-            result = run_block(job, block, get_predictor(bundle, device, precision))
+            predictor = get_predictor(bundle, device, precision, backend=backend, threads=1)
+            result = run_block(job, block, predictor)
     except GeosegError as err:
         failure = portable_error(err)
     finally:
@@ -245,9 +252,13 @@ class DaskEngine:
     task = staticmethod(run_block_on_worker)
     """The function each block runs as on a worker."""
 
-    def __init__(self, client: Any, *, in_flight_per_thread: int = 2) -> None:
+    def __init__(
+        self, client: Any, *, in_flight_per_thread: int = 2, backend: str = "auto"
+    ) -> None:
         require_distributed()
         self.client = client
+        self.backend = check_backend(backend)
+        self.choice: BackendChoice | None = None
         self.in_flight_per_thread = in_flight_per_thread
         self._bundle: Any = None
         self._device = "cpu"
@@ -299,6 +310,18 @@ class DaskEngine:
         self._bundle = self.client.scatter(bundle, broadcast=True, hash=False)
         self._device = device
         self._precision = precision
+        self.choice = choose_backend(self.backend, bundle, device, precision)
+
+    def describe(self, device: str) -> dict[str, Any]:
+        """What the workers run with (for ``--explain`` and the run record)."""
+        return {
+            "engine": self.name,
+            "backend": self.choice.name if self.choice else self.backend,
+            "backend_reason": self.choice.reason if self.choice else "not prepared yet",
+            "parallel_blocks": self.parallelism,
+            "threads_per_block": 1,
+            "layout_reason": "one block task per Dask worker thread, one intra-op thread each",
+        }
 
     def run(
         self,
@@ -329,6 +352,7 @@ class DaskEngine:
                     self._bundle,
                     self._device,
                     self._precision,
+                    self.choice.name if self.choice else "torch",
                     key=f"geoseg-block-{job_f.key}-{block.index[0]}-{block.index[1]}",
                     retries=2,
                 )

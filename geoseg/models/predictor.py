@@ -22,6 +22,7 @@ from geoseg.models.device import predict_stream as predict_stream
 from geoseg.models.device import resolve_device as resolve_device
 from geoseg.models.kinds import kind_of
 from geoseg.models.onnx_model import OnnxPredictor as OnnxPredictor
+from geoseg.models.ort_backend import OrtTorchPredictor, choose_backend
 from geoseg.models.onnx_model import check_chip as check_chip
 from geoseg.models.onnx_model import check_onnx_bundle as check_onnx_bundle
 from geoseg.models.onnx_model import onnx_input_size as onnx_input_size
@@ -36,31 +37,48 @@ def returns_logits(bundle: ModelBundle) -> bool:
     return kind_of(bundle.meta).returns_logits(bundle.meta)
 
 
-_cache: dict[tuple[str, str, str], Predictor] = {}
+_cache: dict[tuple[str, str, str, str, int], Predictor] = {}
 LOADS: list[str] = []
 """Bundle hashes this process built a model for (tests use it: once per process)."""
 _cache_lock = threading.Lock()
 
 
-def get_predictor(bundle: ModelBundle, device: str = "cpu", precision: str = "fp32") -> Predictor:
+def get_predictor(
+    bundle: ModelBundle,
+    device: str = "cpu",
+    precision: str = "fp32",
+    *,
+    backend: str = "torch",
+    threads: int = 1,
+) -> Predictor:
     """The predictor for ``bundle`` on ``device``, built once per process.
 
     ``precision`` applies to torch bundles; ONNX bundles run as exported
     (float32 only) and index bundles compute in float32 whatever it says.
+    ``backend`` (``auto``, ``torch``, ``onnxruntime``) says what runs a torch
+    bundle (:func:`~geoseg.models.ort_backend.choose_backend`); ``threads`` is
+    the intra-op threads of an ONNX Runtime session (torch's are set by the engine).
     """
     check_precision(precision, device)
     kind = kind_of(bundle.meta)
-    key = (bundle.sha256, device, precision)
+    name = choose_backend(backend, bundle, device, precision).name
+    ort = bundle.kind == "torch" and name == "onnxruntime"
+    key = (bundle.sha256, device, precision, name, threads if ort else 0)
     with _cache_lock:
         pred = _cache.get(key)
         if pred is None:
-            pred = kind.make_predictor(bundle, device, precision)
+            if ort:
+                pred = OrtTorchPredictor(bundle, threads=threads)
+            else:
+                pred = kind.make_predictor(bundle, device, precision)
             _cache[key] = pred
             LOADS.append(bundle.sha256)
         return pred
 
 
-def warm(bundle_ref: str, device: str = "cpu", precision: str = "fp32") -> str:
+def warm(
+    bundle_ref: str, device: str = "cpu", precision: str = "fp32", backend: str = "torch"
+) -> str:
     """Build the predictor of a bundle path or name in this process; returns its hash.
 
     For ``client.run(warm, path)`` on Dask workers before timing a run.
@@ -68,7 +86,7 @@ def warm(bundle_ref: str, device: str = "cpu", precision: str = "fp32") -> str:
     from geoseg.models.bundle import load_bundle
 
     bundle = load_bundle(bundle_ref)
-    get_predictor(bundle, device, precision)
+    get_predictor(bundle, device, precision, backend=backend)
     return bundle.sha256
 
 
@@ -83,4 +101,6 @@ def predictor_info(pred: Any) -> dict[str, Any]:
         "class": type(pred).__name__,
         "device": pred.device,
         "precision": getattr(pred, "precision", "fp32"),
+        "backend": getattr(pred, "backend", "torch"),
+        **({"threads": pred.threads} if hasattr(pred, "threads") else {}),
     }

@@ -15,7 +15,8 @@ from geoseg.errors import InputError
 from geoseg.grid.blend import BLENDS, Blend
 from geoseg.io.masks import parse_classes as parse_mask_classes
 from geoseg.models.bundle import ModelBundle
-from geoseg.models.device import PRECISIONS, Precision
+from geoseg.models.device import INT8_REFUSAL, PRECISIONS, Precision
+from geoseg.models.ort_backend import Backend, check_backend
 from geoseg.pipeline.outputs import VectorFormat
 from geoseg.sensors.presets import get_preset
 
@@ -55,8 +56,12 @@ class PredictOptions:
     allow_domain_shift: bool = False
     mask: str | None = None
     mask_classes: tuple[str, ...] | None = None
+    backend: Backend = "auto"
 
     def __post_init__(self) -> None:
+        check_backend(self.backend)
+        if self.precision == "int8":
+            raise InputError(INT8_REFUSAL)
         if self.precision not in PRECISIONS:
             raise InputError(
                 f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'"

@@ -134,9 +134,9 @@ def predict(
     if engine is None and client is not None:
         from geoseg.engine.dask import DaskEngine
 
-        engine = DaskEngine(client)
+        engine = DaskEngine(client, backend=opts.backend)
     if engine is None:
-        engine = LocalEngine(threads=opts.threads)
+        engine = LocalEngine(threads=opts.threads, backend=opts.backend)
     # where the model runs decides the device: on a cluster the workers are asked
     device = engine.resolve_device(opts.device)
     check_precision(opts.precision, device)
