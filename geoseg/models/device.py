@@ -37,7 +37,7 @@ PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 INT8_REFUSAL = (
-    "--precision int8 is not offered: static (QDQ, calibrated) int8 with ONNX Runtime was "
+    "int8 is not offered: static (QDQ, calibrated) int8 with ONNX Runtime was "
     "measured 1.86-1.96x faster than its fp32 with 99.13-99.36 % pixel agreement on the shipped "
     "bundles, short of the 2x and 99.5 % it must reach (benchmarks/README.md); use fp32 "
     "(on CPU it runs on ONNX Runtime, --backend auto)"
@@ -53,10 +53,11 @@ def check_precision(precision: str, device: str) -> str:
     InputError
         Unknown precision, int8 (measured, not offered), or float16 asked for on a CPU.
     """
-    if precision == "int8":
-        raise InputError(INT8_REFUSAL)
     if precision not in PRECISIONS:
-        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+        why = f": {INT8_REFUSAL}" if precision == "int8" else ""
+        raise InputError(
+            f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'{why}"
+        )
     if precision == "fp16" and not device.startswith("cuda"):
         raise InputError(
             "--precision fp16 needs a CUDA GPU (CPUs have no fast float16 kernels); "

@@ -60,11 +60,10 @@ class PredictOptions:
 
     def __post_init__(self) -> None:
         check_backend(self.backend)
-        if self.precision == "int8":
-            raise InputError(INT8_REFUSAL)
         if self.precision not in PRECISIONS:
+            why = f": {INT8_REFUSAL}" if self.precision == "int8" else ""
             raise InputError(
-                f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'"
+                f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'{why}"
             )
         if self.overviews not in OVERVIEWS:
             raise InputError(
