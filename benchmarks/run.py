@@ -363,7 +363,8 @@ def section_ort(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
         "size": args.real_size,
         **got,
         "ratios_over_model_only": {
-            k: round(got[k]["seconds"] / base, 3) for k in ("geoseg_torch", "geoseg_ort", "geoseg_auto")
+            k: round(got[k]["seconds"] / base, 3)
+            for k in ("geoseg_torch", "geoseg_ort", "geoseg_auto")
         },
         "ort_agreement_vs_torch": agreement(
             got["geoseg_torch"]["classes"], got["geoseg_ort"]["classes"]
@@ -374,9 +375,17 @@ def section_ort(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
         print(f"  shipped bundle {name} on {Path(path).name}")
         runs = rounds(
             {
-                be: ("geoseg", {"scene": str(HERE.parent / path), "bundle_path": name,
-                                "out": f"{out}/{name}-{be}", "vector": False,
-                                "backend": be, **opts})
+                be: (
+                    "geoseg",
+                    {
+                        "scene": str(HERE.parent / path),
+                        "bundle_path": name,
+                        "out": f"{out}/{name}-{be}",
+                        "vector": False,
+                        "backend": be,
+                        **opts,
+                    },
+                )
                 for be in ("torch", "onnxruntime")
             },
             args.repeat,

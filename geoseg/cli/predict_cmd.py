@@ -247,8 +247,12 @@ def _explain(
             **opts,
         )
     for plan in plans:
-        click.echo(f"{plan['scene']} ({plan['shape'][0]}x{plan['shape'][1]}, {plan['chips']} chips)")
-        click.echo(f"  device       {plan['device']} ({plan['device_reason']}), {plan['precision']}")
+        click.echo(
+            f"{plan['scene']} ({plan['shape'][0]}x{plan['shape'][1]}, {plan['chips']} chips)"
+        )
+        click.echo(
+            f"  device       {plan['device']} ({plan['device_reason']}), {plan['precision']}"
+        )
         click.echo(f"  backend      {plan['backend']}: {plan['backend_reason']}")
         click.echo(
             f"  engine       {plan['engine']}: {plan['parallel_blocks']} block task(s) at once, "

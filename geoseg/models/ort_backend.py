@@ -1,4 +1,4 @@
-"""Torch bundles run through ONNX Runtime on CPU: the backend choice, the export cache, the predictor.
+"""Torch bundles through ONNX Runtime on CPU: the backend choice, the export cache, the predictor.
 
 A torch bundle's model is exported to ONNX once per bundle (keyed by the
 bundle's SHA-256) into the user's cache folder, ``$GEOSEG_CACHE_DIR/onnx`` or
@@ -60,7 +60,7 @@ def check_backend(backend: str) -> Backend:
     """
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
-    return backend  # type: ignore[return-value]
+    return backend
 
 
 def ort_available() -> bool:
@@ -80,7 +80,9 @@ class BackendChoice:
     reason: str
 
 
-def choose_backend(requested: str, bundle: ModelBundle, device: str, precision: str) -> BackendChoice:
+def choose_backend(
+    requested: str, bundle: ModelBundle, device: str, precision: str
+) -> BackendChoice:
     """The backend of a run: ``--backend`` as asked, or what ``auto`` picks, with the reason.
 
     Raises
@@ -204,7 +206,9 @@ class OrtTorchPredictor:
         try:
             import onnxruntime as ort
         except ImportError as err:
-            raise MissingDependencyError("--backend onnxruntime needs: pip install onnxruntime") from err
+            raise MissingDependencyError(
+                "--backend onnxruntime needs: pip install onnxruntime"
+            ) from err
         self.device = "cpu"
         self.precision = "fp32"
         self.threads = max(1, threads)
@@ -216,7 +220,9 @@ class OrtTorchPredictor:
                 data, sess_options=session_options(self.threads), providers=["CPUExecutionProvider"]
             )
         except Exception as err:  # onnxruntime raises its own untyped errors
-            raise BundleError(f"bundle '{bundle.name}': its ONNX export does not load: {err}") from err
+            raise BundleError(
+                f"bundle '{bundle.name}': its ONNX export does not load: {err}"
+            ) from err
         self.input_name = self.session.get_inputs()[0].name
 
     def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -22,10 +22,10 @@ from geoseg.models.device import predict_stream as predict_stream
 from geoseg.models.device import resolve_device as resolve_device
 from geoseg.models.kinds import kind_of
 from geoseg.models.onnx_model import OnnxPredictor as OnnxPredictor
-from geoseg.models.ort_backend import OrtTorchPredictor, choose_backend
 from geoseg.models.onnx_model import check_chip as check_chip
 from geoseg.models.onnx_model import check_onnx_bundle as check_onnx_bundle
 from geoseg.models.onnx_model import onnx_input_size as onnx_input_size
+from geoseg.models.ort_backend import OrtTorchPredictor, choose_backend
 from geoseg.models.torch_model import TorchPredictor as TorchPredictor
 
 if TYPE_CHECKING:

@@ -61,7 +61,7 @@ class PredictOptions:
     def __post_init__(self) -> None:
         check_backend(self.backend)
         if self.precision not in PRECISIONS:
-            why = f": {INT8_REFUSAL}" if self.precision == "int8" else ""
+            why = f": {INT8_REFUSAL}" if str(self.precision) == "int8" else ""
             raise InputError(
                 f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'{why}"
             )

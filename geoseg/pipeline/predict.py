@@ -38,10 +38,9 @@ from geoseg.pipeline.outputs import locked_subject as locked_subject
 from geoseg.pipeline.plan import BALANCE_SLACK as BALANCE_SLACK
 from geoseg.pipeline.plan import MAX_AUTO_BLOCK as MAX_AUTO_BLOCK
 from geoseg.pipeline.plan import auto_block as auto_block
-from geoseg.pipeline.plan import block_edge, scene_grid
+from geoseg.pipeline.plan import block_edge, preflight, scene_grid
 from geoseg.pipeline.plan import check_resources as check_resources
 from geoseg.pipeline.plan import default_batch_size as default_batch_size
-from geoseg.pipeline.plan import preflight
 from geoseg.pipeline.plan import run_batch_size as run_batch_size
 from geoseg.pipeline.record import peak_rss_mb as peak_rss_mb
 from geoseg.pipeline.run import PredictResult as PredictResult
@@ -219,12 +218,15 @@ def explain(
                 "overlap": grid.overlap,
                 "chips": len(grid),
                 "block": block_edge(opts, grid, engine),
-                "block_reason": "--block" if opts.block else "auto: the largest edge that keeps "
+                "block_reason": "--block"
+                if opts.block
+                else "auto: the largest edge that keeps "
                 f"{engine.parallelism} block task(s) evenly loaded (at most {MAX_AUTO_BLOCK})",
                 "batch_size": batch,
                 "batch_reason": (
-                    "--batch-size" if opts.batch_size else
-                    f"default on {'a GPU' if device.startswith('cuda') else 'CPU'} "
+                    "--batch-size"
+                    if opts.batch_size
+                    else f"default on {'a GPU' if device.startswith('cuda') else 'CPU'} "
                     f"({default_batch_size(device)}), at most the scene's {len(grid)} chips"
                 ),
             }

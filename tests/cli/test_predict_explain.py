@@ -15,8 +15,14 @@ def test_explain_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
     args = ["predict", str(ZION), "-m", "landcover-nlcd8", "-o", str(out), "--explain"]
     res = CliRunner().invoke(cli, [*args, "--device", "cpu", "--threads", "1"])
     assert res.exit_code == 0, res.output
-    for word in ("backend      onnxruntime: auto", "1 block task(s) at once", "chip         256",
-                 "batch size   1", "block        ", "(--explain: nothing was predicted"):
+    for word in (
+        "backend      onnxruntime: auto",
+        "1 block task(s) at once",
+        "chip         256",
+        "batch size   1",
+        "block        ",
+        "(--explain: nothing was predicted",
+    ):
         assert word in res.output, word
     assert not out.exists()
     res = CliRunner().invoke(cli, [*args, "--backend", "torch"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geoseg.errors import InputError
 import geoseg.models.ort_backend as ort_backend
+from geoseg.errors import InputError
 from geoseg.models.ort_backend import OrtTorchPredictor, cache_dir, cached_onnx, choose_backend
 from tests.common import make_bundle
 
