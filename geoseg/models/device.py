@@ -37,9 +37,9 @@ PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 INT8_REFUSAL = (
-    "int8 is not offered: static (QDQ, calibrated) int8 with ONNX Runtime was "
-    "measured 1.86-1.96x faster than its fp32 with 99.13-99.36 % pixel agreement on the shipped "
-    "bundles, short of the 2x and 99.5 % it must reach (benchmarks/README.md); use fp32 "
+    "int8 is not offered: static (QDQ, calibrated) int8 with ONNX Runtime measured 1.78-2.19x "
+    "the speed of its fp32 on the shipped bundles, and landcover-nlcd8 kept only 99.26-99.33 % "
+    "of pixels, short of the 2x and 99.5 % it must reach (benchmarks/README.md); use fp32 "
     "(on CPU it runs on ONNX Runtime, --backend auto)"
 )
 """Why there is no int8: the measured numbers, in the error a user sees."""

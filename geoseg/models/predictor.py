@@ -61,8 +61,10 @@ def get_predictor(
     """
     check_precision(precision, device)
     kind = kind_of(bundle.meta)
-    name = choose_backend(backend, bundle, device, precision).name
-    ort = bundle.kind == "torch" and name == "onnxruntime"
+    # only a torch bundle has a choice; the others run on their kind's own runtime
+    torch_kind = bundle.kind == "torch"
+    name = choose_backend(backend, bundle, device, precision).name if torch_kind else bundle.kind
+    ort = torch_kind and name == "onnxruntime"
     key = (bundle.sha256, device, precision, name, threads if ort else 0)
     with _cache_lock:
         pred = _cache.get(key)

@@ -128,3 +128,13 @@ def test_int8_is_refused_with_the_measured_reason() -> None:
         check_precision("int8", "cpu")
     with pytest.raises(InputError, match="int8 is not offered"):
         PredictOptions(precision="int8")  # type: ignore[arg-type]
+
+
+def test_index_and_onnx_bundles_ignore_the_backend_choice() -> None:
+    """What the engine passes on (the resolved name) builds the kind's own predictor."""
+    import geoseg
+    from geoseg.models.predictor import get_predictor
+
+    ndvi = geoseg.load_bundle("ndvi")
+    for backend in ("auto", "torch", "numpy"):
+        assert type(get_predictor(ndvi, "cpu", backend=backend)).__name__ == "IndexPredictor"
