@@ -146,13 +146,13 @@ def run_dask(
 ) -> dict[str, Any]:
     """geoseg.predict on the LocalCluster ``--workers N`` starts (single-threaded workers)."""
     import geoseg
+    from geoseg.engine.backend import warm
     from geoseg.engine.dask import local_cluster
-    from geoseg.models.predictor import warm
     from geoseg.pipeline.record import peak_rss_mb as vmhwm
 
     with local_cluster(workers) as client:
         # models built before the clock starts, as elsewhere, on the backend the run uses
-        client.run(warm, bundle_path, "cpu", "fp32", options.get("backend", "auto"))
+        client.run(warm, bundle_path, options.get("backend", "auto"))
         bundle = geoseg.load_bundle(bundle_path)
         t = time.perf_counter()
         [res] = geoseg.predict(

@@ -39,7 +39,7 @@ CASES = (
 def real_chips(name: str, scene: str, opts: dict) -> list[np.ndarray]:
     """The normalized chips geoseg feeds the model for this scene (overlap 0: no repeats)."""
     import geoseg
-    from geoseg.models import ort_backend
+    from geoseg.engine import backend as ort_backend
 
     seen: list[np.ndarray] = []
     real = ort_backend.OrtTorchPredictor.predict
@@ -77,7 +77,7 @@ def main() -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     import geoseg
-    from geoseg.models.ort_backend import cached_onnx, session_options
+    from geoseg.engine.backend import cached_onnx, session_options
 
     only = sys.argv[1:]
     for name, scene, opts in CASES:

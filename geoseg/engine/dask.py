@@ -14,15 +14,16 @@ but the block.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from geoseg.engine.backend import BackendChoice, check_backend, choose_backend
 from geoseg.engine.local import _malloc_trim, map_large_buffers, tune_malloc
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.errors import GeosegError, InputError, MissingDependencyError, WorkerLostError
 from geoseg.grid.chips import Block
 from geoseg.models.bundle import ModelBundle
-from geoseg.models.ort_backend import BackendChoice, check_backend, choose_backend
 
 
 def require_distributed() -> Any:
@@ -59,16 +60,11 @@ def _worker_setup() -> Callable[[], None]:
 
 
 def run_block_on_worker(
-    job: PredictJob,
-    block: Block,
-    bundle: ModelBundle,
-    device: str,
-    precision: str = "fp32",
-    backend: str = "torch",
+    job: PredictJob, block: Block, bundle: ModelBundle, device: str, precision: str = "fp32"
 ) -> BlockResult:
     """The Dask task: one torch thread per worker thread, the cached model, the block."""
+    from geoseg.engine.backend import get_backend_predictor
     from geoseg.io.scene import gdal_env
-    from geoseg.models.predictor import get_predictor
 
     trim = _worker_setup()
     if not device.startswith("cuda"):
@@ -80,7 +76,10 @@ def run_block_on_worker(
     failure = None
     try:
         with gdal_env():
-            predictor = get_predictor(bundle, device, precision, backend=backend, threads=1)
+            # the backend travels in the job (chosen once, on the client)
+            predictor = get_backend_predictor(
+                bundle, device, precision, backend=job.backend, threads=1
+            )
             result = run_block(job, block, predictor)
     except GeosegError as err:
         failure = portable_error(err)
@@ -333,6 +332,8 @@ class DaskEngine:
         distributed = require_distributed()
         if self._bundle is None:
             raise RuntimeError("DaskEngine.run before prepare()")
+        if self.choice is not None:
+            job = dataclasses.replace(job, backend=self.choice.name)
         job_f = self.client.scatter(job, broadcast=True, hash=False)
         limit = self.in_flight_per_thread * self.parallelism
         todo = iter(blocks)
@@ -352,7 +353,6 @@ class DaskEngine:
                     self._bundle,
                     self._device,
                     self._precision,
-                    self.choice.name if self.choice else "torch",
                     key=f"geoseg-block-{job_f.key}-{block.index[0]}-{block.index[1]}",
                     retries=2,
                 )

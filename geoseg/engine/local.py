@@ -18,12 +18,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from geoseg.engine.backend import (
+    BackendChoice,
+    check_backend,
+    choose_backend,
+    get_backend_predictor,
+)
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.grid.chips import Block
 from geoseg.models.bundle import ModelBundle
 from geoseg.models.device import Predictor, resolve_device
-from geoseg.models.ort_backend import BackendChoice, check_backend, choose_backend
-from geoseg.models.predictor import get_predictor
 
 TRIM_EVERY = 4
 """Blocks between two returns of freed memory to the OS (each costs page faults later)."""
@@ -133,7 +137,7 @@ class LocalEngine:
     """Run block tasks on threads of this process (an :class:`~geoseg.engine.base.Engine`).
 
     ``backend`` says what runs a torch bundle's forward passes (``auto``,
-    ``torch``, ``onnxruntime``; see :func:`geoseg.models.ort_backend.choose_backend`);
+    ``torch``, ``onnxruntime``; see :func:`geoseg.engine.backend.choose_backend`);
     an ONNX Runtime session gets the intra-op threads of one block task.
     """
 
@@ -155,7 +159,7 @@ class LocalEngine:
         """Build (or reuse) the model for ``bundle`` on ``device`` in this process."""
         per_task = self.layout(device)[1]
         self.choice = choose_backend(self.backend, bundle, device, precision)
-        self._predictor = get_predictor(
+        self._predictor = get_backend_predictor(
             bundle, device, precision, backend=self.choice.name, threads=per_task
         )
 

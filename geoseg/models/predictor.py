@@ -25,7 +25,6 @@ from geoseg.models.onnx_model import OnnxPredictor as OnnxPredictor
 from geoseg.models.onnx_model import check_chip as check_chip
 from geoseg.models.onnx_model import check_onnx_bundle as check_onnx_bundle
 from geoseg.models.onnx_model import onnx_input_size as onnx_input_size
-from geoseg.models.ort_backend import OrtTorchPredictor, choose_backend
 from geoseg.models.torch_model import TorchPredictor as TorchPredictor
 
 if TYPE_CHECKING:
@@ -37,50 +36,31 @@ def returns_logits(bundle: ModelBundle) -> bool:
     return kind_of(bundle.meta).returns_logits(bundle.meta)
 
 
-_cache: dict[tuple[str, str, str, str, int], Predictor] = {}
+_cache: dict[tuple[str, str, str], Predictor] = {}
 LOADS: list[str] = []
 """Bundle hashes this process built a model for (tests use it: once per process)."""
 _cache_lock = threading.Lock()
 
 
-def get_predictor(
-    bundle: ModelBundle,
-    device: str = "cpu",
-    precision: str = "fp32",
-    *,
-    backend: str = "torch",
-    threads: int = 1,
-) -> Predictor:
+def get_predictor(bundle: ModelBundle, device: str = "cpu", precision: str = "fp32") -> Predictor:
     """The predictor for ``bundle`` on ``device``, built once per process.
 
     ``precision`` applies to torch bundles; ONNX bundles run as exported
     (float32 only) and index bundles compute in float32 whatever it says.
-    ``backend`` (``auto``, ``torch``, ``onnxruntime``) says what runs a torch
-    bundle (:func:`~geoseg.models.ort_backend.choose_backend`); ``threads`` is
-    the intra-op threads of an ONNX Runtime session (torch's are set by the engine).
     """
     check_precision(precision, device)
     kind = kind_of(bundle.meta)
-    # only a torch bundle has a choice; the others run on their kind's own runtime
-    torch_kind = bundle.kind == "torch"
-    name = choose_backend(backend, bundle, device, precision).name if torch_kind else bundle.kind
-    ort = torch_kind and name == "onnxruntime"
-    key = (bundle.sha256, device, precision, name, threads if ort else 0)
+    key = (bundle.sha256, device, precision)
     with _cache_lock:
         pred = _cache.get(key)
         if pred is None:
-            if ort:
-                pred = OrtTorchPredictor(bundle, threads=threads)
-            else:
-                pred = kind.make_predictor(bundle, device, precision)
+            pred = kind.make_predictor(bundle, device, precision)
             _cache[key] = pred
             LOADS.append(bundle.sha256)
         return pred
 
 
-def warm(
-    bundle_ref: str, device: str = "cpu", precision: str = "fp32", backend: str = "torch"
-) -> str:
+def warm(bundle_ref: str, device: str = "cpu", precision: str = "fp32") -> str:
     """Build the predictor of a bundle path or name in this process; returns its hash.
 
     For ``client.run(warm, path)`` on Dask workers before timing a run.
@@ -88,7 +68,7 @@ def warm(
     from geoseg.models.bundle import load_bundle
 
     bundle = load_bundle(bundle_ref)
-    get_predictor(bundle, device, precision, backend=backend)
+    get_predictor(bundle, device, precision)
     return bundle.sha256
 
 
@@ -103,6 +83,4 @@ def predictor_info(pred: Any) -> dict[str, Any]:
         "class": type(pred).__name__,
         "device": pred.device,
         "precision": getattr(pred, "precision", "fp32"),
-        "backend": getattr(pred, "backend", "torch"),
-        **({"threads": pred.threads} if hasattr(pred, "threads") else {}),
     }

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from geoseg.engine.backend import Backend, check_backend
 from geoseg.engine.resources import check_chip
 from geoseg.errors import InputError
 from geoseg.grid.blend import BLENDS, Blend
 from geoseg.io.masks import parse_classes as parse_mask_classes
 from geoseg.models.bundle import ModelBundle
 from geoseg.models.device import INT8_REFUSAL, PRECISIONS, Precision
-from geoseg.models.ort_backend import Backend, check_backend
 from geoseg.pipeline.outputs import VectorFormat
 from geoseg.sensors.presets import get_preset
 

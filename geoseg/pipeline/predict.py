@@ -181,7 +181,7 @@ def explain(
         One per scene: device, precision, backend (and why), block tasks at once,
         intra-op threads per block (and why), batch size, chip, overlap, block.
     """
-    from geoseg.models.ort_backend import choose_backend
+    from geoseg.engine.backend import choose_backend
 
     if options.get("bands") is not None:
         options["bands"] = tuple(options["bands"])

@@ -1,5 +1,10 @@
 """Torch bundles through ONNX Runtime on CPU: the backend choice, the export cache, the predictor.
 
+This is the engine's part (not :mod:`geoseg.models`): which runtime runs a
+bundle is decided where block tasks run, and :func:`get_backend_predictor`
+hands them the predictor, built once per process as
+:func:`geoseg.models.predictor.get_predictor` does for each kind.
+
 A torch bundle's model is exported to ONNX once per bundle (keyed by the
 bundle's SHA-256) into the user's cache folder, ``$GEOSEG_CACHE_DIR/onnx`` or
 ``~/.cache/geoseg/onnx``, and run by an ONNX Runtime session with every graph
@@ -25,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -34,6 +40,8 @@ from numpy.typing import NDArray
 
 from geoseg.atomic import atomic_path
 from geoseg.errors import BundleError, InputError, MissingDependencyError
+from geoseg.models.device import Predictor
+from geoseg.models.predictor import LOADS, get_predictor
 
 if TYPE_CHECKING:
     from geoseg.models.bundle import ModelBundle
@@ -227,6 +235,47 @@ class OrtTorchPredictor:
 
     def predict(self, chips: NDArray[np.float32]) -> NDArray[np.float32]:
         x = np.ascontiguousarray(chips, dtype=np.float32)
-        (y,) = self.session.run(None, {self.input_name: x})[:1]
+        try:
+            (y,) = self.session.run(None, {self.input_name: x})[:1]
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            if "failed to allocate memory" in str(err).lower():
+                # as numpy's and torch's allocation failures: predict says it in one sentence
+                raise MemoryError(f"ONNX Runtime: {str(err).splitlines()[0][-200:]}") from err
+            raise
         out: NDArray[np.float32] = np.asarray(y, dtype=np.float32)
         return out
+
+
+_ort_cache: dict[tuple[str, int], OrtTorchPredictor] = {}
+_ort_lock = threading.Lock()
+
+
+def get_backend_predictor(
+    bundle: ModelBundle, device: str, precision: str, *, backend: str, threads: int = 1
+) -> Predictor:
+    """The predictor of ``bundle`` on ``backend``, built once per process.
+
+    A torch bundle on ONNX Runtime gets one session per ``threads`` (its
+    intra-op threads); everything else is :func:`~geoseg.models.predictor.get_predictor`'s.
+    """
+    if bundle.kind != "torch" or choose_backend(backend, bundle, device, precision).name != (
+        "onnxruntime"
+    ):
+        return get_predictor(bundle, device, precision)
+    key = (bundle.sha256, max(1, threads))
+    with _ort_lock:
+        pred = _ort_cache.get(key)
+        if pred is None:
+            pred = OrtTorchPredictor(bundle, threads=threads)
+            _ort_cache[key] = pred
+            LOADS.append(bundle.sha256)  # "built once per process" counts ORT sessions too
+        return pred
+
+
+def warm(bundle_ref: str, backend: str = "auto") -> str:
+    """Build a bundle's CPU predictor on ``backend`` in this process (``client.run`` on workers)."""
+    from geoseg.models.bundle import load_bundle
+
+    bundle = load_bundle(bundle_ref)
+    get_backend_predictor(bundle, "cpu", "fp32", backend=backend, threads=1)
+    return bundle.sha256

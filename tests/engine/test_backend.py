@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import geoseg.models.ort_backend as ort_backend
+import geoseg.engine.backend as ort_backend
+from geoseg.engine.backend import OrtTorchPredictor, cache_dir, cached_onnx, choose_backend
 from geoseg.errors import InputError
-from geoseg.models.ort_backend import OrtTorchPredictor, cache_dir, cached_onnx, choose_backend
 from tests.common import make_bundle
 
 pytest.importorskip("onnxruntime")
@@ -109,15 +109,15 @@ def test_auto_without_onnxruntime_falls_back_to_torch(monkeypatch: pytest.Monkey
 
 
 def test_predictor_cache_keys_backend_and_threads(cache: Path) -> None:
-    from geoseg.models.predictor import get_predictor
+    from geoseg.engine.backend import get_backend_predictor as get
     from geoseg.models.torch_model import TorchPredictor
 
     bundle = make_bundle(seed=11)
-    one = get_predictor(bundle, "cpu", backend="onnxruntime", threads=1)
+    one = get(bundle, "cpu", "fp32", backend="onnxruntime", threads=1)
     assert isinstance(one, OrtTorchPredictor) and one.threads == 1
-    assert get_predictor(bundle, "cpu", backend="auto", threads=1) is one
-    assert get_predictor(bundle, "cpu", backend="onnxruntime", threads=2) is not one
-    assert isinstance(get_predictor(bundle, "cpu", backend="torch"), TorchPredictor)
+    assert get(bundle, "cpu", "fp32", backend="auto", threads=1) is one
+    assert get(bundle, "cpu", "fp32", backend="onnxruntime", threads=2) is not one
+    assert isinstance(get(bundle, "cpu", "fp32", backend="torch"), TorchPredictor)
 
 
 def test_int8_is_refused_with_the_measured_reason() -> None:
@@ -133,8 +133,9 @@ def test_int8_is_refused_with_the_measured_reason() -> None:
 def test_index_and_onnx_bundles_ignore_the_backend_choice() -> None:
     """What the engine passes on (the resolved name) builds the kind's own predictor."""
     import geoseg
-    from geoseg.models.predictor import get_predictor
+    from geoseg.engine.backend import get_backend_predictor
 
     ndvi = geoseg.load_bundle("ndvi")
     for backend in ("auto", "torch", "numpy"):
-        assert type(get_predictor(ndvi, "cpu", backend=backend)).__name__ == "IndexPredictor"
+        pred = get_backend_predictor(ndvi, "cpu", "fp32", backend=backend)
+        assert type(pred).__name__ == "IndexPredictor"
