@@ -64,10 +64,10 @@ def run_geoseg(scene: str, bundle_path: str, out: str, **options: Any) -> dict[s
     from geoseg.engine.local import LocalEngine
 
     bundle = geoseg.load_bundle(bundle_path)
-    # build the model outside the timed part, as model_only does (ORT: its cached export)
-    LocalEngine(options.get("threads"), backend=options.get("backend", "auto")).prepare(
-        bundle, "cpu", options.get("precision", "fp32")
-    )
+    # build the model outside the timed part, as model_only does (ORT: its cached export);
+    # resolving the device imports torch, which a run does on every backend: not timed either
+    engine = LocalEngine(options.get("threads"), backend=options.get("backend", "auto"))
+    engine.prepare(bundle, engine.resolve_device("cpu"), options.get("precision", "fp32"))
     t = time.perf_counter()
     [res] = geoseg.predict(scene, bundle, out, overwrite=True, device="cpu", **options)
     seconds = time.perf_counter() - t
