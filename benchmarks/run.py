@@ -20,6 +20,12 @@ scene with patchy structure, 512-px DEFLATE tiles):
    the Dask overhead against the in-process engine, and peak RSS of the client
    and of the workers at the two memory sizes. Target: >= 1.8x, within 20 %.
 
+5. GPU busy fraction (where CUDA exists).
+6. CPU backends (``--sections ort``): the torch model-only loop vs ``geoseg predict``
+   on torch, on ONNX Runtime and at its default, then the shipped bundles on real
+   scenes of data/ on both backends with the class rasters' pixel agreement
+   (``--ort-shipped-only``: just those). Target: default <= 0.5 x model-only.
+
 Results go to stdout and ``benchmarks/results.json``.
 """
 
