@@ -61,11 +61,13 @@ def model_only(scene: str, bundle_path: str, batch: int, threads: int | None) ->
 
 def run_geoseg(scene: str, bundle_path: str, out: str, **options: Any) -> dict[str, Any]:
     import geoseg
+    from geoseg.engine.local import LocalEngine
 
     bundle = geoseg.load_bundle(bundle_path)
-    from geoseg.models.predictor import get_predictor
-
-    get_predictor(bundle, "cpu")  # build the model outside the timed part, as model_only does
+    # build the model outside the timed part, as model_only does (ORT: its cached export);
+    # resolving the device imports torch, which a run does on every backend: not timed either
+    engine = LocalEngine(options.get("threads"), backend=options.get("backend", "auto"))
+    engine.prepare(bundle, engine.resolve_device("cpu"), options.get("precision", "fp32"))
     t = time.perf_counter()
     [res] = geoseg.predict(scene, bundle, out, overwrite=True, device="cpu", **options)
     seconds = time.perf_counter() - t
@@ -75,6 +77,8 @@ def run_geoseg(scene: str, bundle_path: str, out: str, **options: Any) -> dict[s
         "chips": rec["chips_inferred"],
         "timings": rec["timings_s"],
         "block_seconds": rec["block_seconds"],
+        "execution": rec.get("execution"),
+        "classes": res.outputs["classes"],
     }
 
 
@@ -142,12 +146,13 @@ def run_dask(
 ) -> dict[str, Any]:
     """geoseg.predict on the LocalCluster ``--workers N`` starts (single-threaded workers)."""
     import geoseg
+    from geoseg.engine.backend import warm
     from geoseg.engine.dask import local_cluster
-    from geoseg.models.predictor import warm
     from geoseg.pipeline.record import peak_rss_mb as vmhwm
 
     with local_cluster(workers) as client:
-        client.run(warm, bundle_path)  # models built before the clock starts, as elsewhere
+        # models built before the clock starts, as elsewhere, on the backend the run uses
+        client.run(warm, bundle_path, options.get("backend", "auto"))
         bundle = geoseg.load_bundle(bundle_path)
         t = time.perf_counter()
         [res] = geoseg.predict(

@@ -20,6 +20,12 @@ scene with patchy structure, 512-px DEFLATE tiles):
    the Dask overhead against the in-process engine, and peak RSS of the client
    and of the workers at the two memory sizes. Target: >= 1.8x, within 20 %.
 
+5. GPU busy fraction (where CUDA exists).
+6. CPU backends (``--sections ort``): the torch model-only loop vs ``geoseg predict``
+   on torch, on ONNX Runtime and at its default, then the shipped bundles on real
+   scenes of data/ on both backends with the class rasters' pixel agreement
+   (``--ort-shipped-only``: just those). Target: default <= 0.5 x model-only.
+
 Results go to stdout and ``benchmarks/results.json``.
 """
 
@@ -317,6 +323,97 @@ def section_gpu(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
     return got
 
 
+SHIPPED_CASES = (
+    ("landcover-nlcd8", "data/zion/landsat8_2015-08-18_b2345.tif", {}),
+    ("water", "data/zion/landsat8_2015-08-18_b2345.tif", {"bands": [1, 2, 3, 4]}),
+    ("forest", "data/zion/landsat8_2015-08-18_b2345.tif", {"bands": [2, 3, 4]}),
+    (
+        "water-swir",
+        "data/water/olinda_landsat7_etm_6band.tif",
+        {"bands": [1, 2, 3, 4, 5, 6], "allow_domain_shift": True},
+    ),
+)
+"""Shipped bundles on real scenes of data/ (the bands each bundle takes)."""
+
+
+def agreement(a: str, b: str) -> dict[str, Any]:
+    """Pixel agreement of two class rasters (share of equal pixels) and whether they are equal."""
+    import rasterio
+
+    with rasterio.open(a) as da, rasterio.open(b) as db:
+        x, y = da.read(1), db.read(1)
+    return {"agreement": float((x == y).mean()), "identical": bool((x == y).all())}
+
+
+def section_ort(args: Any, bundles: dict[str, str], out: str) -> dict[str, Any]:
+    """Torch model-only loop vs geoseg on torch vs geoseg on ONNX Runtime (issue 19)."""
+    os.environ.setdefault("GEOSEG_CACHE_DIR", str(WORK / "cache"))  # exports cached once
+    if args.ort_shipped_only:
+        return {"shipped": section_ort_shipped(args, out)}
+    scene = str(make_scene(args.real_size))
+    print(f"\n6. backends, real model, {args.real_size}^2, {args.repeat} interleaved rounds")
+    real = bundles["real"]
+    geo = {"scene": scene, "bundle_path": real, "vector": False}
+    got = rounds(
+        {
+            "model_only": (
+                "model_only",
+                {"scene": scene, "bundle_path": real, "batch": 4, "threads": None},
+            ),
+            "geoseg_torch": ("geoseg", {**geo, "out": f"{out}/torch", "backend": "torch"}),
+            "geoseg_ort": ("geoseg", {**geo, "out": f"{out}/ort", "backend": "onnxruntime"}),
+            "geoseg_auto": ("geoseg", {**geo, "out": f"{out}/auto"}),
+        },
+        args.repeat,
+    )
+    base = got["model_only"]["seconds"]
+    result: dict[str, Any] = {
+        "size": args.real_size,
+        **got,
+        "ratios_over_model_only": {
+            k: round(got[k]["seconds"] / base, 3)
+            for k in ("geoseg_torch", "geoseg_ort", "geoseg_auto")
+        },
+        "ort_agreement_vs_torch": agreement(
+            got["geoseg_torch"]["classes"], got["geoseg_ort"]["classes"]
+        ),
+        "shipped": {},
+    }
+    (WORK / "ort-partial.json").write_text(json.dumps(result, indent=2))  # survives a later error
+    result["shipped"] = section_ort_shipped(args, out)
+    return result
+
+
+def section_ort_shipped(args: Any, out: str) -> dict[str, Any]:
+    """Shipped bundles on real scenes: geoseg on torch vs on ONNX Runtime, pixel agreement."""
+    shipped: dict[str, Any] = {}
+    for name, path, opts in SHIPPED_CASES:
+        print(f"  shipped bundle {name} on {Path(path).name}")
+        runs = rounds(
+            {
+                be: (
+                    "geoseg",
+                    {
+                        "scene": str(HERE.parent / path),
+                        "bundle_path": name,
+                        "out": f"{out}/{name}-{be}",
+                        "vector": False,
+                        "backend": be,
+                        **opts,
+                    },
+                )
+                for be in ("torch", "onnxruntime")
+            },
+            args.repeat,
+        )
+        shipped[name] = {
+            **runs,
+            "ort_over_torch": round(runs["onnxruntime"]["seconds"] / runs["torch"]["seconds"], 3),
+            **agreement(runs["torch"]["classes"], runs["onnxruntime"]["classes"]),
+        }
+    return shipped
+
+
 def summary(results: dict[str, Any]) -> None:
     print("\nsummary")
     if "real" in results:
@@ -356,6 +453,16 @@ def summary(results: dict[str, Any]) -> None:
                     f"  gpu {p}: {r['seconds']:.2f} s, GPU busy {r['gpu_busy_pct_mean']}% "
                     f"on average ({r['gpu']})"
                 )
+    if "ort" in results:
+        o = results["ort"]
+        if "ratios_over_model_only" in o:
+            print(f"  backends / model-only loop: {o['ratios_over_model_only']} (target <= 0.5)")
+            print(f"  ORT vs torch class raster: {o['ort_agreement_vs_torch']}")
+        for name, r in o["shipped"].items():
+            print(
+                f"  {name}: ORT / torch = {r['ort_over_torch']:.2f}, agreement "
+                f"{r['agreement']:.6f}{' (identical)' if r['identical'] else ''}"
+            )
     if "dask" in results:
         d = results["dask"]
         m = d["memory"]
@@ -375,6 +482,7 @@ SECTIONS = {
     "memory": section_memory,
     "dask": section_dask,
     "gpu": section_gpu,
+    "ort": section_ort,
 }
 
 
@@ -385,6 +493,9 @@ def main() -> None:
     ap.add_argument("--dask-size", type=int, default=4096)
     ap.add_argument("--memory-sizes", default="4096,16384")
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    ap.add_argument(
+        "--ort-shipped-only", action="store_true", help="section ort: only the shipped bundles"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians reported")
     args = ap.parse_args()
     WORK.mkdir(exist_ok=True)
@@ -395,10 +506,11 @@ def main() -> None:
     for name in args.sections.split(","):
         results[name] = SECTIONS[name](args, bundles, out)
     summary(results)
+    tail = "-shipped" if args.ort_shipped_only else ""
     target = HERE / (
         "results.json"
         if args.sections == ",".join(SECTIONS)
-        else f"results-{args.sections.replace(',', '-')}.json"
+        else f"results-{args.sections.replace(',', '-')}{tail}.json"
     )
     target.write_text(json.dumps(results, indent=2) + "\n")
 

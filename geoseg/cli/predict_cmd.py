@@ -106,6 +106,20 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
 )
 @precision_option()
 @click.option(
+    "--backend",
+    type=click.Choice(["auto", "torch", "onnxruntime"]),
+    default="auto",
+    show_default=True,
+    help="What runs a torch bundle: auto picks ONNX Runtime for fp32 on CPU (measured faster; "
+    "its export is cached per bundle in ~/.cache/geoseg or $GEOSEG_CACHE_DIR), torch on a GPU.",
+)
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Print what the run would use (device, backend, threads, blocks, batch, chip) and why, "
+    "for each scene, then exit without predicting or writing anything.",
+)
+@click.option(
     "--overviews",
     type=click.Choice(["nearest", "mode"]),
     default="nearest",
@@ -147,6 +161,7 @@ def predict(
     workers: int | None,
     gpus: str | None,
     mask_classes: str | None,
+    explain: bool,
     **opts: Any,
 ) -> None:
     """Predict class maps (COG), confidence and polygons for one or more scenes.
@@ -164,8 +179,13 @@ def predict(
       geoseg predict scene.tif -m water.bundle -o results/ --workers 4
       geoseg predict scene.tif -m water.bundle -o results/ --scheduler tcp://10.0.0.5:8786
       geoseg predict scene.tif -m water.bundle -o results/ --gpus 0,1 --precision fp16
+      geoseg predict scene.tif -m water -o results/ --explain
     """
     from geoseg.errors import BatchError
+
+    if explain:
+        _explain(scenes, model, bands, mask_classes, scheduler, workers, gpus, opts)
+        return
     from geoseg.pipeline.predict import predict as run_predict
 
     failure: BatchError | None = None
@@ -201,6 +221,47 @@ def predict(
     sys.stdout.flush()
     if failure is not None:
         raise failure
+
+
+def _explain(
+    scenes: tuple[str, ...],
+    model: str,
+    bands: str | None,
+    mask_classes: str | None,
+    scheduler: str | None,
+    workers: int | None,
+    gpus: str | None,
+    opts: dict[str, Any],
+) -> None:
+    """``--explain``: each scene's plan (what and why) on stdout; nothing runs or is written."""
+    from geoseg.pipeline.predict import explain as explain_plan
+
+    gpu_ids = parse_gpus(gpus, opts)
+    with dask_client(scheduler, workers, gpu_ids) as client:
+        plans = explain_plan(
+            list(scenes),
+            model,
+            bands=_bands(bands),
+            mask_classes=tuple(mask_classes.split(",")) if mask_classes else None,
+            client=client,
+            **opts,
+        )
+    for plan in plans:
+        click.echo(
+            f"{plan['scene']} ({plan['shape'][0]}x{plan['shape'][1]}, {plan['chips']} chips)"
+        )
+        click.echo(
+            f"  device       {plan['device']} ({plan['device_reason']}), {plan['precision']}"
+        )
+        click.echo(f"  backend      {plan['backend']}: {plan['backend_reason']}")
+        click.echo(
+            f"  engine       {plan['engine']}: {plan['parallel_blocks']} block task(s) at once, "
+            f"{plan['threads_per_block']} intra-op thread(s) each ({plan['layout_reason']})"
+        )
+        click.echo(f"  chip         {plan['chip']}, overlap {plan['overlap']}")
+        click.echo(f"  block        {plan['block']} ({plan['block_reason']})")
+        click.echo(f"  batch size   {plan['batch_size']} ({plan['batch_reason']})")
+    click.echo("(--explain: nothing was predicted or written)", err=True)
 
 
 def _report(res: Any, quicklook: bool) -> None:

@@ -14,9 +14,11 @@ but the block.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from geoseg.engine.backend import BackendChoice, check_backend, choose_backend
 from geoseg.engine.local import _malloc_trim, map_large_buffers, tune_malloc
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.errors import GeosegError, InputError, MissingDependencyError, WorkerLostError
@@ -61,8 +63,8 @@ def run_block_on_worker(
     job: PredictJob, block: Block, bundle: ModelBundle, device: str, precision: str = "fp32"
 ) -> BlockResult:
     """The Dask task: one torch thread per worker thread, the cached model, the block."""
+    from geoseg.engine.backend import get_backend_predictor
     from geoseg.io.scene import gdal_env
-    from geoseg.models.predictor import get_predictor
 
     trim = _worker_setup()
     if not device.startswith("cuda"):
@@ -74,7 +76,11 @@ def run_block_on_worker(
     failure = None
     try:
         with gdal_env():
-            result = run_block(job, block, get_predictor(bundle, device, precision))
+            # the backend travels in the job (chosen once, on the client)
+            predictor = get_backend_predictor(
+                bundle, device, precision, backend=job.backend, threads=1
+            )
+            result = run_block(job, block, predictor)
     except GeosegError as err:
         failure = portable_error(err)
     finally:
@@ -245,9 +251,13 @@ class DaskEngine:
     task = staticmethod(run_block_on_worker)
     """The function each block runs as on a worker."""
 
-    def __init__(self, client: Any, *, in_flight_per_thread: int = 2) -> None:
+    def __init__(
+        self, client: Any, *, in_flight_per_thread: int = 2, backend: str = "auto"
+    ) -> None:
         require_distributed()
         self.client = client
+        self.backend = check_backend(backend)
+        self.choice: BackendChoice | None = None
         self.in_flight_per_thread = in_flight_per_thread
         self._bundle: Any = None
         self._device = "cpu"
@@ -299,6 +309,18 @@ class DaskEngine:
         self._bundle = self.client.scatter(bundle, broadcast=True, hash=False)
         self._device = device
         self._precision = precision
+        self.choice = choose_backend(self.backend, bundle, device, precision)
+
+    def describe(self, device: str) -> dict[str, Any]:
+        """What the workers run with (for ``--explain`` and the run record)."""
+        return {
+            "engine": self.name,
+            "backend": self.choice.name if self.choice else self.backend,
+            "backend_reason": self.choice.reason if self.choice else "not prepared yet",
+            "parallel_blocks": self.parallelism,
+            "threads_per_block": 1,
+            "layout_reason": "one block task per Dask worker thread, one intra-op thread each",
+        }
 
     def run(
         self,
@@ -310,6 +332,8 @@ class DaskEngine:
         distributed = require_distributed()
         if self._bundle is None:
             raise RuntimeError("DaskEngine.run before prepare()")
+        if self.choice is not None:
+            job = dataclasses.replace(job, backend=self.choice.name)
         job_f = self.client.scatter(job, broadcast=True, hash=False)
         limit = self.in_flight_per_thread * self.parallelism
         todo = iter(blocks)

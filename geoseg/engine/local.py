@@ -18,11 +18,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from geoseg.engine.backend import (
+    BackendChoice,
+    check_backend,
+    choose_backend,
+    get_backend_predictor,
+)
 from geoseg.engine.task import BlockResult, PredictJob, run_block
 from geoseg.grid.chips import Block
 from geoseg.models.bundle import ModelBundle
 from geoseg.models.device import Predictor, resolve_device
-from geoseg.models.predictor import get_predictor
 
 TRIM_EVERY = 4
 """Blocks between two returns of freed memory to the OS (each costs page faults later)."""
@@ -121,19 +126,67 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def threads_per_block(device: str, parallel_blocks: int) -> int:
+    """Intra-op threads of each block task: the cores shared out between the tasks (1 on a GPU)."""
+    if device.startswith("cuda"):
+        return 1
+    return max(1, (os.cpu_count() or 1) // max(1, parallel_blocks))
+
+
 class LocalEngine:
-    """Run block tasks on threads of this process (an :class:`~geoseg.engine.base.Engine`)."""
+    """Run block tasks on threads of this process (an :class:`~geoseg.engine.base.Engine`).
+
+    ``backend`` says what runs a torch bundle's forward passes (``auto``,
+    ``torch``, ``onnxruntime``; see :func:`geoseg.engine.backend.choose_backend`);
+    an ONNX Runtime session gets the intra-op threads of one block task.
+    """
 
     name = "local"
     reads_chips = True
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, *, backend: str = "auto") -> None:
         self.threads = threads
+        self.backend = check_backend(backend)
         self._predictor: Predictor | None = None
+        self.choice: BackendChoice | None = None
+
+    def layout(self, device: str) -> tuple[int, int]:
+        """Block tasks run at once on ``device``, and intra-op threads of each."""
+        n = self.threads or default_threads(device)
+        return n, threads_per_block(device, n)
 
     def prepare(self, bundle: ModelBundle, device: str, precision: str = "fp32") -> None:
         """Build (or reuse) the model for ``bundle`` on ``device`` in this process."""
-        self._predictor = get_predictor(bundle, device, precision)
+        per_task = self.layout(device)[1]
+        self.choice = choose_backend(self.backend, bundle, device, precision)
+        self._predictor = get_backend_predictor(
+            bundle, device, precision, backend=self.choice.name, threads=per_task
+        )
+
+    def describe(self, device: str) -> dict[str, Any]:
+        """What this engine runs with on ``device`` (for ``--explain`` and the run record)."""
+        n, per_task = self.layout(device)
+        return {
+            "engine": self.name,
+            "backend": self.choice.name if self.choice else self.backend,
+            "backend_reason": self.choice.reason if self.choice else "not prepared yet",
+            "parallel_blocks": n,
+            "threads_per_block": per_task,
+            "layout_reason": (
+                f"--threads {self.threads}"
+                if self.threads
+                else (
+                    "2 block tasks per GPU"
+                    if device.startswith("cuda")
+                    else f"one block task per core ({os.cpu_count()} cores, at most 4)"
+                )
+            )
+            + (
+                ""
+                if device.startswith("cuda")
+                else f", {per_task} intra-op thread(s) each: {os.cpu_count()} // {n}"
+            ),
+        }
 
     def resolve_device(self, device: str) -> str:
         """``auto``/``cpu``/``cuda[:i]`` as this process sees it.
@@ -163,8 +216,7 @@ class LocalEngine:
         predictor = self._predictor
         if predictor is None:
             raise RuntimeError("LocalEngine.run before prepare()")
-        n = self.threads or default_threads(predictor.device)
-        per_task = 1 if predictor.device.startswith("cuda") else max(1, (os.cpu_count() or 1) // n)
+        n, per_task = self.layout(predictor.device)
         in_flight = n + 1
         # Freed chip-sized buffers stay in glibc's per-thread heaps and resident memory
         # creeps up over a long run; giving them back after each block keeps it flat.

@@ -41,6 +41,7 @@ class PredictJob:
     row_weights: list[NDArray[np.float32]] = field(repr=False)
     col_weights: list[NDArray[np.float32]] = field(repr=False)
     logits: bool = True  # the predictor returns logits, not probabilities
+    backend: str = "torch"  # what runs a torch bundle where the job is sent (Dask workers)
 
     @classmethod
     def build(

@@ -36,16 +36,28 @@ PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 """Every :data:`Precision`, in the order ``--precision`` lists them."""
 
 
+INT8_REFUSAL = (
+    "int8 is not offered: static (QDQ, calibrated) int8 with ONNX Runtime measured 1.78-2.19x "
+    "the speed of its fp32 on the shipped bundles, and landcover-nlcd8 kept only 99.26-99.33 % "
+    "of pixels, short of the 2x and 99.5 % it must reach (benchmarks/README.md); use fp32 "
+    "(on CPU it runs on ONNX Runtime, --backend auto)"
+)
+"""Why there is no int8: the measured numbers, in the error a user sees."""
+
+
 def check_precision(precision: str, device: str) -> str:
     """Validate ``--precision`` for ``device``; returns it.
 
     Raises
     ------
     InputError
-        Unknown precision, or float16 asked for on a CPU.
+        Unknown precision, int8 (measured, not offered), or float16 asked for on a CPU.
     """
     if precision not in PRECISIONS:
-        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+        why = f": {INT8_REFUSAL}" if precision == "int8" else ""
+        raise InputError(
+            f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'{why}"
+        )
     if precision == "fp16" and not device.startswith("cuda"):
         raise InputError(
             "--precision fp16 needs a CUDA GPU (CPUs have no fast float16 kernels); "

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from geoseg.engine.backend import Backend, check_backend
 from geoseg.engine.resources import check_chip
 from geoseg.errors import InputError
 from geoseg.grid.blend import BLENDS, Blend
 from geoseg.io.masks import parse_classes as parse_mask_classes
 from geoseg.models.bundle import ModelBundle
-from geoseg.models.device import PRECISIONS, Precision
+from geoseg.models.device import INT8_REFUSAL, PRECISIONS, Precision
 from geoseg.pipeline.outputs import VectorFormat
 from geoseg.sensors.presets import get_preset
 
@@ -55,11 +56,14 @@ class PredictOptions:
     allow_domain_shift: bool = False
     mask: str | None = None
     mask_classes: tuple[str, ...] | None = None
+    backend: Backend = "auto"
 
     def __post_init__(self) -> None:
+        check_backend(self.backend)
         if self.precision not in PRECISIONS:
+            why = f": {INT8_REFUSAL}" if str(self.precision) == "int8" else ""
             raise InputError(
-                f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'"
+                f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'{why}"
             )
         if self.overviews not in OVERVIEWS:
             raise InputError(

@@ -38,9 +38,9 @@ from geoseg.pipeline.outputs import locked_subject as locked_subject
 from geoseg.pipeline.plan import BALANCE_SLACK as BALANCE_SLACK
 from geoseg.pipeline.plan import MAX_AUTO_BLOCK as MAX_AUTO_BLOCK
 from geoseg.pipeline.plan import auto_block as auto_block
+from geoseg.pipeline.plan import block_edge, preflight, scene_grid
 from geoseg.pipeline.plan import check_resources as check_resources
 from geoseg.pipeline.plan import default_batch_size as default_batch_size
-from geoseg.pipeline.plan import preflight
 from geoseg.pipeline.plan import run_batch_size as run_batch_size
 from geoseg.pipeline.record import peak_rss_mb as peak_rss_mb
 from geoseg.pipeline.run import PredictResult as PredictResult
@@ -134,9 +134,9 @@ def predict(
     if engine is None and client is not None:
         from geoseg.engine.dask import DaskEngine
 
-        engine = DaskEngine(client)
+        engine = DaskEngine(client, backend=opts.backend)
     if engine is None:
-        engine = LocalEngine(threads=opts.threads)
+        engine = LocalEngine(threads=opts.threads, backend=opts.backend)
     # where the model runs decides the device: on a cluster the workers are asked
     device = engine.resolve_device(opts.device)
     check_precision(opts.precision, device)
@@ -159,3 +159,76 @@ def predict(
                 )
             )
     return results
+
+
+def explain(
+    scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    bundle: ModelBundle | str | os.PathLike[str],
+    *,
+    engine: Engine | None = None,
+    client: Any = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """What :func:`predict` would pick for each scene, and why, without running it.
+
+    Every scene is opened and checked as for a run (bands, units, chip grid);
+    nothing is read beyond metadata, no model is built and nothing is written.
+    The same facts go into each run record (``parameters`` and ``execution``).
+
+    Returns
+    -------
+    list of dict
+        One per scene: device, precision, backend (and why), block tasks at once,
+        intra-op threads per block (and why), batch size, chip, overlap, block.
+    """
+    from geoseg.engine.backend import choose_backend
+
+    if options.get("bands") is not None:
+        options["bands"] = tuple(options["bands"])
+    opts = PredictOptions(**options)
+    if not isinstance(bundle, ModelBundle):
+        bundle = load_bundle(bundle)
+    if engine is None and client is not None:
+        from geoseg.engine.dask import DaskEngine
+
+        engine = DaskEngine(client, backend=opts.backend)
+    if engine is None:
+        engine = LocalEngine(threads=opts.threads, backend=opts.backend)
+    device = engine.resolve_device(opts.device)
+    check_precision(opts.precision, device)
+    choice = choose_backend(opts.backend, bundle, device, opts.precision)
+    describe = getattr(engine, "describe", None)
+    layout = dict(describe(device)) if describe is not None else {"engine": engine.name}
+    layout.update(backend=choice.name, backend_reason=choice.reason)
+    plans = []
+    for path in expand_scenes(scenes):
+        scene = open_for_predict(path, bundle, opts)
+        grid = scene_grid(scene, bundle, opts)
+        batch = run_batch_size(opts, device, grid)
+        plans.append(
+            {
+                "scene": scene.path,
+                "shape": list(scene.shape),
+                "bundle": bundle.name,
+                "device": device,
+                "device_reason": f"--device {opts.device}",
+                "precision": opts.precision,
+                **layout,
+                "chip": grid.chip,
+                "overlap": grid.overlap,
+                "chips": len(grid),
+                "block": block_edge(opts, grid, engine),
+                "block_reason": "--block"
+                if opts.block
+                else "auto: the largest edge that keeps "
+                f"{engine.parallelism} block task(s) evenly loaded (at most {MAX_AUTO_BLOCK})",
+                "batch_size": batch,
+                "batch_reason": (
+                    "--batch-size"
+                    if opts.batch_size
+                    else f"default on {'a GPU' if device.startswith('cuda') else 'CPU'} "
+                    f"({default_batch_size(device)}), at most the scene's {len(grid)} chips"
+                ),
+            }
+        )
+    return plans

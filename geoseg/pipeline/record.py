@@ -77,6 +77,15 @@ def result_warnings(
     return [*scene.notes, *flags]
 
 
+def engine_record(engine: Engine, device: str) -> dict[str, Any]:
+    """What the engine picked (backend, threads per block, parallel blocks) and why.
+
+    An engine without ``describe`` (one from outside geoseg) is recorded by name.
+    """
+    describe = getattr(engine, "describe", None)
+    return dict(describe(device)) if describe is not None else {"engine": engine.name}
+
+
 def run_record(
     scene: Scene,
     bundle: ModelBundle,
@@ -128,6 +137,7 @@ def run_record(
             "device": device,
             "engine": engine.name,
         },
+        "execution": engine_record(engine, device),
         "normalization": {
             "spec": bundle.meta["normalization"],
             "scene_stats": stats,
