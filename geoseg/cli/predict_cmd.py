@@ -141,13 +141,15 @@ def _bands(value: str | None) -> tuple[int | str, ...] | None:
 @click.option(
     "--mask",
     default=None,
-    help="Cloud/QA mask: a QA_PIXEL, SCL or Fmask raster, any 0/1 raster, or 'auto' (the "
-    "product's own QA layer beside the scene). Masked pixels are nodata.",
+    help="Cloud/QA mask: a QA_PIXEL, SCL or Fmask raster, any 0/1 raster, 'auto' (the "
+    "product's own QA layer beside the scene), or a mask bundle such as 'cloud' (run on the "
+    "scene first, into OUT/_masks/). Masked pixels are nodata.",
 )
 @click.option(
     "--mask-classes",
     default=None,
-    help="What a QA mask removes: cloud, shadow, cirrus, snow [cloud,shadow,cirrus].",
+    help="What a QA mask removes: cloud, shadow, cirrus, snow [cloud,shadow,cirrus; a mask "
+    "bundle: cloud].",
 )
 def predict(
     scenes: tuple[str, ...],
