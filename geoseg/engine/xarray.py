@@ -56,9 +56,10 @@ def _block_task(
     bundle: ModelBundle,
     device: str,
     nodata: float | None,
+    backend: str = "torch",
 ) -> BlockResult:
     """Pad the block's pixels to its chip union, mask nodata, infer."""
-    from geoseg.models.predictor import get_predictor
+    from geoseg.engine.backend import get_backend_predictor
 
     if not device.startswith("cuda"):
         import torch
@@ -73,7 +74,8 @@ def _block_task(
     ok = _valid_mask(arr, nodata)
     data[(slice(None), *inner)] = np.where(ok, arr, 0)
     valid[inner] = ok
-    return infer_block(job, block, data, valid, get_predictor(bundle, device))
+    predictor = get_backend_predictor(bundle, device, "fp32", backend=backend, threads=1)
+    return infer_block(job, block, data, valid, predictor)
 
 
 def _cell_task(cell: Cell, job: PredictJob, *results: BlockResult) -> NDArray[np.uint8]:
@@ -111,6 +113,7 @@ def predict_xarray(
     nodata: float | None = None,
     bands: Sequence[int | str] | None = None,
     sensor: str | None = None,
+    backend: str = "auto",
 ) -> Any:
     """Lazy class map of a ``(band, y, x)`` DataArray, as a dask-backed DataArray.
 
@@ -132,6 +135,9 @@ def predict_xarray(
         the reflectance the bundle reads, as ``predict --sensor`` does.
     confidence
         Return a Dataset with ``classes`` and ``confidence`` instead.
+    backend
+        ``auto`` (ONNX Runtime for a torch bundle on CPU, as ``predict`` picks),
+        ``torch`` or ``onnxruntime``; each task runs one thread.
 
     Returns
     -------
@@ -151,6 +157,10 @@ def predict_xarray(
     """
     dask, xr = _require()
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
+    from geoseg.engine.backend import choose_backend
+
+    # chosen once, here, so a bad --backend is refused before any graph is built
+    runtime = choose_backend(backend, bundle, device, "fp32").name
     da = _select_bands(da, bundle, bands)
     nodata = _nodata_of(da, nodata)
     rows, cols = da.shape[1:]
@@ -174,7 +184,7 @@ def predict_xarray(
         rr0, cc0 = max(r0, 0), max(c0, 0)
         part = src[:, rr0 : min(r0 + h, rows), cc0 : min(c0 + w, cols)]
         results[blk.index] = dask.delayed(_block_task, pure=True)(
-            job_d, blk, part, (rr0 - r0, cc0 - c0), bundle_d, device, nodata
+            job_d, blk, part, (rr0 - r0, cc0 - c0), bundle_d, device, nodata, runtime
         )
     out = _assemble(dask, plan, job, job_d, results)
     return _wrap(xr, da, out, bundle, confidence)

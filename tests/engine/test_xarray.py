@@ -12,8 +12,13 @@ rioxarray = pytest.importorskip("rioxarray")
 dask = pytest.importorskip("dask")
 
 
-@pytest.mark.parametrize(("blend", "block"), [("smooth", 100), ("crop", 1000)])
-def test_lazy_dataarray_equals_predict(tmp_path: Path, blend: str, block: int) -> None:
+@pytest.mark.parametrize(
+    ("blend", "block", "backend"),
+    [("smooth", 100, "auto"), ("crop", 1000, "auto"), ("smooth", 100, "torch")],
+)
+def test_lazy_dataarray_equals_predict(
+    tmp_path: Path, blend: str, block: int, backend: str
+) -> None:
     src = scene_file(tmp_path / "s.tif", (230, 210), nodata=0, seed=4)
     bundle = make_bundle(
         "Unet",
@@ -23,10 +28,18 @@ def test_lazy_dataarray_equals_predict(tmp_path: Path, blend: str, block: int) -
         arch_params={"encoder_depth": 3, "decoder_channels": [16, 8, 8]},
     )
     [ref] = geoseg.predict(
-        src, bundle, tmp_path / "out", blend=blend, confidence=True, vector=False
+        src,
+        bundle,
+        tmp_path / "out",
+        blend=blend,
+        confidence=True,
+        vector=False,
+        backend=backend,
     )
     da = rioxarray.open_rasterio(src, chunks={"x": 64, "y": 64})
-    ds = geoseg.predict_xarray(da, bundle, blend=blend, block=block, confidence=True)
+    ds = geoseg.predict_xarray(
+        da, bundle, blend=blend, block=block, confidence=True, backend=backend
+    )
     assert isinstance(ds["classes"].data, dask.array.Array)  # lazy until computed
     cls = ds["classes"].compute()
     assert np.array_equal(cls.values, read(ref.outputs["classes"]))
@@ -43,6 +56,8 @@ def test_band_selection_and_errors(tmp_path: Path) -> None:
     bundle = make_bundle(chip=32, overlap=8)
     with pytest.raises(geoseg.InputError, match="expects 4"):
         geoseg.predict_xarray(da, bundle)
+    with pytest.raises(geoseg.InputError, match="must be one of auto, torch, onnxruntime"):
+        geoseg.predict_xarray(da, bundle, bands=[0, 1, 2, 3], backend="tensorrt")
     out = geoseg.predict_xarray(da, bundle, bands=[0, 1, 2, 3])
     assert out.shape == (80, 90) and out.dtype == np.uint8
 
