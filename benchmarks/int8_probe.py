@@ -24,16 +24,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-CASES = (
-    ("landcover-nlcd8", "data/zion/landsat8_2015-08-18_b2345.tif", {}),
-    ("water", "data/zion/landsat8_2015-08-18_b2345.tif", {"bands": [1, 2, 3, 4]}),
-    ("forest", "data/zion/landsat8_2015-08-18_b2345.tif", {"bands": [2, 3, 4]}),
-    (
-        "water-swir",
-        "data/water/olinda_landsat7_etm_6band.tif",
-        {"bands": [1, 2, 3, 4, 5, 6], "allow_domain_shift": True},
-    ),
-)
+from run import SHIPPED_CASES as CASES  # noqa: E402 - the same cases as the ort section
 
 
 def real_chips(name: str, scene: str, opts: dict) -> list[np.ndarray]:

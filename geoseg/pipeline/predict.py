@@ -116,11 +116,7 @@ def predict(
     >>> res.record["chips_total"], res.record["scene"]["crs"]
     (35, 'EPSG:32612')
     """
-    if options.get("bands") is not None:
-        options["bands"] = tuple(options["bands"])
-    opts = PredictOptions(**options)
-    if not isinstance(bundle, ModelBundle):
-        bundle = load_bundle(bundle)
+    opts, bundle = _options_and_bundle(options, bundle)
     out = Path(out_dir)
     # a folder of band files is stacked into <out>/_inputs/<product>.vrt
     paths = [
@@ -131,12 +127,7 @@ def predict(
     batch = len(paths) > 1 if manifest is None else manifest
     if not batch:
         scene_objs = preflight(paths, bundle, out, opts)
-    if engine is None and client is not None:
-        from geoseg.engine.dask import DaskEngine
-
-        engine = DaskEngine(client, backend=opts.backend)
-    if engine is None:
-        engine = LocalEngine(threads=opts.threads, backend=opts.backend)
+    engine = _engine(engine, client, opts)
     # where the model runs decides the device: on a cluster the workers are asked
     device = engine.resolve_device(opts.device)
     check_precision(opts.precision, device)
@@ -183,17 +174,8 @@ def explain(
     """
     from geoseg.engine.backend import choose_backend
 
-    if options.get("bands") is not None:
-        options["bands"] = tuple(options["bands"])
-    opts = PredictOptions(**options)
-    if not isinstance(bundle, ModelBundle):
-        bundle = load_bundle(bundle)
-    if engine is None and client is not None:
-        from geoseg.engine.dask import DaskEngine
-
-        engine = DaskEngine(client, backend=opts.backend)
-    if engine is None:
-        engine = LocalEngine(threads=opts.threads, backend=opts.backend)
+    opts, bundle = _options_and_bundle(options, bundle)
+    engine = _engine(engine, client, opts)
     device = engine.resolve_device(opts.device)
     check_precision(opts.precision, device)
     choice = choose_backend(opts.backend, bundle, device, opts.precision)
@@ -232,3 +214,24 @@ def explain(
             }
         )
     return plans
+
+
+def _options_and_bundle(
+    options: dict[str, Any], bundle: ModelBundle | str | os.PathLike[str]
+) -> tuple[PredictOptions, ModelBundle]:
+    """The options of a call (``bands`` as a tuple) and its bundle, loaded."""
+    if options.get("bands") is not None:
+        options["bands"] = tuple(options["bands"])
+    opts = PredictOptions(**options)
+    return opts, bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
+
+
+def _engine(engine: Engine | None, client: Any, opts: PredictOptions) -> Engine:
+    """The engine given, else Dask on ``client``, else the in-process engine."""
+    if engine is not None:
+        return engine
+    if client is not None:
+        from geoseg.engine.dask import DaskEngine
+
+        return DaskEngine(client, backend=opts.backend)
+    return LocalEngine(threads=opts.threads, backend=opts.backend)
