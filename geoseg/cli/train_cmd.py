@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,6 +34,11 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--seed", type=int, help="Seed of every random draw (default 0).")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (default auto).")
 @click.option("--threads", type=int, help="torch CPU threads.")
+@click.option(
+    "--hold-out",
+    help="Leave these data entries out (1 = the first; e.g. 2 or 1,3): every labelled pixel "
+    "of them is validation and none is trained on (a leave-one-region-out split).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 def train(config: str | None, **flags: Any) -> None:
     """Train a segmentation model and write a bundle that `geoseg predict` runs.
@@ -45,6 +51,7 @@ def train(config: str | None, **flags: Any) -> None:
     \b
     Examples:
       geoseg train workflows/train-landcover.yaml
+      geoseg train workflows/train-forest-water.yaml --hold-out 1 --out fold1.bundle
       geoseg train --image data/zion/landsat8_2015-08-18_b2345.tif \\
           --labels data/zion/nlcd2011_8class.tif --scheme nlcd8 \\
           --bands blue,green,red,nir --out model.bundle --epochs 20
@@ -79,6 +86,9 @@ def train(config: str | None, **flags: Any) -> None:
     top = {k: v for k, v in top.items() if v is not None}
     if config:
         cfg = load_config(config, **top)
+        if flags["out"]:  # another bundle: its record and card go beside it, not the config's
+            cfg.record = None
+            cfg.card = str(Path(flags["out"]).with_suffix(".md")) if cfg.card else None
     else:
         missing = [k for k in ("data", "scheme", "bands") if k not in top]
         if missing:
@@ -92,6 +102,14 @@ def train(config: str | None, **flags: Any) -> None:
         cfg.model.overlap = min(cfg.model.overlap, flags["chip"] // 4)
     if flags["lr"] is not None:
         cfg.optimizer.lr = flags["lr"]
+    if flags["hold_out"]:
+        try:
+            held = [int(k) for k in flags["hold_out"].split(",")]
+        except ValueError:
+            raise ConfigError(
+                f"--hold-out {flags['hold_out']!r}: give data entry numbers, e.g. 2 or 1,3"
+            ) from None
+        cfg.split.method, cfg.split.hold_out = "region", held
     cfg.check()  # --chip and --lr went in after the config was checked
     try:
         res, paths = run_training(cfg, resume=flags["resume"])

@@ -75,7 +75,7 @@ class SamplingConfig:
 class SplitConfig:
     """Spatial train/validation split: never random pixels."""
 
-    method: Literal["blocks", "polygon"] = "blocks"
+    method: Literal["blocks", "polygon", "region"] = "blocks"
     block: int = 512
     """Side of the square blocks drawn for validation (``blocks``)."""
     val_fraction: float = 0.25
@@ -85,6 +85,9 @@ class SplitConfig:
     """Pixels between any training chip and any validation pixel; default chip // 2."""
     polygon: str | None = None
     """Vector file whose polygons are the validation region (``polygon``)."""
+    hold_out: list[int] | None = None
+    """``region``: the data entries (1 = the first) held out whole: every labelled pixel
+    of them is validation and none is trained on (leave-one-region-out)."""
 
 
 @dataclass
@@ -294,6 +297,18 @@ def _check_values(cfg: TrainConfig) -> None:
         (
             cfg.split.method != "polygon" or bool(cfg.split.polygon),
             "split.method polygon needs split.polygon (a vector file of validation areas)",
+        ),
+        (
+            cfg.split.method != "region" or bool(cfg.split.hold_out),
+            "split.method region needs split.hold_out (the data entries to hold out, 1 = first)",
+        ),
+        (
+            all(1 <= k <= len(cfg.data) for k in cfg.split.hold_out or []),
+            f"split.hold_out {cfg.split.hold_out} must name data entries 1..{len(cfg.data)}",
+        ),
+        (
+            cfg.split.method != "region" or len(set(cfg.split.hold_out or [])) < len(cfg.data),
+            "split.method region must leave at least one data entry to train on",
         ),
         (0 <= cfg.augment.scale_jitter < 1, "augment.scale_jitter must be in [0, 1)"),
         (0 <= cfg.augment.quantize <= 1, "augment.quantize must be in [0, 1]"),

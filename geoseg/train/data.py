@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -238,8 +239,13 @@ def split_images(images: list[TrainingImage], cfg: TrainConfig) -> dict[str, Any
     sc = cfg.split
     gap = sc.gap if sc.gap is not None else cfg.model.chip // 2
     seed = sc.seed if sc.seed is not None else cfg.seed
+    held = set(sc.hold_out or [])
     for k, img in enumerate(images):
         labelled = img.labels != IGNORE
+        if sc.method == "region":  # a whole entry is validation, the others train
+            img.val = np.full(img.shape, k + 1 in held)
+            img.train_zone = ~img.val
+            continue
         if sc.method == "polygon":
             img.val = rasterize_mask(str(cfg.path(str(sc.polygon))), img.scene)
         else:
@@ -255,6 +261,8 @@ def split_images(images: list[TrainingImage], cfg: TrainConfig) -> dict[str, Any
             + (
                 f"check that {sc.polygon} covers labelled areas"
                 if sc.method == "polygon"
+                else f"data entries {sorted(held)} hold no label"
+                if sc.method == "region"
                 else "raise split.val_fraction or lower split.block"
             )
         )
@@ -263,8 +271,9 @@ def split_images(images: list[TrainingImage], cfg: TrainConfig) -> dict[str, Any
         "block": sc.block if sc.method == "blocks" else None,
         "val_fraction": sc.val_fraction if sc.method == "blocks" else None,
         "polygon": sc.polygon,
+        **({"hold_out": sorted(held)} if sc.method == "region" else {}),
         "seed": seed,
-        "gap_px": gap,
+        "gap_px": gap if sc.method != "region" else None,
         "train_labelled_px": n_train,
         "val_labelled_px": n_val,
         "description": (
@@ -274,8 +283,16 @@ def split_images(images: list[TrainingImage], cfg: TrainConfig) -> dict[str, Any
                 f"seed {seed})"
                 if sc.method == "blocks"
                 else f"validation = pixels inside {sc.polygon}"
+                if sc.method == "polygon"
+                else "leave region out: validation = every labelled pixel of data "
+                + ", ".join(f"{k} ({Path(cfg.data[k - 1].image).name})" for k in sorted(held))
+                + ", trained on none of them"
             )
-            + f"; training chips stay >= {gap} px from every validation pixel"
+            + (
+                f"; training chips stay >= {gap} px from every validation pixel"
+                if sc.method != "region"
+                else ""
+            )
         ),
     }
 

@@ -8,6 +8,7 @@ Models are tiny (ConvStack, a few hundred weights) so the whole file stays fast.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,97 @@ def test_split_by_validation_polygon(crop: dict[str, Path], tmp_path: Path) -> N
     for ref in prep.sampler.grid + prep.sampler.epoch(np.random.default_rng(0)):
         assert ref.col + ref.size <= 95
     assert prep.split["method"] == "polygon" and prep.split["val_labelled_px"] > 0
+
+
+def _second_region(crop: dict[str, Path]) -> tuple[Path, Path]:
+    """Another window of the Zion scene (rows 900.., no overlap with CROP): a second region."""
+    d = crop["image"].parent
+    image, labels = d / "region2.tif", d / "region2_labels.tif"
+    if not image.exists():
+        _write_crop(ZION, image, Window(600, 900, 128, 128))
+        _write_crop(NLCD, labels, Window(600, 900, 128, 128))
+    return image, labels
+
+
+def test_split_leave_one_region_out(crop: dict[str, Path], tmp_path: Path) -> None:
+    image2, labels2 = _second_region(crop)
+    data = [
+        {"image": str(crop["image"]), "labels": str(crop["labels"])},
+        {"image": str(image2), "labels": str(labels2)},
+    ]
+    prep = prepare_data(
+        _cfg(crop, tmp_path, data=data, split={"method": "region", "hold_out": [2]})
+    )
+    one, two = prep.images
+    # entry 2 is validation whole and never trained on; entry 1 is training whole
+    assert two.val.all() and not two.train_zone.any()
+    assert not one.val.any() and one.train_zone.all()
+    assert prep.split["val_labelled_px"] == int((two.labels != IGNORE).sum()) > 0
+    assert prep.split["train_labelled_px"] == int((one.labels != IGNORE).sum()) > 0
+    assert prep.split["method"] == "region" and prep.split["hold_out"] == [2]
+    assert (
+        "region2.tif" in prep.split["description"]
+        and "trained on none" in prep.split["description"]
+    )
+    refs = [r for _ in range(10) for r in prep.sampler.epoch(np.random.default_rng(0))]
+    assert refs and all(ref.image == 0 for ref in refs + prep.sampler.grid)
+    assert {k for k, _ in prep.windows} == {1}
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        ({"method": "region"}, "split.method region needs split.hold_out"),
+        ({"method": "region", "hold_out": [3]}, "split.hold_out [3] must name data entries 1..2"),
+        (
+            {"method": "region", "hold_out": [1, 2]},
+            "must leave at least one data entry to train on",
+        ),
+    ],
+)
+def test_split_leave_one_region_out_bad_config(
+    crop: dict[str, Path], tmp_path: Path, split: dict[str, Any], message: str
+) -> None:
+    image2, labels2 = _second_region(crop)
+    data = [
+        {"image": str(crop["image"]), "labels": str(crop["labels"])},
+        {"image": str(image2), "labels": str(labels2)},
+    ]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _cfg(crop, tmp_path, data=data, split=split).check()
+
+
+def test_cli_hold_out_writes_the_fold_beside_its_bundle(
+    crop: dict[str, Path], tmp_path: Path
+) -> None:
+    """--hold-out K trains the fold; with --out, its record and card go beside that bundle,
+    never over the config's own card (a shipped card must not be overwritten by a fold)."""
+    from geoseg.cli.main import cli
+
+    image2, labels2 = _second_region(crop)
+    card = tmp_path / "shipped.md"
+    card.write_text("the shipped card\n")
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text(
+        f"data:\n  - {{image: {crop['image']}, labels: {crop['labels']}}}\n"
+        f"  - {{image: {image2}, labels: {labels2}}}\n"
+        "scheme: nlcd8\nbands: [blue, green, red, nir]\nsensor: landsat8-c2l1\n"
+        "model: {architecture: Pointwise, encoder: null, chip: 32, overlap: 4}\n"
+        "sampling: {mode: grid, chips_per_epoch: 8}\nbatch: 4\nepochs: 1\ndevice: cpu\n"
+        f"out: {tmp_path / 'shipped.bundle'}\ncard: {card}\n"
+    )
+    runner = CliRunner()
+    fold = tmp_path / "folds" / "fold2.bundle"
+    res = runner.invoke(cli, ["train", str(cfg), "--hold-out", "2", "--out", str(fold)])
+    assert res.exit_code == 0, res.output
+    assert fold.exists() and not (tmp_path / "shipped.bundle").exists()
+    assert card.read_text() == "the shipped card\n"
+    assert (tmp_path / "folds" / "fold2.md").exists()
+    record = json.loads((tmp_path / "folds" / "fold2.bundle.train" / "record.json").read_text())
+    assert record["split"]["method"] == "region" and record["split"]["hold_out"] == [2]
+    assert record["validation"]["pixels"] == record["split"]["val_labelled_px"]
+    bad = runner.invoke(cli, ["train", str(cfg), "--hold-out", "two"])
+    assert bad.exit_code == 2 and "--hold-out 'two': give data entry numbers" in bad.output
 
 
 # -- preprocessing parity with inference -------------------------------------
@@ -564,6 +656,7 @@ def _recorded(config: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any
     [
         ("landcover-nlcd8", "train-landcover"),
         ("forest", "train-forest"),
+        ("forest-water", "train-forest-water"),
         ("water", "train-water"),
         ("water-swir", "train-water-swir"),
         ("cloud", "train-cloud"),
