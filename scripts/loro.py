@@ -12,8 +12,9 @@ one fixed epoch count would give; the figures say how the recipe travels between
 training regions, the independent scenes of ``scripts/benchmark_models.py`` say how the
 shipped bundle does on regions no fold saw. Beside each fold: the share of the held-out
 entry's most common class (the score of a model that always answers it, on the same
-pixels). Writes ``DIR/loro.md`` and ``DIR/loro.json``; the fold bundles stay in DIR.
-Training time is one ``geoseg train`` per fold.
+pixels). Writes ``DIR/loro.md`` and ``DIR/loro.json``; the fold bundles stay in DIR, and
+a fold already there is reused (``--retrain`` trains it again). Training time is one
+``geoseg train`` per fold.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def fold_scores(record: Path) -> dict:
     rec = json.loads(record.read_text())
     val = rec["validation"]
-    names = [c["name"] for c in rec["classes"]]
+    names = [c if isinstance(c, str) else c["name"] for c in rec["classes"]]
     conf = np.array(val["confusion"], dtype=np.int64)
     truth = conf.sum(axis=1)
     top = int(np.argmax(truth))
@@ -56,6 +57,7 @@ def main() -> int:
     p.add_argument("config")
     p.add_argument("--entries", help="data entries to hold out one at a time (default: all)")
     p.add_argument("--out", type=Path, help="folder for the folds (default results/loro/NAME)")
+    p.add_argument("--retrain", action="store_true", help="train folds already in --out again")
     args = p.parse_args()
     cfg = load_config(args.config)
     n = len(cfg.data)
@@ -67,6 +69,11 @@ def main() -> int:
         image = Path(cfg.data[k - 1].image).name
         print(f"fold {k}/{n}: holding out {image}", flush=True)
         bundle = out / f"fold{k}.bundle"
+        record = Path(str(bundle) + ".train") / "record.json"
+        if bundle.exists() and record.exists() and not args.retrain:
+            print(f"  reusing {bundle} (--retrain to train it again)", flush=True)
+            results[image] = fold_scores(record)
+            continue
         cmd = [sys.executable, "-m", "geoseg", "train", args.config, "--hold-out", str(k),
                "--out", str(bundle)]  # fmt: skip
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -75,7 +82,7 @@ def main() -> int:
             print(f"  fold {k} failed: {' '.join(last)}", flush=True)
             results[image] = {"error": " ".join(last)}
             continue
-        results[image] = fold_scores(Path(str(bundle) + ".train") / "record.json")
+        results[image] = fold_scores(record)
         r = results[image]
         print(
             f"  OA {r['overall_accuracy']:.3f}, mIoU {r['miou']:.3f} over {r['pixels']} px; "

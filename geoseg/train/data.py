@@ -270,29 +270,25 @@ def split_images(images: list[TrainingImage], cfg: TrainConfig) -> dict[str, Any
         "method": sc.method,
         "block": sc.block if sc.method == "blocks" else None,
         "val_fraction": sc.val_fraction if sc.method == "blocks" else None,
-        "polygon": sc.polygon,
+        "polygon": sc.polygon if sc.method == "polygon" else None,
         **({"hold_out": sorted(held)} if sc.method == "region" else {}),
         "seed": seed,
         "gap_px": gap if sc.method != "region" else None,
         "train_labelled_px": n_train,
         "val_labelled_px": n_val,
         "description": (
-            f"spatial, {sc.method}: "
+            "by region (leave out): validation = every labelled pixel of data entry "
+            + ", ".join(f"{k} ({Path(cfg.data[k - 1].image).name})" for k in sorted(held))
+            + ", trained on none of them"
+            if sc.method == "region"
+            else f"spatial, {sc.method}: "
             + (
                 f"{sc.block}-px blocks drawn for validation (fraction {sc.val_fraction}, "
                 f"seed {seed})"
                 if sc.method == "blocks"
                 else f"validation = pixels inside {sc.polygon}"
-                if sc.method == "polygon"
-                else "leave region out: validation = every labelled pixel of data "
-                + ", ".join(f"{k} ({Path(cfg.data[k - 1].image).name})" for k in sorted(held))
-                + ", trained on none of them"
             )
-            + (
-                f"; training chips stay >= {gap} px from every validation pixel"
-                if sc.method != "region"
-                else ""
-            )
+            + f"; training chips stay >= {gap} px from every validation pixel"
         ),
     }
 
