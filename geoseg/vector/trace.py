@@ -54,10 +54,10 @@ Ints = NDArray[np.int64]
 
 def trace_rings(
     labels: NDArray[np.integer],
-) -> tuple[NDArray[np.int32], Ints, Ints] | None:
+) -> tuple[Ints, Ints, Ints] | None:
     """Rings of every label of a 4-connected label image, in pixel coordinates of the image.
 
-    Returns ``xy`` (open rings laid end to end, corners only, ``int32``), the
+    Returns ``xy`` (open rings laid end to end, corners only), the
     ring offsets into ``xy`` (one more than rings) and the polygon offsets into
     the rings (one more than labels): polygon ``i`` is label ``i + 1``, its
     shell first, then its holes. Labels must run from 1 without gaps (0: no
@@ -67,56 +67,33 @@ def trace_rings(
     n_labels = int(labels.max(initial=0))
     if n_labels == 0:
         return np.zeros((0, 2), np.int32), np.zeros(1, np.int64), np.zeros(1, np.int64)
-    pad = np.zeros((h + 2, w + 2), dtype=np.int32)
+    # the narrowest type that holds the labels: the comparisons below read less memory
+    pad = np.zeros((h + 2, w + 2), dtype=np.int16 if n_labels < 2**15 else np.int32)
     pad[1:-1, 1:-1] = labels
-    nw, ne, sw, se = pad[:-1, :-1], pad[:-1, 1:], pad[1:, :-1], pad[1:, 1:]
-    occupied = pad > 0
-    arms = _corners(nw, ne, sw, se, occupied)
-    h1, w1 = h + 1, w + 1
-    nodes = _Nodes(arms, h1, w1)
-    succ = np.empty(nodes.n, dtype=np.int64)
-    # a corner leaving along a direction, and the corner that ends that straight run
-    for leave, arrive, row_major, end_arm in (
-        (("N", "left"), ("S", "right"), True, "W"),  # east
-        (("N", "right"), ("S", "left"), True, "E"),  # west
-        (("E", "left"), ("W", "right"), False, "N"),  # south
-        (("E", "right"), ("W", "left"), False, "S"),  # north
-    ):
-        a = arms[leave[0]][leave[1]]
-        b = arms[arrive[0]][arrive[1]]
-        if row_major:
-            where = np.flatnonzero(a | b)
-            via_a = a.ravel()[where]
-        else:
-            where = np.flatnonzero((a | b).T)
-            via_a = a.T.ravel()[where]
-        start = np.where(
-            via_a,
-            nodes.id(leave[0], where, row_major=row_major),
-            nodes.id(arrive[0], where, row_major=row_major),
-        )
-        end = nodes.range(end_arm)
-        if len(start) != len(end):
-            return None
-        succ[start] = end
-    walked = _walk(succ, nodes.starts())
+    code = _corner_codes(pad)
+    corners = _Corners(code)
+    succ = corners.successors()
+    if succ is None:
+        return None
+    walked = _walk(succ, corners.ring_starts())
     if walked is None:
         return None
     order, ring_start = walked
-    xy = nodes.xy(order)
     first = order[ring_start]
-    shell = first < nodes.offset["S"]  # E-arm corners start shells, S-arm corners holes
-    vx, vy = xy[ring_start, 0], xy[ring_start, 1]
-    label = np.where(shell, se[vy, vx], sw[vy, vx])
+    shell = corners.node_arm[first] == _E  # E-arm corners start shells, S-arm corners holes
+    start_vertex = corners.node_vertex[first]
+    vx, vy = corners.x[start_vertex], corners.y[start_vertex]
+    label = pad[vy + 1, vx + shell]  # SE of the vertex for a shell, SW for a hole
     one_shell_each = np.array_equal(np.sort(label[shell]), np.arange(1, n_labels + 1))
     if not one_shell_each:
         return None
     by_label = np.argsort(label, kind="stable")
-    sizes = np.diff(np.append(ring_start, len(order)))
-    pick = _ranges(ring_start[by_label], sizes[by_label])
-    ring_off = np.concatenate([[0], np.cumsum(sizes[by_label])])
+    sizes = np.diff(np.append(ring_start, len(order)))[by_label]
+    vertex = corners.node_vertex[order[_ranges(ring_start[by_label], sizes)]]
+    xy = np.stack([corners.x[vertex], corners.y[vertex]], axis=1)
+    ring_off = np.concatenate([[0], np.cumsum(sizes)])
     poly_off = np.concatenate([[0], np.cumsum(np.bincount(label, minlength=n_labels + 1)[1:])])
-    return xy[pick], ring_off, poly_off
+    return xy, ring_off, poly_off
 
 
 def polygons(labels: NDArray[np.integer], offset: tuple[int, int]) -> NDArray[np.object_] | None:
@@ -138,7 +115,7 @@ def polygons(labels: NDArray[np.integer], offset: tuple[int, int]) -> NDArray[np
     )
 
 
-def closed_rings(xy: NDArray[np.int32], ring_off: Ints) -> tuple[NDArray[np.float64], Ints]:
+def closed_rings(xy: Ints, ring_off: Ints) -> tuple[NDArray[np.float64], Ints]:
     """Open rings to closed ones (first point repeated), as float64; the new offsets."""
     sizes = np.diff(ring_off)
     pick = _ranges(ring_off[:-1], sizes + 1)
@@ -149,98 +126,106 @@ def closed_rings(xy: NDArray[np.int32], ring_off: Ints) -> tuple[NDArray[np.floa
 
 # --- corners ---------------------------------------------------------------------------
 
+# The arm an edge arrives by, and one bit per (arm, turn) in a vertex's corner code.
+_N, _S, _E, _W = 0, 1, 2, 3
+_N_RIGHT, _N_LEFT = 0x01, 0x02  # arriving heading south: right turn heads west, left east
+_S_RIGHT, _S_LEFT = 0x04, 0x08  # heading north: right east, left west
+_E_RIGHT, _E_LEFT = 0x10, 0x20  # heading west: right north, left south
+_W_RIGHT, _W_LEFT = 0x40, 0x80  # heading east: right south, left north
+_ARM_BITS = (_N_RIGHT | _N_LEFT, _S_RIGHT | _S_LEFT, _E_RIGHT | _E_LEFT, _W_RIGHT | _W_LEFT)
 
-def _corners(
-    nw: NDArray[np.int32],
-    ne: NDArray[np.int32],
-    sw: NDArray[np.int32],
-    se: NDArray[np.int32],
-    occupied: NDArray[np.bool_],
-) -> dict[str, dict[str, NDArray[np.bool_]]]:
-    """Per arm an edge arrives by: where it turns right and where it turns left, per vertex.
+
+def _corner_codes(pad: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """Per vertex of the padded label image's inner grid, the corners there (bits above).
 
     The edge arriving along the north arm runs south between NW and NE and
     belongs to NE (region on the left); ahead lie SE (left) and SW (right).
-    The other arms are the same turned by quarter turns.
+    It turns right if SW is NE's too, goes straight if SE is, turns left
+    otherwise. The other arms are the same turned by quarter turns.
     """
+    nw, ne, sw, se = pad[:-1, :-1], pad[:-1, 1:], pad[1:, :-1], pad[1:, 1:]
+    occupied = pad > 0
     on_n, on_s = nw != ne, sw != se  # an edge on the north / south arm
     on_e, on_w = ne != se, nw != sw  # on the east / west arm
     anti, diag = ne == sw, nw == se  # opposite pixels alike
-    o_nw, o_ne = occupied[:-1, :-1], occupied[:-1, 1:]
-    o_sw, o_se = occupied[1:, :-1], occupied[1:, 1:]
-    in_n, in_s = on_n & o_ne, on_s & o_sw
-    in_e, in_w = on_e & o_se, on_w & o_nw
-    return {
-        "N": {"right": in_n & anti, "left": in_n & on_e & ~anti},  # right: west, left: east
-        "S": {"right": in_s & anti, "left": in_s & on_w & ~anti},  # right: east, left: west
-        "E": {"right": in_e & diag, "left": in_e & on_s & ~diag},  # right: north, left: south
-        "W": {"right": in_w & diag, "left": in_w & on_n & ~diag},  # right: south, left: north
-    }
+    not_anti, not_diag = ~anti, ~diag
+    in_n, in_s = on_n & occupied[:-1, 1:], on_s & occupied[1:, :-1]
+    in_e, in_w = on_e & occupied[1:, 1:], on_w & occupied[:-1, :-1]
+    code: NDArray[np.uint8] = (in_n & anti).view(np.uint8)  # _N_RIGHT
+    for mask, bit in (
+        (in_n & on_e & not_anti, _N_LEFT),
+        (in_s & anti, _S_RIGHT),
+        (in_s & on_w & not_anti, _S_LEFT),
+        (in_e & diag, _E_RIGHT),
+        (in_e & on_s & not_diag, _E_LEFT),
+        (in_w & diag, _W_RIGHT),
+        (in_w & on_n & not_diag, _W_LEFT),
+    ):
+        code |= mask.view(np.uint8) * np.uint8(bit)
+    return code
 
 
-class _Nodes:
-    """Corners numbered by arm: E, W in row-major order, then N, S in column-major order.
+class _Corners:
+    """The corners of one code image, numbered vertex by vertex (row-major), arm by arm.
 
-    So the corners that end the straight runs of one direction (arriving from
-    the west: all W corners, ...) are one contiguous range, in the order the
-    runs are listed.
+    ``x``, ``y``: each corner vertex (row-major); ``node_vertex``,
+    ``node_arm``: each corner's vertex (index into ``x``) and arm.
     """
 
-    def __init__(self, arms: dict[str, dict[str, NDArray[np.bool_]]], h1: int, w1: int) -> None:
-        self.h1, self.w1 = h1, w1
-        self.where: dict[str, Ints] = {}
-        self.offset: dict[str, int] = {}
-        self.lookup: dict[str, NDArray[np.int32]] = {}
-        n = 0
-        for arm in ("E", "W", "N", "S"):
-            mask = arms[arm]["right"] | arms[arm]["left"]
-            where = np.flatnonzero(mask if arm in "EW" else mask.T)
-            self.where[arm], self.offset[arm] = where, n
-            n += len(where)
-        self.n = n
-        self.offset["end"] = n
-        self._arms = arms
+    def __init__(self, code: NDArray[np.uint8]) -> None:
+        w1 = code.shape[1]
+        flat = code.ravel()
+        where = np.flatnonzero(flat)
+        self.code = flat[where]
+        self.x, self.y = where % w1, where // w1
+        # the same vertices column by column: a stable sort by column keeps each column's
+        # vertices in row order (a radix sort on 16-bit keys)
+        column = self.x.astype(np.int16 if w1 < 2**15 else np.int64)
+        self.by_column = np.argsort(column, kind="stable")
+        present = np.stack([(self.code & bits) != 0 for bits in _ARM_BITS], axis=1).ravel()
+        self.node = np.cumsum(present) - 1  # node id of (vertex, arm) at 4 * vertex + arm
+        slots = np.flatnonzero(present)
+        self.node_vertex, self.node_arm = slots // 4, slots % 4
+        self.n = len(slots)
 
-    def range(self, arm: str) -> Ints:
-        nxt = {"E": "W", "W": "N", "N": "S", "S": "end"}[arm]
-        return np.arange(self.offset[arm], self.offset[nxt], dtype=np.int64)
+    def _ids(self, vertex: Ints, first_bit: int, arm_if: int, arm_else: int) -> Ints:
+        arm = np.where(self.code[vertex] & first_bit, arm_if, arm_else)
+        return self.node[4 * vertex + arm]
 
-    def id(self, arm: str, where: Ints, *, row_major: bool) -> Ints:
-        """Node ids of ``arm``'s corners at vertices ``where`` (row- or column-major indices)."""
-        table = self.lookup.get(arm)
-        if table is None:
-            table = np.empty(self.h1 * self.w1, dtype=np.int32)
-            table[self.where[arm]] = np.arange(
-                self.offset[arm], self.offset[arm] + len(self.where[arm]), dtype=np.int32
-            )
-            self.lookup[arm] = table
-        if row_major and arm in "NS":  # the table is in the arm's order
-            where = (where % self.w1) * self.h1 + where // self.w1
-        elif not row_major and arm in "EW":
-            where = (where % self.h1) * self.w1 + where // self.h1
-        return table[where].astype(np.int64)
+    def successors(self) -> Ints | None:
+        """Each corner's next corner: the one ending the straight run it starts.
 
-    def starts(self) -> Ints:
+        Runs of one heading on one line do not overlap, so in raster order
+        (column-major for north and south) the i-th corner leaving along a
+        heading is followed by the i-th corner arriving with that heading.
+        """
+        code, col = self.code, self.by_column
+        succ = np.empty(self.n, dtype=np.int64)
+        for starts, ends, vertices, first_bit, arm_if, arm_else, end_arm in (
+            (_N_LEFT | _S_RIGHT, _ARM_BITS[_W], None, _N_LEFT, _N, _S, _W),  # east
+            (_N_RIGHT | _S_LEFT, _ARM_BITS[_E], None, _N_RIGHT, _N, _S, _E),  # west
+            (_E_LEFT | _W_RIGHT, _ARM_BITS[_N], col, _E_LEFT, _E, _W, _N),  # south
+            (_E_RIGHT | _W_LEFT, _ARM_BITS[_S], col, _E_RIGHT, _E, _W, _S),  # north
+        ):
+            c = code if vertices is None else code[vertices]
+            s, e = np.flatnonzero(c & starts), np.flatnonzero(c & ends)
+            if vertices is not None:
+                s, e = vertices[s], vertices[e]
+            if len(s) != len(e):
+                return None
+            succ[self._ids(s, first_bit, arm_if, arm_else)] = self.node[4 * e + end_arm]
+        return succ
+
+    def ring_starts(self) -> Ints:
         """Corners where a ring can have its top-left vertex, in raster order.
 
         A shell's: arriving along the east arm and turning left (down); a
         hole's: arriving along the south arm and turning right.
         """
-        shell = np.flatnonzero(self._arms["E"]["left"])
-        hole = np.flatnonzero(self._arms["S"]["right"])
-        ids = np.concatenate(
-            [self.id("E", shell, row_major=True), self.id("S", hole, row_major=True)]
-        )
-        return ids[np.argsort(np.concatenate([shell, hole]), kind="stable")]
-
-    def xy(self, ids: Ints) -> NDArray[np.int32]:
-        """Vertex (x, y) of each node."""
-        split = self.offset["N"]
-        row_major = ids < split
-        where = np.concatenate([self.where[a] for a in ("E", "W", "N", "S")])[ids]
-        x = np.where(row_major, where % self.w1, where // self.h1)
-        y = np.where(row_major, where // self.w1, where % self.h1)
-        return np.stack([x, y], axis=1).astype(np.int32)
+        both = np.stack([(self.code & _E_LEFT) != 0, (self.code & _S_RIGHT) != 0], axis=1)
+        slot = np.flatnonzero(both.ravel())
+        vertex, arm = slot // 2, np.where(slot % 2, _S, _E)
+        return self.node[4 * vertex + arm]
 
 
 # --- walking the rings -----------------------------------------------------------------
