@@ -235,9 +235,13 @@ def _walk(succ: Ints, starts: Ints) -> tuple[Ints, Ints] | None:
     """Every cycle of ``succ`` in walking order from its first node among ``starts``.
 
     Returns the nodes, cycle after cycle, and where each cycle starts; ``None``
-    if some node is on no cycle through a start.
+    if some node is on no cycle through a start, or the search did not walk
+    as expected (each cycle whole, from its first start, in the order of
+    ``starts``), so a change in SciPy's search cannot go unnoticed.
     """
     n, m = len(succ), len(starts)
+    if m == 0 or n + 2 * m >= 2**31:  # int32 indices
+        return None
     # node i -> succ[i]; virtual node n + k -> starts[k], then n + k + 1 (the last: itself)
     indices = np.empty(n + 2 * m, dtype=np.int32)
     indices[:n] = succ
@@ -248,12 +252,24 @@ def _walk(succ: Ints, starts: Ints) -> tuple[Ints, Ints] | None:
     graph = csr_array((np.ones(n + 2 * m, dtype=np.int8), indices, indptr), shape=(n + m, n + m))
     visited = depth_first_order(graph, n, directed=True, return_predecessors=False)
     real = visited < n
-    order = visited[real]
+    order = visited[real].astype(np.int64)
     if len(order) != n:
         return None
     after_virtual = np.flatnonzero(real[1:] & ~real[:-1])  # positions in visited, less one
     ring_start = np.cumsum(real)[after_virtual + 1] - 1
-    return order.astype(np.int64), ring_start
+    # each ring closes on itself and starts at its earliest start, rings in start order
+    ring_end = np.append(ring_start[1:], n) - 1
+    ring = np.empty(n, dtype=np.int64)
+    ring[order] = np.repeat(np.arange(len(ring_start)), ring_end - ring_start + 1)
+    first_start = np.full(len(ring_start), m)
+    np.minimum.at(first_start, ring[starts], np.arange(m))
+    if not (
+        np.array_equal(succ[order[ring_end]], order[ring_start])
+        and np.array_equal(starts[first_start], order[ring_start])
+        and np.all(np.diff(first_start) > 0)
+    ):
+        return None
+    return order, ring_start
 
 
 def _ranges(starts: Ints, sizes: Ints) -> Ints:

@@ -130,6 +130,45 @@ def test_the_comparison_can_fail():
         assert not np.array_equal(traced_rings(labels)[0][0], wrong)
 
 
+def scrambled_search(change):
+    """SciPy's depth-first order, changed by ``change(order, n_real_nodes)``."""
+    real = trace.depth_first_order
+
+    def search(graph, start, **kwargs):
+        return change(real(graph, start, **kwargs), start)
+
+    return search
+
+
+def rings_to_the_end(order, n):
+    """The first ring (and its virtual node) moved behind the others."""
+    virtual = np.flatnonzero(order >= n)
+    cut = virtual[2]  # root and the first ring's virtual node come first
+    return np.concatenate([order[:1], order[cut:], order[1:cut]])
+
+
+def no_virtual_nodes(order, n):
+    return np.concatenate([order[:1], order[order < n]])
+
+
+def test_walk_gives_each_cycle_from_its_first_start():
+    # cycles 0 -> 3 -> 1 -> 0, 2 -> 5 -> 2, 4 -> 4; starts in the order 2, 0, 3, 4
+    succ = np.array([3, 0, 5, 1, 4, 2])
+    order, ring_start = trace._walk(succ, np.array([2, 0, 3, 4]))
+    assert order.tolist() == [2, 5, 0, 3, 1, 4]
+    assert ring_start.tolist() == [0, 2, 5]
+
+
+@pytest.mark.parametrize("change", [rings_to_the_end, no_virtual_nodes])
+def test_a_walk_out_of_order_is_declined(monkeypatch, change):
+    """Should SciPy's search ever walk otherwise, the tracer says so (and GDAL takes over)."""
+    succ, starts = np.array([3, 0, 5, 1, 4, 2]), np.array([2, 0, 3, 4])
+    monkeypatch.setattr(trace, "depth_first_order", scrambled_search(change))
+    assert trace._walk(succ, starts) is None
+    labels = labelled(np.array(CASES["nested holes"], dtype=np.uint8))
+    assert trace_rings(labels) is None
+
+
 # --- seeded random rasters ---------------------------------------------------------------
 
 
