@@ -23,8 +23,9 @@ comparisons of shifted views of the padded label image.
 A corner leaving along, say, east is followed by the first corner that
 arrives from the west further along the same vertex row. Straight runs of
 one direction on one line do not overlap, so in raster order the i-th corner
-leaving east is followed by the i-th corner arriving from the west (columns,
-in column-major order, for north and south): no sort and no search.
+leaving east is followed by the i-th corner arriving from the west: no
+search. For north and south the same holds down the columns, once the
+corners are in column order (a stable radix sort of their column numbers).
 
 That gives a successor for every corner, a permutation whose cycles are the
 rings. Putting each cycle in order is a walk, which numpy cannot do; SciPy's
@@ -66,7 +67,7 @@ def trace_rings(
     h, w = labels.shape
     n_labels = int(labels.max(initial=0))
     if n_labels == 0:
-        return np.zeros((0, 2), np.int32), np.zeros(1, np.int64), np.zeros(1, np.int64)
+        return np.zeros((0, 2), np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
     # the narrowest type that holds the labels: the comparisons below read less memory
     pad = np.zeros((h + 2, w + 2), dtype=np.int16 if n_labels < 2**15 else np.int32)
     pad[1:-1, 1:-1] = labels
