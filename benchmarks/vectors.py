@@ -5,6 +5,11 @@ Usage::
     python benchmarks/vectors.py               # 8192² class raster, one round
     python benchmarks/vectors.py --repeat 3    # three interleaved rounds, medians
     python benchmarks/vectors.py --size 2048   # quick
+    PYTHONPATH=$PWD python benchmarks/vectors.py --repeat 3 --json benchmarks/vectors-x.json
+                                               # this checkout's geoseg (a worktree), own file
+
+Each geoseg case records the geoseg package it imported (``geoseg_from``) and
+the record the commit of the checkout, so a run says what it measured.
 
 One seeded uint8 class raster with land-cover-like structure (smoothed noise at
 five scales from 2 to 512 pixels, cut into 8 classes at quantiles: patches from
@@ -104,6 +109,7 @@ def run_case(case: str, raster: Path, out_dir: Path) -> dict[str, Any]:
         p.unlink()
     start = time.perf_counter()
     steps: dict[str, float] = {}
+    checkout = None
     if case.startswith("gdal"):
         gpkg = out_dir / f"{case}.gpkg"
         t = time.perf_counter()
@@ -132,11 +138,13 @@ def run_case(case: str, raster: Path, out_dir: Path) -> dict[str, Any]:
             steps["ogr2ogr"] = time.perf_counter() - t
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     else:
+        import geoseg
         from geoseg.vector import vectorize
 
         out = out_dir / f"{case}.{case.split('-')[1]}"
         vectorize(raster, out, overwrite=True)
         peak = peak_rss_mb()
+        checkout = str(Path(geoseg.__file__).parent)  # which geoseg ran (PYTHONPATH)
     seconds = time.perf_counter() - start
     return {
         "case": case,
@@ -145,6 +153,7 @@ def run_case(case: str, raster: Path, out_dir: Path) -> dict[str, Any]:
         "steps_s": steps,
         "output": str(out),
         "output_mb": out.stat().st_size / 1e6,
+        "geoseg_from": checkout,
     }
 
 
@@ -222,8 +231,12 @@ def main() -> None:
             f"{fmt}: GDAL / geoseg time {r['time_gdal_over_geoseg']:.2f}x, "
             f"peak memory {r['memory_gdal_over_geoseg']:.2f}x"
         )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commit": commit or None,
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),

@@ -2,8 +2,10 @@
 
 A class raster can be far larger than memory, so it is read in blocks of
 ``block × block`` pixels, row-major. Inside a block, connected pixels of one
-class get one label (:func:`scipy.ndimage.label`) and GDAL polygonizes the label
-image in *global pixel coordinates*: every vertex is an integer, so joining two
+class get one label (:func:`scipy.ndimage.label`) and the label image becomes
+polygons in *global pixel coordinates* (:mod:`~geoseg.vector.trace`, array
+operations giving exactly GDAL's polygons; GDAL's polygonizer itself for
+8-connectivity): every vertex is an integer, so joining two
 pieces that meet at a block edge is an exact union, never a float snap. A piece
 that touches the edge of a block not yet read waits in a union-find; the facing
 pixel lines of neighbouring blocks say which pieces belong together (same class
@@ -42,7 +44,8 @@ Why the details are as they are:
 The package is split by concern: :mod:`~geoseg.vector.grid` (the raster and the
 options), :mod:`~geoseg.vector.sieve` (``min_area``),
 :mod:`~geoseg.vector.polygonize` (labels and pieces per block, the stitcher that
-joins them), :mod:`~geoseg.vector.join` (a region's pieces by edge cancelling),
+joins them), :mod:`~geoseg.vector.trace` (a block's label image to rings),
+:mod:`~geoseg.vector.join` (a region's pieces by edge cancelling),
 :mod:`~geoseg.vector.geometry` (smoothing, simplification, areas, perimeters),
 :mod:`~geoseg.vector.writers` (the formats), :mod:`~geoseg.vector.geojson`
 (GeoJSON text from coordinate arrays) and

@@ -165,35 +165,36 @@ def _print_points(
 ) -> tuple[bytes, NDArray[np.int64]]:
     """``[[x,y]],`` per point as bytes, and where each point's text ends.
 
-    One row of a byte matrix per point: three ``[`` slots, ``[``, x, ``,``, y,
-    ``]``, three ``]`` slots and a comma; a mask says which cells are text.
+    A byte matrix with one *column* per point: three ``[`` slots, ``[``, x,
+    ``,``, y, ``]``, three ``]`` slots and a comma down the rows; a mask says
+    which cells are text. Each row is filled as one contiguous array (a third
+    faster than a row per point) and the matrix is read out point by point
+    through its transpose.
     """
     x_int, x_frac, x_neg = _split(scaled[:, 0], digits)
     y_int, y_frac, y_neg = _split(scaled[:, 1], digits)
     width = _groups(max(int(x_int.max(initial=0)), int(y_int.max(initial=0))))
     size = 1 + 4 * width + 1 + 4 * (-(-digits // 4))  # sign, integer, point, fraction
-    n, cols = len(scaled), 3 + 1 + size + 1 + size + 1 + 3 + 1
-    chars = np.empty((n, cols), dtype=np.uint8)
-    keep = np.empty((n, cols), dtype=bool)
-    slots = np.arange(3)
-    chars[:, :4] = ord("[")
-    keep[:, :3] = slots >= 3 - prefix[:, None]
-    keep[:, 3] = True
+    n, rows = len(scaled), 3 + 1 + size + 1 + size + 1 + 3 + 1
+    chars = np.empty((rows, n), dtype=np.uint8)
+    keep = np.empty((rows, n), dtype=bool)
+    slots = np.arange(3)[:, None]
+    chars[:4] = ord("[")
+    keep[:3] = slots >= 3 - prefix
+    keep[3] = True
     at = 4
     for integer, fraction, negative, after in (
         (x_int, x_frac, x_neg, ","),
         (y_int, y_frac, y_neg, "]"),
     ):
-        _number(
-            chars[:, at : at + size], keep[:, at : at + size], integer, fraction, negative, width
-        )
+        _number(chars[at : at + size], keep[at : at + size], integer, fraction, negative, width)
         at += size
-        chars[:, at], keep[:, at] = ord(after), True
+        chars[at], keep[at] = ord(after), True
         at += 1
-    chars[:, at : at + 3] = ord("]")
-    keep[:, at : at + 3] = slots < suffix[:, None]
-    chars[:, -1], keep[:, -1] = ord(","), comma
-    return chars[keep].tobytes(), np.cumsum(keep.sum(axis=1))
+    chars[at : at + 3] = ord("]")
+    keep[at : at + 3] = slots < suffix
+    chars[-1], keep[-1] = ord(","), comma
+    return chars.T[keep.T].tobytes(), np.cumsum(keep.sum(axis=0))
 
 
 def _split(
@@ -211,6 +212,8 @@ def _groups(largest: int) -> int:
 
 _DIGITS = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], dtype=np.uint8)
 """``_DIGITS[i]``: the four ASCII digits of ``i``, zero-padded."""
+_DIGIT_ROWS = np.ascontiguousarray(_DIGITS.T)
+"""``_DIGIT_ROWS[:, i]``: the same, as a column."""
 _TRAILING = np.array(
     [4] + [len(s) - len(s.rstrip("0")) for s in (f"{i:04d}" for i in range(1, 10_000))]
 )
@@ -227,25 +230,25 @@ def _number(
     negative: NDArray[np.bool_],
     width: int,
 ) -> None:
-    """Fixed-point text into ``chars`` (columns: sign, integer, point, fraction), cells to keep.
+    """Fixed-point text into ``chars`` (rows: sign, integer, point, fraction), cells to keep.
 
     Four digits at a time from a table. Leading zeros of the integer part (all
     but its last digit), trailing zeros of the fraction and a point with no
     fraction after it are not kept: GEOS's ``trim`` output.
     """
-    chars[:, 0], keep[:, 0] = ord("-"), negative
+    chars[0], keep[0] = ord("-"), negative
     lead = np.full(len(integer), 4 * width - 1)  # integer digits to drop
     for g in range(width):
         group = (integer // 10 ** (4 * (width - 1 - g))) % 10_000
-        chars[:, 1 + 4 * g : 5 + 4 * g] = _DIGITS[group]
+        chars[1 + 4 * g : 5 + 4 * g] = _DIGIT_ROWS.take(group, axis=1)
         lead = np.where((group > 0) & (lead == 4 * width - 1), 4 * g + _LEADING[group], lead)
-    keep[:, 1 : 1 + 4 * width] = np.arange(4 * width) >= lead[:, None]
+    keep[1 : 1 + 4 * width] = np.arange(4 * width)[:, None] >= lead
     point = 1 + 4 * width
-    groups = (chars.shape[1] - point - 1) // 4
+    groups = (chars.shape[0] - point - 1) // 4
     length = np.zeros(len(integer), dtype=np.int64)  # fraction digits to keep
     for g in range(groups):
         group = (fraction // 10 ** (4 * (groups - 1 - g))) % 10_000
-        chars[:, point + 1 + 4 * g : point + 5 + 4 * g] = _DIGITS[group]
+        chars[point + 1 + 4 * g : point + 5 + 4 * g] = _DIGIT_ROWS.take(group, axis=1)
         length = np.where(group > 0, 4 * g + 4 - _TRAILING[group], length)
-    chars[:, point], keep[:, point] = ord("."), length > 0
-    keep[:, point + 1 :] = np.arange(4 * groups) < length[:, None]
+    chars[point], keep[point] = ord("."), length > 0
+    keep[point + 1 :] = np.arange(4 * groups)[:, None] < length

@@ -31,16 +31,18 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from geoseg.vector.geometry import _as_multi, _open_rings
+from geoseg.vector.geometry import _as_multi
 
 Ints = NDArray[np.int64]
 
 
 def join_pieces(parts: list[Any], block: int) -> Any | None:
     """The union of ``parts`` as one Polygon, or None when the fast path cannot tell."""
-    _, coords, (ring_off, part_off, _) = shapely.to_ragged_array(
-        _as_multi(np.asarray(parts, dtype=object))
-    )
+    geoms = np.asarray(parts, dtype=object)
+    if (shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON).all():  # 4-connected
+        _, coords, (ring_off, part_off) = shapely.to_ragged_array(geoms)
+    else:
+        _, coords, (ring_off, part_off, _) = shapely.to_ragged_array(_as_multi(geoms))
     xy = _oriented(coords.astype(np.int64), ring_off, part_off)
     points, ring_sizes, on_seam = _densified(xy, ring_off, block)
     rings = _rings_after_cancelling(points, ring_sizes, on_seam)
@@ -75,20 +77,29 @@ def _densified(xy: Ints, ring_off: Ints, block: int) -> tuple[Ints, Ints, NDArra
     """Open rings (closing vertex left out) with a vertex at every pixel corner on block edges.
 
     Also says which points start a pixel-long edge on a block edge (the only
-    edges two pieces can share).
+    edges two pieces can share). Only the segments on block edges are cut:
+    the other points are copied as they are.
     """
-    vertex, nxt, ring = _open_rings(ring_off)
-    a, b = xy[vertex], xy[nxt]
-    seam = ((a[:, 0] == b[:, 0]) & (a[:, 0] % block == 0)) | (
-        (a[:, 1] == b[:, 1]) & (a[:, 1] % block == 0)
-    )
-    steps = np.where(seam, np.abs(b - a).sum(axis=1), 1)
-    owner = np.repeat(np.arange(len(vertex)), steps)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(steps) - steps, steps)
-    unit = np.sign(b - a)  # along a seam the unit step; elsewhere k is 0
-    points = a[owner] + k[:, None] * unit[owner]
-    sizes = np.bincount(ring, weights=steps, minlength=len(ring_off) - 1).astype(np.int64)
-    return points, sizes, seam[owner]
+    last = ring_off[1:] - 1  # each closed ring's repeated first vertex
+    is_edge = np.ones(len(xy) - 1, dtype=bool)  # point i starts the edge to point i + 1
+    is_edge[last[:-1]] = False
+    a = xy[:-1][is_edge]
+    d = xy[1:][is_edge] - a
+    seam = ((d[:, 0] == 0) & (a[:, 0] % block == 0)) | ((d[:, 1] == 0) & (a[:, 1] % block == 0))
+    cut = np.flatnonzero(seam)
+    steps = np.ones(len(a), dtype=np.int64)
+    steps[cut] = np.abs(d[cut]).sum(axis=1)
+    points = np.repeat(a, steps, axis=0)
+    on_seam = np.repeat(seam, steps)
+    heads = np.cumsum(steps) - steps  # where each segment's first point went
+    extra = steps[cut] - 1  # points added inside each seam segment
+    k = np.arange(1, int(extra.sum()) + 1) - np.repeat(np.cumsum(extra) - extra, extra)
+    at = np.repeat(heads[cut], extra) + k
+    points[at] += k[:, None] * np.repeat(np.sign(d[cut]), extra, axis=0)
+    sizes = np.diff(ring_off) - 1
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    per_ring = np.add.reduceat(steps, starts[:-1]) if len(sizes) else sizes
+    return points, np.asarray(per_ring, dtype=np.int64), on_seam
 
 
 def _rings_after_cancelling(
@@ -232,9 +243,11 @@ def _polygon(points: Ints, index: Ints, ring_off: Ints) -> Any | None:
         return None
     if shells[0] != 0:  # the shell goes first
         order = np.concatenate([[shells[0]], np.delete(np.arange(len(sizes)), shells[0])])
-        pick = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in order])
-        closed = closed[pick]
-        offsets = np.concatenate([[0], np.cumsum(sizes[order] + 1)])
+        lengths = sizes[order] + 1
+        heads = np.cumsum(lengths) - lengths
+        total = int(lengths.sum())
+        closed = closed[np.repeat(offsets[order] - heads, lengths) + np.arange(total)]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
     return shapely.from_ragged_array(
         shapely.GeometryType.POLYGON,
         closed.astype(np.float64),

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from geoseg.errors import RasterReadError
 from geoseg.grid.windows import block_window
+from geoseg.vector import trace
 from geoseg.vector.geometry import _as_multi, _close_rings, _open_rings, _previous
 from geoseg.vector.grid import Geoms, _Grid
 from geoseg.vector.join import join_pieces
@@ -100,7 +101,17 @@ def _label(
 
 
 def _polygonize(labels: NDArray[np.int32], *, offset: tuple[int, int], multipart: bool) -> Geoms:
-    """One geometry per label, in global pixel coordinates, index = label - 1."""
+    """One geometry per label, in global pixel coordinates, index = label - 1.
+
+    4-connected labels go through the array tracer (:mod:`~geoseg.vector.trace`,
+    the same polygons as GDAL's, faster); 8-connected ones, and any block the
+    tracer declines, through GDAL's polygonizer.
+    """
+    if not multipart:
+        traced = trace.polygons(labels, offset)
+        if traced is not None:
+            return traced
+        log.warning("block at %s: the ring tracer declined, using GDAL's polygonizer", offset)
     found = shapes(
         labels, mask=labels > 0, connectivity=4, transform=Affine.translation(offset[1], offset[0])
     )
