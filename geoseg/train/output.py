@@ -16,6 +16,7 @@ from typing import Any
 
 from geoseg.atomic import atomic_path
 from geoseg.models.bundle import ModelBundle
+from geoseg.models.card import domain_text
 from geoseg.records import write_record
 from geoseg.train.data import data_record
 from geoseg.train.domain import training_domain
@@ -127,6 +128,8 @@ def render_card(res: TrainResult) -> str:
         f"- Chip {cfg.model.bundle_chip} px, overlap {cfg.model.overlap} px"
         + (f", trained at {cfg.resolution_m} m" if cfg.resolution_m else ""),
         f"- Model: {cfg.model.architecture} / {cfg.model.encoder} {cfg.model.arch_params}",
+        "- Input domain (checked before every prediction; far outside it is refused): "
+        + domain_text(_domain(res, cfg).to_dict()),
         "",
         "## Training data",
         "",
@@ -147,7 +150,9 @@ def render_card(res: TrainResult) -> str:
         + f"), seed {cfg.seed}, loss "
         + " + ".join(f"{t.weight:g}·{t.name}" for t in cfg.loss.terms),
         "",
-        "## Validation (spatially held out)",
+        "## Validation ("
+        + ("a whole region held out" if prep.split["method"] == "region" else "spatially held out")
+        + ")",
         "",
         f"mIoU {_pct(val.get('miou'))} %, macro F1 {_pct(val.get('macro_f1'))} %, overall "
         f"accuracy {_pct(val.get('overall_accuracy'))} % over {val.get('pixels', 0)} pixels.",

@@ -19,7 +19,17 @@ from geoseg.pipeline.check import open_for_predict
 from geoseg.pipeline.options import PredictOptions
 from tests.common import DATA
 
-BUNDLES = ["landcover-nlcd8", "water", "forest", "ndwi", "mndwi", "ndvi", "water-swir", "cloud"]
+BUNDLES = [
+    "landcover-nlcd8",
+    "water",
+    "forest",
+    "forest-water",
+    "ndwi",
+    "mndwi",
+    "ndvi",
+    "water-swir",
+    "cloud",
+]
 
 
 def _scenes(tmp: Path) -> dict[str, str]:
@@ -65,13 +75,14 @@ def _outcome(scene: str, bundle: str) -> str:
 # rows: scenes; columns: BUNDLES
 EXPECTED = {
     # the landcover bundle's own scene; B2..B5 read as Landsat 8 (its training sensor)
-    "zion": ["in"] + ["refused: roles unknown"] * 7,
+    "zion": ["in"] + ["refused: roles unknown"] * 8,
     # 8-bit composites with no band names
-    "pucallpa": ["refused: roles unknown"] * 8,
-    "naip": ["refused: roles unknown"] * 8,
-    "itaipu": ["refused: missing nir"] + ["refused: roles unknown"] * 7,
+    "pucallpa": ["refused: roles unknown"] * 9,
+    "naip": ["refused: roles unknown"] * 9,
+    "itaipu": ["refused: missing nir"] + ["refused: roles unknown"] * 8,
     # Landsat-7 RGB with color interpretation: red, green, blue known, no NIR or SWIR
     "bahamas": [
+        "refused: missing nir",
         "refused: missing nir",
         "refused: missing nir",
         "refused: missing nir",
@@ -81,15 +92,27 @@ EXPECTED = {
         "refused: missing nir, swir1, swir2",
         "refused: missing nir",
     ],
-    "olinda": ["refused: roles unknown"] * 8,
+    "olinda": ["refused: roles unknown"] * 9,
     # Sentinel-2 L1C: TOA x 10000 into a Landsat-8 DN bundle is refused on values; the
-    # percentile bundles take 10 m (water trained on 5-30 m; forest on 30 m: warned); the
-    # cloud bundle reads reflectance, and a stack with no sensor tag has no known units
-    "s2-l1c": ["refused: values", "in", "warned", "in", "in", "in", "in", "refused: units unknown"],
+    # percentile bundles take 10 m (water trained on 5-30 m, forest-water on 10-30 m; forest
+    # on 30 m: warned); the cloud bundle reads reflectance, and a stack with no sensor tag
+    # has no known units
+    "s2-l1c": [
+        "refused: values",
+        "in",
+        "warned",
+        "in",
+        "in",
+        "in",
+        "in",
+        "in",
+        "refused: units unknown",
+    ],
     # Landsat-5 TM SR chips (red, nir, swir1): no blue or green
     "tm-sr": [
         "refused: missing blue, green",
         "refused: missing blue, green",
+        "refused: missing green",
         "refused: missing green",
         "refused: missing green",
         "refused: missing green",
@@ -99,8 +122,8 @@ EXPECTED = {
     ],
     # band descriptions B02 ... B12 need the sensor: Sentinel-2's B08 is NIR, Landsat-8's
     # (the landcover bundle's only sensor) panchromatic, so without --sensor they are refused
-    "aberystwyth": ["refused: missing nir"] + ["refused: roles unknown"] * 7,
-    "leipzig": ["refused: missing nir"] + ["refused: roles unknown"] * 7,
+    "aberystwyth": ["refused: missing nir"] + ["refused: roles unknown"] * 8,
+    "leipzig": ["refused: missing nir"] + ["refused: roles unknown"] * 8,
 }
 
 

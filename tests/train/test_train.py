@@ -571,7 +571,9 @@ def test_workflow_configs_load() -> None:
     names = sorted(p.name for p in (ROOT / "workflows").glob("train-*.yaml"))
     assert names == [
         "train-cloud.yaml",
+        "train-forest-water.yaml",
         "train-forest.yaml",
+        "train-landcover-wc5.yaml",
         "train-landcover.yaml",
         "train-water-swir.yaml",
         "train-water.yaml",

@@ -70,7 +70,9 @@ def test_a_trained_bundle_records_its_domain(landcover: tuple, tmp_path: Path) -
     assert conf is not None and 1 / len(bundle.classes) <= conf < 1
 
 
-@pytest.mark.parametrize("name", ["landcover-nlcd8", "water", "forest", "water-swir"])
+@pytest.mark.parametrize(
+    "name", ["landcover-nlcd8", "water", "forest", "forest-water", "water-swir", "cloud"]
+)
 def test_each_shipped_bundle_records_the_domain_its_config_measures(name: str) -> None:
     from geoseg.models.bundle import load_bundle
     from geoseg.sensors.domain import InputDomain

@@ -212,6 +212,9 @@ def test_deforestation_year_of_loss_and_polygons(deforestation_run: Any) -> None
     # by hand: forest (1) in 1985 and non-forest (0) in 2000 and 2020 -> lost by 2000
     assert np.array_equal(years == 2000, (f85 == 1) & (f00 == 0) & (f20 == 0))
     assert np.array_equal(years == 2020, (f00 == 1) & (f20 == 0))
+    # the forest-water model keeps the river apart, and water at the end is never loss
+    assert 0.02 < float((f20 == 2).mean()) < 0.2, "the Ucayali river should be water"
+    assert not years[f20 == 2].any()
     period = _read(out / "loss_period.tif")
     assert np.array_equal(period, np.select([years == 2000, years == 2020], [1, 2], 0))
     by_date = {int(r["date"]): r for r in _rows(out / "loss_by_date.csv")}
@@ -225,6 +228,7 @@ def test_deforestation_year_of_loss_and_polygons(deforestation_run: Any) -> None
     change = _read(out / "forest_change.tif")
     assert np.array_equal(change == 1, (f85 == 1) & (f20 == 0))
     assert np.array_equal(change == 2, (f85 == 0) & (f20 == 1))
+    assert not change[(f85 == 2) | (f20 == 2)].any()  # forest <-> water: neither loss nor gain
     areas = {r["class_name"]: r for r in _rows(out / "change_areas.csv")}
     n, gain_area = _polygon_area(out / "gain.gpkg", "gain")
     assert n > 0 and gain_area == pytest.approx(float(areas["gain"]["area_m2"]), rel=1e-6)
