@@ -12,7 +12,9 @@ one fixed epoch count would give; the figures say how the recipe travels between
 training regions, the independent scenes of ``scripts/benchmark_models.py`` say how the
 shipped bundle does on regions no fold saw. Beside each fold: the share of the held-out
 entry's most common class (the score of a model that always answers it, on the same
-pixels). Writes ``DIR/loro.md`` and ``DIR/loro.json``; the fold bundles stay in DIR, and
+pixels). An entry whose labels are weak (an index threshold) gives agreement with that
+index, not accuracy: weak labels never serve as truth, so leave such rows out of a card.
+Writes ``DIR/loro.md`` and ``DIR/loro.json``; the fold bundles stay in DIR, and
 a fold already there is reused (``--retrain`` trains it again). Training time is one
 ``geoseg train`` per fold.
 """
