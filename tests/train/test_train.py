@@ -659,6 +659,7 @@ def _recorded(config: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any
         ("landcover-nlcd8", "train-landcover"),
         ("forest", "train-forest"),
         ("forest-water", "train-forest-water"),
+        ("landcover-wc5", "train-landcover-wc5"),
         ("water", "train-water"),
         ("water-swir", "train-water-swir"),
         ("cloud", "train-cloud"),
@@ -678,6 +679,9 @@ def test_each_shipped_bundle_was_trained_by_its_workflow_config(name: str, confi
     assert 0 < prov["validation"]["miou"] <= 1
     card = (ROOT / "docs" / "models" / f"{name}.md").read_text()
     assert card == bundle.meta["card"] and "## Known failure modes" in card
+    # every card states the input domain the guard checks and its throughput (issue 15)
+    assert "- Input domain (checked before every prediction" in card
+    assert re.search(r"## Throughput\n\n[0-9.]+ Mpx/s end to end", card)
 
 
 # -- units: reflectance ------------------------------------------------------

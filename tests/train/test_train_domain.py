@@ -71,7 +71,8 @@ def test_a_trained_bundle_records_its_domain(landcover: tuple, tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    "name", ["landcover-nlcd8", "water", "forest", "forest-water", "water-swir", "cloud"]
+    "name",
+    ["landcover-nlcd8", "water", "forest", "forest-water", "landcover-wc5", "water-swir", "cloud"],
 )
 def test_each_shipped_bundle_records_the_domain_its_config_measures(name: str) -> None:
     from geoseg.models.bundle import load_bundle
