@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def fold_scores(record: Path) -> dict:
     rec = json.loads(record.read_text())
     val = rec["validation"]
-    names = [c if isinstance(c, str) else c["name"] for c in rec["classes"]]
+    names = list(rec["classes"])  # class names, in id order
     conf = np.array(val["confusion"], dtype=np.int64)
     truth = conf.sum(axis=1)
     top = int(np.argmax(truth))

@@ -111,8 +111,11 @@ def write_curves(history: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def render_card(res: TrainResult) -> str:
-    """The Markdown model card: data, labels, bands, split, metrics, caveats."""
+def render_card(res: TrainResult, domain: dict[str, Any]) -> str:
+    """The Markdown model card: data, labels, bands, split, metrics, caveats.
+
+    ``domain`` is the bundle's recorded input domain (``InputDomain.to_dict()``).
+    """
     cfg, prep = res.cfg, res.prepared
     val = res.best_val or {}
     lines = [
@@ -129,7 +132,7 @@ def render_card(res: TrainResult) -> str:
         + (f", trained at {cfg.resolution_m} m" if cfg.resolution_m else ""),
         f"- Model: {cfg.model.architecture} / {cfg.model.encoder} {cfg.model.arch_params}",
         "- Input domain (checked before every prediction; far outside it is refused): "
-        + domain_text(_domain(res, cfg).to_dict()),
+        + domain_text(domain),
         "",
         "## Training data",
         "",
@@ -181,7 +184,8 @@ def write_outputs(res: TrainResult) -> dict[str, Path]:
     """Write the bundle, record JSON, curves PNG and (if asked) the Markdown card."""
     cfg, prep = res.cfg, res.prepared
     record = build_record(res)
-    card = render_card(res)
+    domain = _domain(res, cfg).to_dict()
+    card = render_card(res, domain)
     provenance = {
         "tool": "geoseg train",
         "date": record["date"],
@@ -216,7 +220,7 @@ def write_outputs(res: TrainResult) -> dict[str, Path]:
         description=cfg.description,
         card=card,
         provenance=provenance,
-    ).with_meta(domain=_domain(res, cfg).to_dict())
+    ).with_meta(domain=domain)
     out = cfg.path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {"bundle": bundle.save(out)}

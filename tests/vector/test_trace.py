@@ -21,6 +21,7 @@ from scipy import ndimage
 from geoseg.vector import polygonize, trace, vectorize
 from geoseg.vector.polygonize import _label, _polygonize
 from geoseg.vector.trace import trace_rings
+from tests.vector.test_vectorize import write_raster
 
 ALL = np.ones(256, dtype=bool)
 ALL[255] = False  # nodata
@@ -229,20 +230,7 @@ def test_blocks_touching_regions_equal_gdal_on_the_whole_raster(tmp_path: Path):
     """Regions cut by block edges (block 16), joined again: GDAL's whole-raster polygons."""
     cls = noisy(7, (70, 90), 3, 0.03)
     transform = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 4_500_000.0)
-    path = tmp_path / "c.tif"
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=90,
-        height=70,
-        count=1,
-        dtype="uint8",
-        nodata=255,
-        crs="EPSG:32612",
-        transform=transform,
-    ) as ds:
-        ds.write(cls, 1)
+    path = write_raster(tmp_path / "c.tif", cls, transform=transform, tags=False)
     vectorize(path, tmp_path / "c.gpkg", block=16, style=False)
     got = pyogrio.read_dataframe(tmp_path / "c.gpkg")
     found = list(
