@@ -180,11 +180,31 @@ def read_masks(ds: Any, bands: Any, **kwargs: Any) -> NDArray[np.uint8]:
     With a nodata value beside an alpha band GDAL's masks come from the nodata
     value (it "shadows" the alpha) and rasterio warns; geoseg applies the alpha
     band itself where it matters, so the warning tells the user nothing.
+
+    ``warnings.catch_warnings`` swaps the process-wide filter list and is not
+    thread-safe: two block threads inside it at once can restore each other's
+    filters and let the warning through. So the filter is set only when rasterio
+    would warn (the condition it checks: four bands, the fourth alpha, a nodata
+    mask), and then under a lock.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NodataShadowWarning)
+    if not _shadows_alpha(ds):
         out: NDArray[np.uint8] = ds.read_masks(bands, **kwargs)
+        return out
+    with _SHADOW_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        out = ds.read_masks(bands, **kwargs)
     return out
+
+
+_SHADOW_LOCK = threading.Lock()
+
+
+def _shadows_alpha(ds: Any) -> bool:
+    return bool(
+        ds.count == 4
+        and ds.colorinterp[3] == ColorInterp.alpha
+        and any(MaskFlags.nodata in flags for flags in ds.mask_flag_enums)
+    )
 
 
 def read_error(path: str, err: BaseException) -> RasterReadError:

@@ -551,18 +551,25 @@ def test_several_scenes_by_glob(tmp_path: Path, conv_bundle: geoseg.ModelBundle)
 def test_four_byte_bands_with_nodata_and_implicit_alpha_predict_quietly(tmp_path: Path) -> None:
     # 4 uint8 bands + a nodata value, photometric left to GDAL (RGB + alpha): GDAL
     # warns that the nodata value shadows the alpha; a predict must not surface that.
+    # Many small blocks on 8 threads: the warning filter must hold when block
+    # threads read masks at once (catch_warnings is process-wide, not per thread;
+    # this failed two runs in three before the mask reads took a lock).
     import warnings
 
+    from geoseg.engine.local import LocalEngine
+
     src = tmp_path / "rgba.tif"
-    data = np.full((4, 96, 96), 120, dtype=np.uint8)
+    data = np.full((4, 512, 512), 120, dtype=np.uint8)
     data[:, :10] = 0
     with rasterio.open(
-        src, "w", driver="GTiff", width=96, height=96, count=4, dtype="uint8", nodata=0,
+        src, "w", driver="GTiff", width=512, height=512, count=4, dtype="uint8", nodata=0,
         crs="EPSG:32612", transform=Affine(30, 0, 0, 0, -30, 0),
     ) as ds:  # fmt: skip
         ds.write(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        [res] = geoseg.predict(src, make_bundle("Pointwise", chip=32, overlap=0),
-                               tmp_path / "o", vector=False, bands=[1, 2, 3, 4])  # fmt: skip
+    for i in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            [res] = geoseg.predict(src, make_bundle("Pointwise", chip=32, overlap=0),
+                                   tmp_path / f"o{i}", vector=False, bands=[1, 2, 3, 4],
+                                   block=64, engine=LocalEngine(threads=8))  # fmt: skip
     assert (read(res.outputs["classes"])[:10] == 255).all()
