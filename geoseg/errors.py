@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
+import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -78,6 +80,24 @@ def api_wording(text: str) -> str:
         return f"{name}=..." + (f" {value}" if value else "")
 
     return _OPTION.sub(one, text)
+
+
+_WARNINGS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def silenced(*categories: type[Warning]) -> Iterator[None]:
+    """Ignore ``categories`` (all warnings if none) inside the block, thread-safely.
+
+    ``warnings.catch_warnings`` saves and restores the process-wide filter list,
+    so two threads inside it at once can restore each other's filters (and let a
+    warning through, or drop one a user asked for). Every geoseg block that
+    silences a warning goes through this one lock; keep such blocks rare and short.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        for category in categories or (Warning,):
+            warnings.simplefilter("ignore", category)
+        yield
 
 
 class GeosegError(Exception):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from numpy.typing import NDArray
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NodataShadowWarning, RasterioIOError
 
-from geoseg.errors import RasterReadError, SceneError
+from geoseg.errors import RasterReadError, SceneError, silenced
 from geoseg.grid.windows import PixelWindow
 from geoseg.io.masks import MaskSource, MaskSpec
 
@@ -181,22 +180,16 @@ def read_masks(ds: Any, bands: Any, **kwargs: Any) -> NDArray[np.uint8]:
     value (it "shadows" the alpha) and rasterio warns; geoseg applies the alpha
     band itself where it matters, so the warning tells the user nothing.
 
-    ``warnings.catch_warnings`` swaps the process-wide filter list and is not
-    thread-safe: two block threads inside it at once can restore each other's
-    filters and let the warning through. So the filter is set only when rasterio
-    would warn (the condition it checks: four bands, the fourth alpha, a nodata
-    mask), and then under a lock.
+    Block threads read masks at once, and silencing a warning takes a process-wide
+    lock (:func:`geoseg.errors.silenced`), so it is done only when rasterio would
+    warn: the condition it checks is four bands, the fourth alpha, a nodata mask.
     """
     if not _shadows_alpha(ds):
         out: NDArray[np.uint8] = ds.read_masks(bands, **kwargs)
         return out
-    with _SHADOW_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NodataShadowWarning)
+    with silenced(NodataShadowWarning):
         out = ds.read_masks(bands, **kwargs)
     return out
-
-
-_SHADOW_LOCK = threading.Lock()
 
 
 def _shadows_alpha(ds: Any) -> bool:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 
 from geoseg.atomic import atomic_path
-from geoseg.errors import BundleError
+from geoseg.errors import BundleError, silenced
 from geoseg.models.bundle import ModelBundle
 
 
@@ -21,10 +20,9 @@ def onnx_bytes(bundle: ModelBundle, *, opset: int = 17) -> bytes:
     buf = io.BytesIO()
     axes = {0: "n", 2: "rows", 3: "cols"}
     try:
-        with warnings.catch_warnings():
-            # the TorchScript exporter warns about its own deprecation; it is the
-            # one that needs no onnxscript, so use it knowingly
-            warnings.simplefilter("ignore")
+        # the TorchScript exporter warns about its own deprecation; it is the one
+        # that needs no onnxscript, so use it knowingly
+        with silenced():
             torch.onnx.export(
                 model,
                 (dummy,),
